@@ -1,0 +1,122 @@
+#pragma once
+// The error hierarchy of the seed. Every error maps, through one table, to one CLI
+// exit code and one HTTP status (error_info()). Messages never contain secrets:
+// constructors redact URLs and callers pass redacted text.
+#include <stdexcept>
+#include <string>
+
+namespace pw {
+
+enum class ErrorKind {
+  client,              // PodClientError (base)
+  not_found,           // PodNotFoundError
+  connection,          // PodConnectionError
+  not_connected,       // PodNotConnectedError
+  command,             // PodCommandError
+  command_timeout,     // PodCommandTimeoutError
+  config_validation,   // PodConfigValidationError
+  url_parse,           // PodURLParseError
+  namespace_detection, // NamespaceDetectionError
+};
+
+struct ErrorInfo {
+  ErrorKind kind;
+  const char* type_name;  // "PodNotFoundError"
+  const char* code;       // stable machine code for JSON bodies: "pod_not_found"
+  int exit_code;          // CLI exit code (sysexits-style, clear of CLI11's 100-127)
+  int http_status;        // REST status
+};
+
+const ErrorInfo& error_info(ErrorKind kind) noexcept;
+
+class PodClientError : public std::runtime_error {
+ public:
+  explicit PodClientError(const std::string& message, ErrorKind kind = ErrorKind::client);
+  ErrorKind kind() const noexcept { return kind_; }
+  const ErrorInfo& info() const noexcept { return error_info(kind_); }
+
+ private:
+  ErrorKind kind_;
+};
+
+class PodNotFoundError : public PodClientError {
+ public:
+  explicit PodNotFoundError(std::string alias);
+  const std::string& alias() const noexcept { return alias_; }
+
+ private:
+  std::string alias_;
+};
+
+class PodConnectionError : public PodClientError {
+ public:
+  explicit PodConnectionError(std::string reason);
+  const std::string& reason() const noexcept { return reason_; }
+
+ private:
+  std::string reason_;
+};
+
+class PodNotConnectedError : public PodClientError {
+ public:
+  PodNotConnectedError();
+  explicit PodNotConnectedError(const std::string& message);
+};
+
+class PodCommandError : public PodClientError {
+ public:
+  PodCommandError(std::string command, int exit_code, std::string output);
+  const std::string& command() const noexcept { return command_; }
+  int exit_code() const noexcept { return exit_code_; }
+  const std::string& output() const noexcept { return output_; }
+
+ private:
+  std::string command_;
+  int exit_code_;
+  std::string output_;
+};
+
+class PodCommandTimeoutError : public PodClientError {
+ public:
+  PodCommandTimeoutError(std::string command, double timeout, std::string partial_output);
+  const std::string& command() const noexcept { return command_; }
+  double timeout() const noexcept { return timeout_; }
+  // Output received before the deadline.
+  const std::string& output() const noexcept { return output_; }
+
+ private:
+  std::string command_;
+  double timeout_;
+  std::string output_;
+};
+
+class PodConfigValidationError : public PodClientError {
+ public:
+  PodConfigValidationError(std::string field, const std::string& problem);
+  const std::string& field() const noexcept { return field_; }
+
+ private:
+  std::string field_;
+};
+
+class PodURLParseError : public PodClientError {
+ public:
+  // `part` names what is wrong ("scheme", "host", "token", "cols", …); `url` is
+  // redacted before it goes into the message.
+  PodURLParseError(std::string part, const std::string& problem, std::string_view url);
+  const std::string& part() const noexcept { return part_; }
+
+ private:
+  std::string part_;
+};
+
+class NamespaceDetectionError : public PodClientError {
+ public:
+  explicit NamespaceDetectionError(std::string reason);
+  const std::string& reason() const noexcept { return reason_; }
+
+ private:
+  std::string reason_;
+};
+
+}  // namespace pw

@@ -1,0 +1,66 @@
+#pragma once
+// ProviderSpec: what a provider implements so that PodSession and PodRegistry work
+// with it. A user-written provider derives from it, implements the pure functions and
+// plugs in without touching library code.
+#include <podwrangler/asio_fwd.hpp>
+#include <podwrangler/connection.hpp>
+#include <podwrangler/model.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace pw {
+
+struct ListPodsOptions {
+  std::string namespace_;
+  std::string label_selector;
+  std::string field_selector;
+};
+
+class ProviderSpec {
+ public:
+  virtual ~ProviderSpec() = default;
+
+  virtual std::string name() const = 0;
+  virtual WssSchema build_wss_schema(const PodIdentity& identity,
+                                     const SecretString& token) const = 0;
+  // Throws PodURLParseError naming the bad part (never the token).
+  virtual std::pair<PodIdentity, SecretString> parse_url(std::string_view url) const = 0;
+  // Prepares a freshly opened shell (echo off, empty prompts, dumb terminal).
+  virtual Task<void> init_shell(Connection& conn, const WssSchema& schema) const;
+  virtual Task<std::string> detect_namespace(Connection& conn, const PodIdentity& identity,
+                                             const WssSchema& schema) const;
+  virtual Task<std::vector<PodIdentity>> list_pods(const SecretString& token,
+                                                   ListPodsOptions options) const;
+  // Opens the transport for a schema; the default is a WebSocket connection.
+  virtual std::unique_ptr<Connection> open(Executor ex, const WssSchema& schema) const;
+};
+
+// The shell preamble sent by the default init_shell: no echo, no prompts, no colours.
+std::string default_shell_preamble();
+
+// Registry of provider factories by name ("plaintty", "local", …) used to turn a
+// (provider name, URL) pair into an endpoint. Users may add their own.
+class ProviderCatalog {
+ public:
+  using Factory = std::shared_ptr<ProviderSpec> (*)();
+  static ProviderCatalog& instance();
+  void add(std::string name, std::shared_ptr<ProviderSpec> provider);
+  std::shared_ptr<ProviderSpec> get(std::string_view name) const;  // nullptr if unknown
+  std::vector<std::string> names() const;
+  // Picks a provider from a URL scheme: local:// → local, ws(s):// → plaintty.
+  std::shared_ptr<ProviderSpec> for_url(std::string_view url) const;
+
+ private:
+  ProviderCatalog();
+  std::map<std::string, std::shared_ptr<ProviderSpec>, std::less<>> providers_;
+};
+
+// Builds an endpoint from a URL with the given (or URL-implied) provider.
+PodEndpoint endpoint_from_url(std::string_view url, std::shared_ptr<ProviderSpec> provider = {});
+
+}  // namespace pw

@@ -1,0 +1,4 @@
+#pragma once
+namespace pw {
+const char* version() noexcept;
+}

@@ -1,0 +1,158 @@
+#include <podwrangler/sentinel.hpp>
+
+#include <openssl/rand.h>
+
+#include <stdexcept>
+
+namespace pw {
+
+std::string make_nonce() {
+  unsigned char raw[8];
+  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("RAND_bytes failed");
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (std::size_t i = 0; i < sizeof raw; ++i) {
+    out[2 * i] = hex[raw[i] >> 4];
+    out[2 * i + 1] = hex[raw[i] & 0xF];
+  }
+  return out;
+}
+
+std::string shell_quote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out.push_back('\'');
+  for (char c : s) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out.push_back(c);
+  }
+  out.push_back('\'');
+  return out;
+}
+
+namespace {
+constexpr std::string_view kPrintf = "printf '\\n\\036PW%s:%d\\036\\n' ";
+}
+
+std::string frame_command(std::string_view command, std::string_view nonce) {
+  std::string out;
+  out.reserve(command.size() + 96);
+  out += "{ eval ";
+  out += shell_quote(command);
+  out += "; } </dev/null 2>&1; ";
+  out += kPrintf;
+  out += nonce;
+  out += " \"$?\"\n";
+  return out;
+}
+
+std::string frame_sync(std::string_view nonce) {
+  std::string out{kPrintf};
+  out += nonce;
+  out += " \"$?\"\n";
+  return out;
+}
+
+std::string normalize_tty_output(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '\r' && i + 1 < s.size() && s[i + 1] == '\n') continue;
+    if (c == '\x1b' && s.substr(i, 8) == "\x1b[?2004h") { i += 7; continue; }
+    if (c == '\x1b' && s.substr(i, 8) == "\x1b[?2004l") { i += 7; continue; }
+    out.push_back(c);
+  }
+  return out;
+}
+
+SentinelScanner::SentinelScanner(std::string nonce, std::size_t max_output, bool tty)
+    : nonce_(std::move(nonce)), max_output_(max_output), tty_(tty) {
+  marker_ = "\x1ePW";
+  marker_ += nonce_;
+  marker_ += ':';
+}
+
+bool SentinelScanner::feed(std::string_view chunk) {
+  if (done_) {
+    leftover_.append(chunk);
+    return true;
+  }
+  bytes_seen_ += chunk.size();
+  buf_.append(chunk);
+  scan();
+  return done_;
+}
+
+void SentinelScanner::scan() {
+  // buf_[0, kept_) is confirmed output; the rest is still being scanned.
+  std::size_t from = kept_;
+  while (true) {
+    std::size_t p = buf_.find(marker_, from);
+    if (p == std::string::npos) break;
+    std::size_t q = p + marker_.size();
+    std::size_t digits = 0;
+    while (q < buf_.size() && digits < 4 && buf_[q] >= '0' && buf_[q] <= '9') { ++q; ++digits; }
+    if (q == buf_.size()) {
+      // Incomplete marker: wait for more bytes, keep everything from p on.
+      if (p > kept_) kept_ = p;
+      return;
+    }
+    if (digits == 0 || buf_[q] != '\x1e') {
+      from = p + 1;  // looks like the marker but is not: ordinary output
+      continue;
+    }
+    exit_code_ = std::stoi(buf_.substr(p + marker_.size(), digits));
+    std::size_t end = q + 1;
+    if (end < buf_.size() && buf_[end] == '\r') ++end;
+    if (end < buf_.size() && buf_[end] == '\n') ++end;
+    leftover_ = buf_.substr(end);
+    // Drop the one newline the frame prints before the marker.
+    std::size_t out_end = p;
+    if (out_end > 0 && buf_[out_end - 1] == '\n') {
+      --out_end;
+      if (out_end > 0 && buf_[out_end - 1] == '\r') --out_end;
+    }
+    buf_.resize(out_end);
+    if (buf_.size() > max_output_) {
+      buf_.resize(max_output_);
+      truncated_ = true;
+    }
+    kept_ = buf_.size();
+    done_ = true;
+    return;
+  }
+  // No marker: all but the last marker_.size()+1 bytes are output for sure (the +1
+  // keeps a CR before the framing newline together with it).
+  std::size_t keep_tail = marker_.size() + 2;
+  if (buf_.size() > keep_tail && buf_.size() - keep_tail > kept_) kept_ = buf_.size() - keep_tail;
+  if (kept_ > max_output_) {
+    // Over the cap: drop confirmed output beyond it, keep the unscanned tail.
+    buf_.erase(max_output_, kept_ - max_output_);
+    kept_ = max_output_;
+    truncated_ = true;
+  }
+}
+
+std::string SentinelScanner::finish(std::string s) const {
+  return tty_ ? normalize_tty_output(s) : s;
+}
+
+std::string SentinelScanner::output() const {
+  if (done_) return finish(buf_);
+  // Partial output: the confirmed part plus what is still being scanned.
+  std::string s = buf_;
+  if (s.size() > max_output_) s.resize(max_output_);
+  return finish(std::move(s));
+}
+
+std::string SentinelScanner::take_output() {
+  std::string s = output();
+  buf_.clear();
+  kept_ = 0;
+  return s;
+}
+
+}  // namespace pw

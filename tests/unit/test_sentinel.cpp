@@ -1,0 +1,3 @@
+#include <doctest/doctest.h>
+#include <podwrangler/sentinel.hpp>
+TEST_CASE("placeholder") { CHECK(pw::shell_quote("a") == "'a'"); }
