@@ -38,14 +38,17 @@ constexpr std::string_view kPrintf = "printf '\\n\\036PW%s:%d\\036\\n' ";
 
 std::string frame_command(std::string_view command, std::string_view nonce) {
   std::string out;
-  out.reserve(command.size() + 96);
-  out += "{ eval ";
-  out += shell_quote(command);
-  out += "; } </dev/null 2>&1; ";
-  out += kPrintf;
+  out.reserve(command.size() + 112);
+  out += "__pw_n=";
   out += nonce;
-  out += " \"$?\"\n";
+  out += "; { command eval ";
+  out += shell_quote(command);
+  out += "; } </dev/null 2>&1; printf '\\n\\036PW%s:%d\\036\\n' \"$__pw_n\" \"$?\"\n";
   return out;
+}
+
+std::string exit_trap() {
+  return "trap 'printf \"\\n\\036PW%s:X%d\\036\\n\" \"$__pw_n\" \"$?\"' EXIT\n";
 }
 
 std::string frame_sync(std::string_view nonce) {
@@ -93,6 +96,8 @@ void SentinelScanner::scan() {
     std::size_t p = buf_.find(marker_, from);
     if (p == std::string::npos) break;
     std::size_t q = p + marker_.size();
+    bool exited = q < buf_.size() && buf_[q] == 'X';
+    if (exited) ++q;
     std::size_t digits = 0;
     while (q < buf_.size() && digits < 4 && buf_[q] >= '0' && buf_[q] <= '9') { ++q; ++digits; }
     if (q == buf_.size()) {
@@ -104,7 +109,8 @@ void SentinelScanner::scan() {
       from = p + 1;  // looks like the marker but is not: ordinary output
       continue;
     }
-    exit_code_ = std::stoi(buf_.substr(p + marker_.size(), digits));
+    exit_code_ = std::stoi(buf_.substr(q - digits, digits));
+    shell_exited_ = exited;
     std::size_t end = q + 1;
     if (end < buf_.size() && buf_[end] == '\r') ++end;
     if (end < buf_.size() && buf_[end] == '\n') ++end;

@@ -52,6 +52,7 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
   bool echo = false;
   bool ever_connected = false;
   bool closed_by_user = false;
+  bool reconnect_next = false;  // the last command ended the shell on purpose (exit, exec)
 
   void notify() {
     pending = true;
@@ -148,7 +149,7 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
       co_await endpoint.provider->init_shell(*c, schema);
       // First round: test for a terminal and wait until the preamble has run.
       tty = c->is_tty();
-      SentinelScanner first = co_await sync(deadline, "test -t 1 2>/dev/null; ");
+      SentinelScanner first = co_await sync(deadline, exit_trap() + "test -t 1 2>/dev/null; ");
       if (!first.done())
         throw PodConnectionError("shell on " + c->describe() + " did not answer within " +
                                  std::to_string(opts.connect_timeout) + "s");
@@ -164,6 +165,7 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
     }
     ever_connected = true;
     closed_by_user = false;
+    reconnect_next = false;
   }
 
   Task<void> connect() {
@@ -205,7 +207,9 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
   }
 
   Task<CommandResult> run_locked(std::string command, double timeout) {
-    if (!usable()) {
+    if (!usable() && reconnect_next && !closed_by_user) {
+      co_await connect();
+    } else if (!usable()) {
       if (closed_by_user || !ever_connected) throw PodNotConnectedError();
       if (!opts.auto_reconnect && !conn)
         throw PodNotConnectedError("session is not connected (connection lost: " +
@@ -241,6 +245,12 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
         co_await recover();
         throw PodCommandTimeoutError(command, timeout, strip_echo(std::move(partial), payload));
       }
+    }
+    if (sc.shell_exited()) {
+      // The command ended the shell (exit, exec …): its status is known; the next
+      // command gets a fresh shell.
+      drop_connection();
+      reconnect_next = true;
     }
     CommandResult r;
     r.command = std::move(command);

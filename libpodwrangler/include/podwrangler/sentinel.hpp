@@ -2,11 +2,14 @@
 // Sentinel framing for persistent shells (PROTOCOLS.md §4).
 //
 // A command is sent as
-//   { eval '<command, single-quote escaped>'
-//   } </dev/null 2>&1; printf '\n\036PW%s:%d\036\n' <nonce> "$?"
+//   __pw_n=<nonce>; { command eval '<command, single-quote escaped>'; } </dev/null 2>&1;
+//   printf '\n\036PW%s:%d\036\n' "$__pw_n" "$?"
 // The echoed input (on a TTY with echo) shows "\036" as four characters, so only the
 // real printf output contains the byte 0x1E followed by "PW<nonce>:". The eval keeps
-// unbalanced quotes from leaving the shell waiting for more input.
+// unbalanced quotes from leaving the shell waiting for more input, and `command`
+// keeps a syntax error from ending a non-interactive shell. A command that ends the
+// shell (exit, exec) still reports its status: the EXIT trap (exit_trap()) prints the
+// sentinel as "PW<nonce>:X<status>" and the scanner sets shell_exited().
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -19,6 +22,8 @@ std::string make_nonce();
 
 // The bytes to send for `command` (ends with '\n').
 std::string frame_command(std::string_view command, std::string_view nonce);
+// Installs the EXIT trap that reports the status of a command that ends the shell.
+std::string exit_trap();
 // A sentinel-only payload, used to sync with a fresh or interrupted shell.
 std::string frame_sync(std::string_view nonce);
 // Quotes `s` for a POSIX shell: 'it'\''s'.
@@ -37,6 +42,8 @@ class SentinelScanner {
   bool feed(std::string_view chunk);
   bool done() const noexcept { return done_; }
   int exit_code() const noexcept { return exit_code_; }
+  // The command ended the shell (the sentinel came from the EXIT trap).
+  bool shell_exited() const noexcept { return shell_exited_; }
   bool truncated() const noexcept { return truncated_; }
   // Output so far (partial while !done()), CRLF normalised on TTYs.
   std::string output() const;
@@ -57,6 +64,7 @@ class SentinelScanner {
   bool truncated_ = false;
   bool done_ = false;
   int exit_code_ = -1;
+  bool shell_exited_ = false;
   std::string leftover_;
   std::size_t bytes_seen_ = 0;
 };

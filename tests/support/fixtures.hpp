@@ -1,0 +1,85 @@
+#pragma once
+// Test fixtures that start real components (websocketd, openssl) on loopback and end
+// them by PID. Shared by the integration tests and the benchmark programs.
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace pw::testing {
+
+// A fresh directory under $TMPDIR, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// A free TCP port on 127.0.0.1 (bound then released).
+int free_port();
+// Waits until something accepts TCP connections on 127.0.0.1:port.
+bool wait_for_port(int port, std::chrono::milliseconds timeout);
+// Reads a whole file ("" if missing).
+std::string read_file(const std::string& path);
+// Runs a shell command line, returns its exit status; output goes to `log` if given.
+int sh(const std::string& command_line);
+
+// A child process started with posix_spawn, stdout+stderr appended to `log_path`.
+// stop() sends SIGTERM, then SIGKILL after a grace period, to that PID only.
+class Process {
+ public:
+  Process() = default;
+  Process(std::vector<std::string> argv, const std::string& log_path);
+  ~Process();
+  Process(Process&& o) noexcept;
+  Process& operator=(Process&& o) noexcept;
+  int pid() const { return pid_; }
+  bool running() const;
+  void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
+  void kill_now();  // SIGKILL
+
+ private:
+  int pid_ = -1;
+};
+
+// A CA and a server certificate for 127.0.0.1/localhost, made with the openssl CLI.
+struct TestPki {
+  std::string ca_cert, server_cert, server_key;
+  std::string other_ca_cert;  // an unrelated CA: verification against it must fail
+};
+TestPki make_test_pki(const TempDir& dir);
+
+// websocketd in front of a program, on 127.0.0.1:port, optionally with TLS.
+class Websocketd {
+ public:
+  Websocketd(const TempDir& dir, std::vector<std::string> program, const TestPki* tls,
+             int port = 0, int max_forks = 0);
+  int port() const { return port_; }
+  std::string url(const std::string& path) const;  // ws[s]://127.0.0.1:port + path
+  void stop() { proc_.stop(); }
+  void kill_now() { proc_.kill_now(); }
+  void restart();
+  int pid() const { return proc_.pid(); }
+
+ private:
+  void start();
+  std::string log_;
+  std::vector<std::string> argv_;
+  int port_;
+  bool tls_;
+  Process proc_;
+};
+
+// The PTY shell the PlainTTY tests use: a real terminal via script(1).
+std::vector<std::string> pty_shell_program();
+// A plain pipe shell (no terminal).
+std::vector<std::string> pipe_shell_program();
+
+}  // namespace pw::testing
