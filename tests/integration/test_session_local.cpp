@@ -3,6 +3,12 @@
 
 #include <podwrangler/providers/local.hpp>
 
+#include <utility>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_future.hpp>
+
 using namespace pw;
 
 TEST_CASE("local PTY session behaves like every session") {
@@ -51,4 +57,23 @@ TEST_CASE("Ctrl-C recovery keeps the shell (cwd survives a timeout on a PTY)") {
   s.run("cd /tmp");
   CHECK_THROWS_AS(s.run("sleep 30", 0.3), PodCommandTimeoutError);
   CHECK(s.run("pwd").output == "/tmp\n");
+}
+
+TEST_CASE("concurrent runs on one session are serialised, each gets its own output") {
+  boost::asio::io_context io(1);
+  std::vector<std::string> outs(20);
+  auto task = [&]() -> Task<void> {
+    auto ex = co_await boost::asio::this_coro::executor;
+    PodSession s = PodSession::from_url(ex, "local://");
+    co_await s.connect();
+    co_await for_each_bounded(outs.size(), outs.size(), [&](std::size_t i) -> Task<void> {
+      auto r = co_await s.run("sleep 0.0$((RANDOM % 3)); echo " + std::to_string(i));
+      outs[i] = r.output;
+    });
+    co_await s.close();
+  };
+  auto fut = boost::asio::co_spawn(io, task(), boost::asio::use_future);
+  io.run();
+  fut.get();
+  for (std::size_t i = 0; i < outs.size(); ++i) CHECK(outs[i] == std::to_string(i) + "\n");
 }

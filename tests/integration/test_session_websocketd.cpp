@@ -5,7 +5,11 @@
 
 #include <podwrangler/providers/plaintty.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 
 using namespace pw;
 using namespace pw::testing;
@@ -131,4 +135,24 @@ TEST_CASE("without auto_reconnect a lost connection is reported, not hidden") {
   CHECK_THROWS_AS(s.run("echo x"), PodNotConnectedError);
   s.connect();
   CHECK(s.run("echo x").output == "x\n");
+}
+
+TEST_CASE("connect timeout: a peer that accepts TCP but never speaks TLS") {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(fd, 16) == 0);  // the kernel completes handshakes; nobody answers
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  std::string url = "wss://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/exec/1/?token=abcdef&pod=p";
+  SessionOptions o;
+  o.connect_timeout = 0.5;
+  auto s = BlockingSession::from_url(url, provider_with_ca(env().pki.ca_cert), o);
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH_AS(s.connect(), doctest::Contains("timed out"), PodConnectionError);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(secs < 3.0);
+  ::close(fd);
 }
