@@ -79,11 +79,11 @@ SentinelScanner::SentinelScanner(std::string nonce, std::size_t max_output, bool
 }
 
 bool SentinelScanner::feed(std::string_view chunk) {
+  bytes_seen_ += chunk.size();
   if (done_) {
     leftover_.append(chunk);
     return true;
   }
-  bytes_seen_ += chunk.size();
   buf_.append(chunk);
   scan();
   return done_;
@@ -109,11 +109,18 @@ void SentinelScanner::scan() {
       from = p + 1;  // looks like the marker but is not: ordinary output
       continue;
     }
-    exit_code_ = std::stoi(buf_.substr(q - digits, digits));
-    shell_exited_ = exited;
+    // The sentinel line ends with "\n" ("\r\n" on a TTY), which may arrive in the next
+    // chunk: wait for it, so that it never shows up as leftover (or as the first byte
+    // of the next command's output).
     std::size_t end = q + 1;
     if (end < buf_.size() && buf_[end] == '\r') ++end;
-    if (end < buf_.size() && buf_[end] == '\n') ++end;
+    if (end == buf_.size()) {
+      if (p > kept_) kept_ = p;
+      return;
+    }
+    if (buf_[end] == '\n') ++end;
+    exit_code_ = std::stoi(buf_.substr(q - digits, digits));
+    shell_exited_ = exited;
     leftover_ = buf_.substr(end);
     // Drop the one newline the frame prints before the marker.
     std::size_t out_end = p;

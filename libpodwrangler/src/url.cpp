@@ -15,9 +15,11 @@ int hexval(char c) {
   return -1;
 }
 
+// Percent escapes are not accepted in host names: no resolver decodes them, and a
+// decoded "%00" or "%2F" would change what the name means.
 bool host_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' ||
-         c == '~' || c == '%';
+         c == '~';
 }
 }  // namespace
 

@@ -10,13 +10,20 @@
 #include <vector>
 
 using namespace pw;
+using namespace std::string_literals;
 
 namespace {
 
 const std::vector<ErrorKind> kAllKinds = {
-    ErrorKind::client,         ErrorKind::not_found,         ErrorKind::connection,
-    ErrorKind::not_connected,  ErrorKind::command,           ErrorKind::command_timeout,
-    ErrorKind::config_validation, ErrorKind::url_parse,      ErrorKind::namespace_detection,
+    ErrorKind::client,
+    ErrorKind::not_found,
+    ErrorKind::connection,
+    ErrorKind::not_connected,
+    ErrorKind::command,
+    ErrorKind::command_timeout,
+    ErrorKind::config_validation,
+    ErrorKind::url_parse,
+    ErrorKind::namespace_detection,
 };
 
 constexpr const char* kToken = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.S1gN4tUr3xYz";
@@ -29,13 +36,13 @@ bool contains(const std::string& hay, const std::string& needle) {
 
 }  // namespace
 
-TEST_SUITE("errors") {
+TEST_SUITE_BEGIN("errors");
 
 TEST_CASE("error_info: one row per kind, with its own kind, names and codes") {
   std::set<std::string> type_names, codes;
   for (ErrorKind k : kAllKinds) {
     const ErrorInfo& info = error_info(k);
-    CAPTURE(info.type_name);
+    INFO(std::string(info.type_name));
     CHECK(info.kind == k);
     REQUIRE(info.type_name != nullptr);
     REQUIRE(info.code != nullptr);
@@ -66,7 +73,7 @@ TEST_CASE("error_info: exit codes are distinct, non-zero and clear of reserved r
   std::set<int> exits;
   for (ErrorKind k : kAllKinds) {
     const ErrorInfo& info = error_info(k);
-    CAPTURE(info.type_name);
+    INFO(std::string(info.type_name));
     CAPTURE(info.exit_code);
     CHECK(info.exit_code > 0);
     CHECK(info.exit_code < 126);  // 126/127: not executable / not found; >128: signals
@@ -82,7 +89,7 @@ TEST_CASE("error_info: exit codes are distinct, non-zero and clear of reserved r
 TEST_CASE("error_info: HTTP statuses are sensible") {
   for (ErrorKind k : kAllKinds) {
     const ErrorInfo& info = error_info(k);
-    CAPTURE(info.type_name);
+    INFO(std::string(info.type_name));
     CHECK(info.http_status >= 400);
     CHECK(info.http_status <= 599);
   }
@@ -95,8 +102,7 @@ TEST_CASE("error_info: HTTP statuses are sensible") {
   // ... failures of the remote side are 5xx.
   CHECK(error_info(ErrorKind::connection).http_status / 100 == 5);
   CHECK(error_info(ErrorKind::not_connected).http_status / 100 == 5);
-  CHECK(error_info(ErrorKind::connection).http_status !=
-        error_info(ErrorKind::client).http_status);
+  CHECK(error_info(ErrorKind::connection).http_status != error_info(ErrorKind::client).http_status);
 }
 
 TEST_CASE("error_info: an out-of-range kind falls back to the base row") {
@@ -128,10 +134,8 @@ TEST_CASE("every error class derives from PodClientError and std::runtime_error"
   CHECK(kind_of([] { throw PodConnectionError("r"); }) == ErrorKind::connection);
   CHECK(kind_of([] { throw PodNotConnectedError(); }) == ErrorKind::not_connected);
   CHECK(kind_of([] { throw PodCommandError("c", 3, "o"); }) == ErrorKind::command);
-  CHECK(kind_of([] { throw PodCommandTimeoutError("c", 1.0, "o"); }) ==
-        ErrorKind::command_timeout);
-  CHECK(kind_of([] { throw PodConfigValidationError("f", "p"); }) ==
-        ErrorKind::config_validation);
+  CHECK(kind_of([] { throw PodCommandTimeoutError("c", 1.0, "o"); }) == ErrorKind::command_timeout);
+  CHECK(kind_of([] { throw PodConfigValidationError("f", "p"); }) == ErrorKind::config_validation);
   CHECK(kind_of([] { throw PodURLParseError("host", "p", "wss://x"); }) == ErrorKind::url_parse);
   CHECK(kind_of([] { throw NamespaceDetectionError("r"); }) == ErrorKind::namespace_detection);
   CHECK(kind_of([] { throw PodClientError("m"); }) == ErrorKind::client);
@@ -180,7 +184,7 @@ TEST_CASE("PodCommandError: command(), exit_code(), output()") {
   CHECK(contains(e.what(), "make test"));
   CHECK(contains(e.what(), "2"));
   // Arbitrary bytes survive untouched in output().
-  std::string bin("\x00\xff\xfe\n", 4);
+  std::string bin = "\x00\xff\xfe\n"s;
   PodCommandError e3("cat blob", 255, bin);
   CHECK(e3.output() == bin);
   CHECK(e3.exit_code() == 255);
@@ -218,7 +222,7 @@ TEST_CASE("PodURLParseError: part() and a short printable message") {
   PodURLParseError big("url", "too long", huge);
   CHECK(std::string(big.what()).size() < 2000);
 
-  std::string ctl("wss://h/\x01\x1b[31m\n\0x", 17);
+  std::string ctl = "wss://h/\x01\x1b[31m\n\0x"s;
   PodURLParseError c("url", "control", ctl);
   for (char ch : std::string(c.what())) {
     CHECK_FALSE((static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f));
@@ -271,4 +275,4 @@ TEST_CASE("messages redact userinfo passwords, URL-less key=value secrets and be
         "connection failed: connect to 10.0.0.1:443 timed out after 15s (attempt 2 of 3)");
 }
 
-}  // TEST_SUITE
+TEST_SUITE_END();

@@ -6,10 +6,12 @@
 #include <podwrangler/providers/plaintty.hpp>
 
 #include <nlohmann/json.hpp>
+
 #include <sstream>
 #include <string>
 
 using namespace pw;
+using namespace std::string_literals;
 
 namespace {
 
@@ -41,7 +43,7 @@ bool has(const std::string& s, const std::string& needle) {
 
 }  // namespace
 
-TEST_SUITE("model") {
+TEST_SUITE_BEGIN("model");
 
 TEST_CASE("PodIdentity defaults") {
   PodIdentity id;
@@ -218,7 +220,7 @@ TEST_CASE("CommandResult from_json defaults and required command") {
 TEST_CASE("dump_json and operator<< survive invalid UTF-8 in output") {
   CommandResult r;
   r.command = "cat /bin/true";
-  r.output = std::string("ok \xff\xfe\x80 end\x00!", 13);
+  r.output = "ok \xff\xfe\x80 end\x00!"s;
   r.exit_code = 0;
   std::string s;
   CHECK_NOTHROW(s = printed(r));
@@ -228,7 +230,7 @@ TEST_CASE("dump_json and operator<< survive invalid UTF-8 in output") {
   nlohmann::json parsed;
   CHECK_NOTHROW(parsed = nlohmann::json::parse(s));
   CHECK(has(parsed.at("output").get<std::string>(), "\xEF\xBF\xBD"));
-  CHECK(has(parsed.at("output").get<std::string>(), std::string("end\0!", 5)));
+  CHECK(has(parsed.at("output").get<std::string>(), "end\0!"s));
   CHECK(dump_json(nlohmann::json(r), 2).find('\n') != std::string::npos);
   // Valid UTF-8 is kept as is.
   r.output = "h\xC3\xA9llo \xE2\x9C\x93";
@@ -311,8 +313,8 @@ TEST_CASE("endpoints parsed from a URL never print the token") {
   CHECK_FALSE(has(printed(ep), kTok));
   CHECK_FALSE(has(printed(ep.identity), kTok));
   WssSchema schema = provider->build_wss_schema(id, tok);
-  CHECK(has(schema.url, kTok));  // the transport needs it ...
+  CHECK(has(schema.url, kTok));             // the transport needs it ...
   CHECK_FALSE(has(printed(schema), kTok));  // ... but it never prints
 }
 
-}  // TEST_SUITE
+TEST_SUITE_END();

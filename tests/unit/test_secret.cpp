@@ -4,6 +4,7 @@
 #include <podwrangler/secret.hpp>
 
 #include <nlohmann/json.hpp>
+
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -14,7 +15,7 @@ namespace {
 constexpr const char* kTok = "eyJhbGciOiJIUzI1NiJ9.payload.sig-TOPSECRET";
 }
 
-TEST_SUITE("secret") {
+TEST_SUITE_BEGIN("secret");
 
 TEST_CASE("REDACTED is three asterisks") { CHECK(std::string(REDACTED) == "***"); }
 
@@ -81,4 +82,4 @@ TEST_CASE("Secret<T> is not implicitly constructible from its value") {
   static_assert(std::is_constructible_v<SecretString, std::string>);
 }
 
-}  // TEST_SUITE
+TEST_SUITE_END();

@@ -37,6 +37,11 @@ std::pair<PodIdentity, SecretString> LocalProvider::parse_url(std::string_view u
 WssSchema LocalProvider::build_wss_schema(const PodIdentity& identity, const SecretString&) const {
   WssSchema s;
   s.url = identity.origin.empty() ? "local://" + identity.pod_name : identity.origin;
+  // The origin leaves the width out; open() reads it back from here (the last "cols" wins,
+  // as in parse_url()).
+  if (identity.cols != DEFAULT_TERMINAL_COLS)
+    s.url += (s.url.find('?') == std::string::npos ? "?cols=" : "&cols=") +
+             std::to_string(identity.cols);
   s.line_framed = false;
   s.is_binary_framed = true;
   s.tty = true;
@@ -53,6 +58,11 @@ std::unique_ptr<Connection> LocalProvider::open(Executor ex, const WssSchema& sc
   std::string shell = u.param("shell").value_or("/bin/sh");
   std::string cwd = u.param("cwd").value_or("");
   int cols = DEFAULT_TERMINAL_COLS;
+  for (const auto& [k, v] : u.query) {
+    if (k == "cols" && !v.empty() && v.size() <= 4 &&
+        v.find_first_not_of("0123456789") == std::string::npos && std::stoi(v) >= 1)
+      cols = std::stoi(v);
+  }
   return make_pty_connection(ex, std::move(shell), std::move(cwd), cols);
 }
 

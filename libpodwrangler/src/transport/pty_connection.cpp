@@ -89,11 +89,23 @@ class PtyConnection final : public Connection {
     if (ec) {
       // EIO on the master means the shell (and every holder of the slave) has gone.
       if (ec == asio::error::eof || ec.value() == EIO || ec == asio::error::operation_aborted ||
-          ec == asio::error::bad_descriptor)
+          ec == asio::error::bad_descriptor) {
+        reap();
         co_return n > 0;
+      }
       throw PodConnectionError("local shell read failed: " + ec.message());
     }
     co_return true;
+  }
+
+  // Collects the shell's status once it has gone (so that errors can say why).
+  void reap() noexcept {
+    if (pid_ <= 0) return;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      exit_status_ = status;
+      pid_ = -1;
+    }
   }
 
   void close() noexcept override {
@@ -111,7 +123,12 @@ class PtyConnection final : public Connection {
   }
 
   bool is_tty() const noexcept override { return true; }
-  std::string describe() const override { return "local shell " + shell_; }
+  std::string describe() const override {
+    std::string d = "local shell " + shell_;
+    if (WIFEXITED(exit_status_)) d += " (exited with status " + std::to_string(WEXITSTATUS(exit_status_)) + ")";
+    else if (WIFSIGNALED(exit_status_)) d += " (killed by signal " + std::to_string(WTERMSIG(exit_status_)) + ")";
+    return d;
+  }
 
  private:
   Executor ex_;
@@ -119,6 +136,7 @@ class PtyConnection final : public Connection {
   int cols_;
   asio::posix::stream_descriptor master_;
   pid_t pid_ = -1;
+  int exit_status_ = -1;  // waitpid() status once reaped, -1 before
   bool open_ = false;
 };
 

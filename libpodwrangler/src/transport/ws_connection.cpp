@@ -1,6 +1,7 @@
 // WebSocket transport (Boost.Beast): ws:// and wss:// with verified TLS.
 // This is one of the few translation units that include Beast (build time).
 #include "tls_context.hpp"
+#include "tls_socket.hpp"
 
 #include <podwrangler/connection.hpp>
 #include <podwrangler/errors.hpp>
@@ -12,9 +13,8 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
-#include <boost/beast/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 
 #include <optional>
 
@@ -70,26 +70,40 @@ class WsConnection final : public Connection {
   Task<void> connect(std::chrono::milliseconds timeout) override {
     Target t = split_target(schema_.url);
     std::string where = t.host_header;
-    make_stream();
-    auto& lowest = beast::get_lowest_layer(*ws_);
     boost::system::error_code ec;
     tcp::resolver resolver(ex_);
     auto results = co_await resolver.async_resolve(t.host, t.port, asio::redirect_error(use_aw, ec));
     if (ec) throw PodConnectionError("cannot resolve " + where + ": " + ec.message());
-    lowest.expires_after(timeout);
-    co_await lowest.async_connect(results, asio::redirect_error(use_aw, ec));
+    beast::tcp_stream stream(ex_);
+    stream.expires_after(timeout);
+    co_await stream.async_connect(results, asio::redirect_error(use_aw, ec));
     if (ec) throw PodConnectionError(fail_text("cannot connect to " + where, ec));
-    lowest.socket().set_option(tcp::no_delay(true), ec);
+    stream.socket().set_option(tcp::no_delay(true), ec);
+    stream.expires_never();
     if constexpr (kTls) {
-      SSL* ssl = ws_->next_layer().native_handle();
+      SSL* ssl = SSL_new(ctx_->native_handle());
+      if (!ssl) throw PodConnectionError("cannot create a TLS session for " + where);
+      ws_.emplace(stream.release_socket(), ssl);
       transport::prepare_client_ssl(ssl, t.host, schema_.tls);
-      co_await ws_->next_layer().async_handshake(ssl::stream_base::client,
-                                                 asio::redirect_error(use_aw, ec));
+      SSL_set_connect_state(ssl);
+      hs_timer_.expires_after(timeout);
+      hs_timed_out_ = false;
+      hs_timer_.async_wait([this](boost::system::error_code tec) {
+        if (tec) return;  // cancelled: the handshake finished (or we are gone)
+        hs_timed_out_ = true;
+        boost::system::error_code ignored;
+        ws_->next_layer().close(ignored);
+      });
+      std::size_t n = co_await ws_->next_layer().async_handshake(asio::redirect_error(use_aw, ec));
+      (void)n;
+      hs_timer_.cancel();
+      if (hs_timed_out_) throw PodConnectionError("TLS handshake with " + where + " failed: timed out");
       if (ec)
         throw PodConnectionError(transport::describe_tls_failure(
             ssl, fail_text("TLS handshake with " + where + " failed", ec)));
+    } else {
+      ws_.emplace(std::move(stream));
     }
-    lowest.expires_never();
     websocket::stream_base::timeout opt{};
     opt.handshake_timeout = timeout;
     opt.idle_timeout = websocket::stream_base::none();
@@ -157,10 +171,7 @@ class WsConnection final : public Connection {
   void close() noexcept override {
     if (!ws_) return;
     open_ = false;
-    boost::system::error_code ec;
-    auto& sock = beast::get_lowest_layer(*ws_).socket();
-    sock.shutdown(tcp::socket::shutdown_both, ec);
-    sock.close(ec);
+    beast::close_socket(beast::get_lowest_layer(*ws_));
   }
 
   bool is_tty() const noexcept override { return schema_.tty; }
@@ -168,13 +179,6 @@ class WsConnection final : public Connection {
 
  private:
   static constexpr bool kTls = !std::is_same_v<WsStream, websocket::stream<beast::tcp_stream>>;
-
-  void make_stream() {
-    if constexpr (kTls)
-      ws_.emplace(ex_, *ctx_);
-    else
-      ws_.emplace(ex_);
-  }
 
   static std::string fail_text(const std::string& what, const boost::system::error_code& ec) {
     if (ec == beast::error::timeout) return what + ": timed out";
@@ -188,10 +192,12 @@ class WsConnection final : public Connection {
   beast::flat_buffer buffer_;
   std::string subprotocol_;
   bool open_ = false;
+  asio::steady_timer hs_timer_{ex_};
+  bool hs_timed_out_ = false;
 };
 
 using PlainWs = websocket::stream<beast::tcp_stream>;
-using TlsWs = websocket::stream<beast::ssl_stream<beast::tcp_stream>>;
+using TlsWs = websocket::stream<transport::TlsSocket>;
 
 }  // namespace
 
