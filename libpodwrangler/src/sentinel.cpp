@@ -33,7 +33,7 @@ std::string shell_quote(std::string_view s) {
 }
 
 namespace {
-constexpr std::string_view kPrintf = "printf '\\n\\036PW%s:%d\\036\\n' ";
+constexpr std::string_view kPrintf = "printf '\\036PW%s:%d\\036\\n' ";
 }
 
 std::string frame_command(std::string_view command, std::string_view nonce) {
@@ -43,12 +43,12 @@ std::string frame_command(std::string_view command, std::string_view nonce) {
   out += nonce;
   out += "; { command eval ";
   out += shell_quote(command);
-  out += "; } </dev/null 2>&1; printf '\\n\\036PW%s:%d\\036\\n' \"$__pw_n\" \"$?\"\n";
+  out += "; } </dev/null 2>&1; printf '\\036PW%s:%d\\036\\n' \"$__pw_n\" \"$?\"\n";
   return out;
 }
 
 std::string exit_trap() {
-  return "trap 'printf \"\\n\\036PW%s:X%d\\036\\n\" \"$__pw_n\" \"$?\"' EXIT\n";
+  return "trap 'printf \"\\036PW%s:X%d\\036\\n\" \"$__pw_n\" \"$?\"' EXIT\n";
 }
 
 std::string frame_sync(std::string_view nonce) {
@@ -118,16 +118,17 @@ void SentinelScanner::scan() {
       if (p > kept_) kept_ = p;
       return;
     }
-    if (buf_[end] == '\n') ++end;
+    if (buf_[end] != '\n') {
+      from = p + 1;  // the real sentinel line always ends here: this one is output
+      continue;
+    }
+    ++end;
     exit_code_ = std::stoi(buf_.substr(q - digits, digits));
     shell_exited_ = exited;
     leftover_ = buf_.substr(end);
-    // Drop the one newline the frame prints before the marker.
+    // The marker follows the output directly (no newline of ours in between), so a
+    // line-framed peer sends no extra frame and output without a final newline is kept.
     std::size_t out_end = p;
-    if (out_end > 0 && buf_[out_end - 1] == '\n') {
-      --out_end;
-      if (out_end > 0 && buf_[out_end - 1] == '\r') --out_end;
-    }
     buf_.resize(out_end);
     if (buf_.size() > max_output_) {
       buf_.resize(max_output_);

@@ -23,7 +23,7 @@ namespace {
 const std::string kNonce = "0123456789abcdef";
 
 std::string sentinel(int code, const std::string& nonce = kNonce, const std::string& eol = "\n") {
-  return "\n\x1ePW" + nonce + ":" + std::to_string(code) + "\x1e" + eol;
+  return "\x1ePW" + nonce + ":" + std::to_string(code) + "\x1e" + eol;
 }
 
 struct Scan {
@@ -264,7 +264,7 @@ TEST_CASE("scanner: the sentinel split across chunks at every byte boundary") {
   const std::string out = "line one\nline two\n\xff\x01 no newline at end";
   for (bool tty : {false, true}) {
     const std::string eol = tty ? "\r\n" : "\n";
-    const std::string stream = out + (tty ? "\r" : "") + sentinel(42, kNonce, eol) + "NEXT";
+    const std::string stream = out + sentinel(42, kNonce, eol) + "NEXT";
     CAPTURE(tty);
     SUBCASE("two chunks") {
       for (std::size_t i = 0; i <= stream.size(); ++i) {
@@ -371,15 +371,15 @@ TEST_CASE("scanner: fake sentinels in the output are output") {
 
 TEST_CASE("scanner: CRLF is normalised on a TTY and kept otherwise") {
   const std::string raw = "a\r\nb\r\n";
-  Scan tty = scan_all(raw + "\r" + sentinel(0, kNonce, "\r\n"), true);
+  Scan tty = scan_all(raw + sentinel(0, kNonce, "\r\n"), true);
   CHECK(tty.output == "a\nb\n");
   Scan pipe = scan_all(raw + sentinel(0), false);
   CHECK(pipe.output == "a\r\nb\r\n");
-  // The TTY frame's own CRLF before the marker is dropped, and only that one.
-  Scan tty2 = scan_all("x\r\n\r" + sentinel(0, kNonce, "\r\n"), true);
+  // The marker follows the output directly: a final CRLF is the command's own.
+  Scan tty2 = scan_all("x\r\n" + sentinel(0, kNonce, "\r\n"), true);
   CHECK(tty2.output == "x\n");
   // Bracketed-paste noise disappears on TTYs only.
-  Scan bp = scan_all("\x1b[?2004hok\r" + sentinel(0, kNonce, "\r\n"), true);
+  Scan bp = scan_all("\x1b[?2004hok" + sentinel(0, kNonce, "\r\n"), true);
   CHECK(bp.output == "ok");
   Scan bp2 = scan_all("\x1b[?2004hok" + sentinel(0), false);
   CHECK(bp2.output == "\x1b[?2004hok");
@@ -410,16 +410,18 @@ TEST_CASE("scanner: leftover and feeding after done") {
   CHECK(sc.output() == "out");
 }
 
-TEST_CASE("scanner: a sentinel line without its final newline (TTY CR only)") {
-  // The frame always ends with "\x1e\n" ("\x1e\r\n" on a TTY); bytes after it that do
-  // not start with a line end are leftover.
+TEST_CASE("scanner: a sentinel must end its line") {
+  // The frame always ends with "\x1e\n" ("\x1e\r\n" on a TTY). Marker bytes followed by
+  // anything else are output (a command that knows the nonce cannot end the scan early).
   Scan s = scan_all("o" + sentinel(0, kNonce, "") + "X");
-  CHECK(s.done);
-  CHECK(s.output == "o");
-  CHECK(s.leftover == "X");
+  CHECK_FALSE(s.done);
   Scan t = scan_all("o" + sentinel(0, kNonce, "\r") + "X", true);
-  CHECK(t.done);
-  CHECK(t.leftover == "X");
+  CHECK_FALSE(t.done);
+  Scan u = scan_all("o" + sentinel(0, kNonce, "") + "X" + sentinel(3) + "L");
+  CHECK(u.done);
+  CHECK(u.exit_code == 3);
+  CHECK(u.output == "o" + sentinel(0, kNonce, "") + "X");
+  CHECK(u.leftover == "L");
 }
 
 TEST_CASE("scanner: partial output while running, take_output") {
@@ -438,7 +440,7 @@ TEST_CASE("scanner: partial output while running, take_output") {
 TEST_CASE("scanner: the exit-trap form reports an ended shell") {
   Scan normal = scan_all("x" + sentinel(3));
   SentinelScanner sc(kNonce, 1024, false);
-  sc.feed("bye\n\n\x1ePW" + kNonce + ":X7\x1e\n");
+  sc.feed("bye\n\x1ePW" + kNonce + ":X7\x1e\n");
   CHECK(sc.done());
   CHECK(sc.exit_code() == 7);
   CHECK(sc.shell_exited());

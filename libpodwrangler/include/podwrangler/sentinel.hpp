@@ -3,7 +3,7 @@
 //
 // A command is sent as
 //   __pw_n=<nonce>; { command eval '<command, single-quote escaped>'; } </dev/null 2>&1;
-//   printf '\n\036PW%s:%d\036\n' "$__pw_n" "$?"
+//   printf '\036PW%s:%d\036\n' "$__pw_n" "$?"
 // The echoed input (on a TTY with echo) shows "\036" as four characters, so only the
 // real printf output contains the byte 0x1E followed by "PW<nonce>:". The eval keeps
 // unbalanced quotes from leaving the shell waiting for more input, and `command`
@@ -30,7 +30,7 @@ std::string frame_sync(std::string_view nonce);
 std::string shell_quote(std::string_view s);
 
 // Incremental scanner: feed() raw bytes as they arrive; once done(), output() holds
-// everything before the sentinel (minus the one newline the frame adds before it) and
+// everything before the sentinel and
 // exit_code() the status. Output beyond max_output is dropped and truncated() set;
 // the scanner keeps looking for the sentinel across chunk borders.
 class SentinelScanner {

@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 
 #include <climits>
+#include <string>
 
 namespace pw::transport {
 
@@ -80,19 +81,28 @@ class TlsSocket {
     Op op;
     bool empty = false;
     bool started = false;
+    bool finished = false;
+    error_code saved_ec{};
+    std::size_t saved_n = 0;
+
     template <class Self>
     void operator()(Self& self, error_code ec = {}) {
-      if (!started) {
-        // Never complete inside the initiating function: bounce once through the executor.
-        started = true;
-        return net::post(s.sock_.get_executor(), std::move(self));
-      }
-      if (ec) return self.complete(ec, 0);
-      if (empty) return self.complete(error_code{}, 0);
+      if (finished) return self.complete(saved_ec, saved_n);
+      if (ec) return self.complete(ec, 0);  // only after a wait: never inline
+      int n = 0;
       bool want_write = false;
-      int n = s.step(op, want_write, ec);
-      if (n > 0) return self.complete(error_code{}, static_cast<std::size_t>(n));
-      if (n < 0) return self.complete(ec, 0);
+      if (!empty) n = s.step(op, want_write, ec);
+      if (empty || n != 0) {
+        if (n < 0) saved_ec = ec;
+        saved_n = n > 0 ? static_cast<std::size_t>(n) : 0;
+        if (!started) {
+          // Done at once: never complete inside the initiating function.
+          started = finished = true;
+          return net::post(s.sock_.get_executor(), std::move(self));
+        }
+        return self.complete(saved_ec, saved_n);
+      }
+      started = true;
       s.sock_.async_wait(want_write ? net::ip::tcp::socket::wait_write : net::ip::tcp::socket::wait_read,
                          std::move(self));
     }
@@ -108,6 +118,17 @@ class TlsSocket {
   template <class ConstBufferSequence, class Token>
   auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
     net::const_buffer b = first_buffer(buffers);
+    std::size_t total = net::buffer_size(buffers);
+    if (total != b.size() && total <= kCoalesceMax) {
+      // Beast writes a frame as [header, payload]: one TLS record (and one TCP segment)
+      // instead of two. wbuf_ stays untouched until the write completes, as OpenSSL
+      // requires for a retried SSL_write.
+      wbuf_.resize(total);
+      net::buffer_copy(net::buffer(wbuf_), buffers);
+      b = net::buffer(wbuf_);
+    } else if (wbuf_.capacity() > 4096) {
+      std::string().swap(wbuf_);  // idle sessions keep no large write buffer
+    }
     auto op = [this, b] { return SSL_write(ssl_, b.data(), clamp(b.size())); };
     return start(op, b.size() == 0, std::forward<Token>(token));
   }
@@ -149,8 +170,10 @@ class TlsSocket {
                                                                     token, sock_);
   }
 
+  static constexpr std::size_t kCoalesceMax = 16384;
   net::ip::tcp::socket sock_;
   SSL* ssl_;
+  std::string wbuf_;
 };
 
 // Beast's WebSocket close handshake hooks for TlsSocket.
