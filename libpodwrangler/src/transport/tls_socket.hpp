@@ -44,6 +44,7 @@ class TlsSocket {
   TlsSocket(net::ip::tcp::socket sock, SSL* ssl) : sock_(std::move(sock)), ssl_(ssl) {
     sock_.non_blocking(true);
     SSL_set_fd(ssl_, static_cast<int>(sock_.native_handle()));
+    SSL_set_read_ahead(ssl_, 1);  // one read() per record instead of header + body
   }
   ~TlsSocket() {
     if (ssl_) SSL_free(ssl_);
