@@ -77,3 +77,25 @@ TEST_CASE("concurrent runs on one session are serialised, each gets its own outp
   fut.get();
   for (std::size_t i = 0; i < outs.size(); ++i) CHECK(outs[i] == std::to_string(i) + "\n");
 }
+
+namespace {
+// A provider whose shell keeps echo on and prints prompts: the session must still
+// return clean output (echo is detected at connect and stripped).
+class NoisyLocal : public LocalProvider {
+ public:
+  Task<void> init_shell(Connection& conn, const WssSchema&) const override {
+    co_await conn.write("PS1='$ '\n");
+  }
+};
+}  // namespace
+
+TEST_CASE("a terminal that echoes input and prints a prompt still gives clean output") {
+  auto s = BlockingSession::from_url("local://noisy", std::make_shared<NoisyLocal>());
+  s.connect();
+  auto r = s.run("echo hi");
+  CHECK(r.output == "hi\n");
+  CHECK(r.exit_code == 0);
+  auto r2 = s.run("printf 'a\\tb'; exit_code=3; (exit $exit_code)");
+  CHECK(r2.output == "a\tb");
+  CHECK(r2.exit_code == 3);
+}
