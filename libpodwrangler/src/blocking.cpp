@@ -7,6 +7,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+
 #include <thread>
 
 namespace pw {
@@ -36,7 +39,16 @@ class Runtime {
   }
 
  private:
-  Runtime() : guard_(asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
+  // OpenSSL is initialised before this object is complete, so its atexit cleanup runs
+  // after ~Runtime() has joined the thread; the thread frees its OpenSSL state itself.
+  Runtime()
+      : openssl_ready_(OPENSSL_init_ssl(0, nullptr) == 1),
+        guard_(asio::make_work_guard(io_)),
+        thread_([this] {
+          io_.run();
+          OPENSSL_thread_stop();
+        }) {}
+  bool openssl_ready_;
   asio::io_context io_{1};
   asio::executor_work_guard<asio::io_context::executor_type> guard_;
   std::thread thread_;
