@@ -59,13 +59,33 @@ std::string frame_sync(std::string_view nonce) {
 }
 
 std::string normalize_tty_output(std::string_view s) {
+  // Terminal control that is about the screen, not the text: OSC strings (window titles,
+  // ESC ] … BEL or ESC ] … ESC \) and CSI sequences other than SGR colours (cursor
+  // moves, line erases, mode switches such as bracketed paste ESC[?2004h). Colours
+  // (CSI … m) are kept: they are what the command printed. Incomplete sequences stay.
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
     if (c == '\r' && i + 1 < s.size() && s[i + 1] == '\n') continue;
-    if (c == '\x1b' && s.substr(i, 8) == "\x1b[?2004h") { i += 7; continue; }
-    if (c == '\x1b' && s.substr(i, 8) == "\x1b[?2004l") { i += 7; continue; }
+    if (c == '\x1b' && i + 1 < s.size() && s[i + 1] == '[') {
+      std::size_t j = i + 2;
+      while (j < s.size() && static_cast<unsigned char>(s[j]) >= 0x20 && static_cast<unsigned char>(s[j]) <= 0x3f) ++j;
+      if (j < s.size() && static_cast<unsigned char>(s[j]) >= 0x40 && static_cast<unsigned char>(s[j]) <= 0x7e) {
+        if (s[j] == 'm') {
+          out.append(s.substr(i, j + 1 - i));
+        }
+        i = j;
+        continue;
+      }
+    } else if (c == '\x1b' && i + 1 < s.size() && s[i + 1] == ']') {
+      std::size_t j = i + 2;
+      while (j < s.size() && s[j] != '\x07' && !(s[j] == '\x1b' && j + 1 < s.size() && s[j + 1] == '\\')) ++j;
+      if (j < s.size()) {
+        i = s[j] == '\x07' ? j : j + 1;
+        continue;
+      }
+    }
     out.push_back(c);
   }
   return out;

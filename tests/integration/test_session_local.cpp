@@ -99,3 +99,10 @@ TEST_CASE("a terminal that echoes input and prints a prompt still gives clean ou
   CHECK(r2.output == "a\tb");
   CHECK(r2.exit_code == 3);
 }
+
+TEST_CASE("terminal control sequences: titles and cursor moves go, colours stay") {
+  auto s = BlockingSession::from_url("local://");
+  s.connect();
+  CHECK(s.run("printf '\\033]0;a title\\007hello\\033[2K\\n'").output == "hello\n");
+  CHECK(s.run("printf '\\033[31mred\\033[0m'").output == "\x1b[31mred\x1b[0m");
+}

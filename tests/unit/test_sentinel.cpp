@@ -212,6 +212,12 @@ TEST_CASE("normalize_tty_output") {
   CHECK(normalize_tty_output("\x1b[?2004hls\r\n\x1b[?2004l") == "ls\n");
   CHECK(normalize_tty_output("\x1b[31mred\x1b[0m") == "\x1b[31mred\x1b[0m");
   CHECK(normalize_tty_output("\x1b[?2004") == "\x1b[?2004");
+  // Screen control goes, colours stay.
+  CHECK(normalize_tty_output("\x1b]0;user@host: ~\x07ok") == "ok");
+  CHECK(normalize_tty_output("\x1b]2;title\x1b\\ok") == "ok");
+  CHECK(normalize_tty_output("a\x1b[2K\x1b[1Gb\x1b[?25l") == "ab");
+  CHECK(normalize_tty_output("\x1b[1;32mgreen\x1b[0m") == "\x1b[1;32mgreen\x1b[0m");
+  CHECK(normalize_tty_output("\x1b]0;unterminated") == "\x1b]0;unterminated");
   CHECK(normalize_tty_output("") == "");
   std::string bin = "\x00\xff\x80\xc3"s;
   CHECK(normalize_tty_output(bin) == bin);
