@@ -2,18 +2,29 @@
 
 #include <openssl/rand.h>
 
+#include <cstdint>
+#include <random>
 #include <stdexcept>
 
 namespace pw {
 
 std::string make_nonce() {
-  unsigned char raw[8];
-  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("RAND_bytes failed");
+  // A per-thread generator seeded once from OpenSSL's CSPRNG: calling RAND_bytes per
+  // command costs a getpid() syscall each time (fork-safety check), and the nonce only
+  // has to be unguessable before the command runs, not a key.
+  thread_local std::mt19937_64 gen = [] {
+    std::uint64_t seed[2];
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(seed), sizeof seed) != 1)
+      throw std::runtime_error("RAND_bytes failed");
+    std::seed_seq seq{seed[0] & 0xffffffffu, seed[0] >> 32, seed[1] & 0xffffffffu, seed[1] >> 32};
+    return std::mt19937_64(seq);
+  }();
+  std::uint64_t v = gen();
   static constexpr char hex[] = "0123456789abcdef";
   std::string out(16, '0');
-  for (std::size_t i = 0; i < sizeof raw; ++i) {
-    out[2 * i] = hex[raw[i] >> 4];
-    out[2 * i + 1] = hex[raw[i] & 0xF];
+  for (int i = 15; i >= 0; --i) {
+    out[static_cast<std::size_t>(i)] = hex[v & 0xF];
+    v >>= 4;
   }
   return out;
 }

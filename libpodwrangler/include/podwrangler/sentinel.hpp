@@ -17,7 +17,7 @@
 
 namespace pw {
 
-// 16 lower-case hex characters from OpenSSL's CSPRNG.
+// 16 lower-case hex characters from a per-thread generator seeded by OpenSSL's CSPRNG.
 std::string make_nonce();
 
 // The bytes to send for `command` (ends with '\n').
