@@ -1,5 +1,6 @@
 #include <podwrangler/errors.hpp>
 #include <podwrangler/provider.hpp>
+#include <podwrangler/providers/docker.hpp>
 #include <podwrangler/providers/local.hpp>
 #include <podwrangler/providers/plaintty.hpp>
 
@@ -39,6 +40,7 @@ std::mutex g_catalog_mu;
 ProviderCatalog::ProviderCatalog() {
   providers_["plaintty"] = std::make_shared<PlainTTYProvider>();
   providers_["local"] = std::make_shared<LocalProvider>();
+  providers_["docker"] = std::make_shared<DockerProvider>();
 }
 
 ProviderCatalog& ProviderCatalog::instance() {

@@ -4,6 +4,7 @@
 #include <podwrangler/errors.hpp>
 #include <podwrangler/model.hpp>
 #include <podwrangler/provider.hpp>
+#include <podwrangler/providers/docker.hpp>
 #include <podwrangler/providers/local.hpp>
 #include <podwrangler/providers/plaintty.hpp>
 #include <podwrangler/redact.hpp>
