@@ -8,6 +8,7 @@
 #include "fixtures.hpp"
 
 #include <podwrangler/podwrangler.hpp>
+#include <podwrangler/url.hpp>
 
 #include <utility>
 #include <boost/asio/co_spawn.hpp>
@@ -159,6 +160,12 @@ int latency(int argc, char** argv) {
     }
     Stats d = stats(ms);
     report("docker exec CTR true (CLI, busybox container)", d);
+    if (!host.empty()) {
+      auto dep = endpoint_from_url("docker://" + ctr + "?host=" + percent_encode(host));
+      Stats ds = stats(time_session(io, dep, runs, 100));
+      report("session true: DockerProvider persistent sh", ds);
+      std::printf("ratio: docker exec p50 / DockerProvider session p50 = %.0fx\n", d.p50 / ds.p50);
+    }
     std::printf("ratio: docker exec p50 / websocketd+TLS session p50 = %.0fx\n", d.p50 / ours_p50);
     std::printf("json: %s\n", nlohmann::json{{"bench", "ratio docker/ours p50"}, {"ratio", d.p50 / ours_p50}}.dump().c_str());
   }
