@@ -35,7 +35,7 @@ void from_json(const nlohmann::json& j, PodIdentity& v) {
 }
 
 void to_json(nlohmann::json& j, const TlsOptions& v) {
-  j = nlohmann::json{{"ca_file", v.ca_file}, {"insecure_skip_verify", v.insecure_skip_verify}};
+  j = nlohmann::json{{"ca_file", v.ca_file}, {"ca_pem", !v.ca_pem.empty()}, {"insecure_skip_verify", v.insecure_skip_verify}};
 }
 void from_json(const nlohmann::json& j, TlsOptions& v) {
   v.ca_file = j.value("ca_file", "");

@@ -1,6 +1,7 @@
 #include <podwrangler/errors.hpp>
 #include <podwrangler/provider.hpp>
 #include <podwrangler/providers/docker.hpp>
+#include <podwrangler/providers/kubernetes.hpp>
 #include <podwrangler/providers/local.hpp>
 #include <podwrangler/providers/plaintty.hpp>
 
@@ -41,6 +42,9 @@ ProviderCatalog::ProviderCatalog() {
   providers_["plaintty"] = std::make_shared<PlainTTYProvider>();
   providers_["local"] = std::make_shared<LocalProvider>();
   providers_["docker"] = std::make_shared<DockerProvider>();
+  auto k8s = std::make_shared<KubernetesProvider>();
+  providers_["kubernetes"] = k8s;
+  providers_["k8s"] = k8s;
 }
 
 ProviderCatalog& ProviderCatalog::instance() {

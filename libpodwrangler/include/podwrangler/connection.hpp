@@ -23,13 +23,16 @@ class Connection {
   virtual Task<void> connect(std::chrono::milliseconds timeout) = 0;
   // Sends one payload (a line-framed transport sends it as one frame).
   virtual Task<void> write(std::string_view data) = 0;
-  // Appends the next chunk of bytes to `out`; returns false at end of stream.
+  // Appends the next chunk of bytes to `out`; returns false at end of stream. A
+  // WebSocket connection appends exactly one message per call (channel protocols rely on it).
   // Throws PodConnectionError on a broken stream.
   virtual Task<bool> read(std::string& out) = 0;
   // Ends the stream now (pending reads complete with end of stream or error).
   virtual void close() noexcept = 0;
   // The peer is a terminal (echo, CRLF, Ctrl-C interrupts the foreground job).
   virtual bool is_tty() const noexcept = 0;
+  // The WebSocket subprotocol the server chose ("" when none or not a WebSocket).
+  virtual std::string subprotocol() const { return {}; }
   // A short description for messages, free of credentials ("wss://host/exec/1/?token=***").
   virtual std::string describe() const = 0;
 };

@@ -33,6 +33,7 @@ struct PodIdentity {
 struct TlsOptions {
   std::string ca_file;                // empty: the system CA store
   bool insecure_skip_verify = false;  // explicit and loud (warns on every connect)
+  std::string ca_pem;                 // CA certificates in memory (kubeconfig *-data)
   friend bool operator==(const TlsOptions&, const TlsOptions&) = default;
 };
 

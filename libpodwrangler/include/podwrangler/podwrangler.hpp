@@ -5,6 +5,7 @@
 #include <podwrangler/model.hpp>
 #include <podwrangler/provider.hpp>
 #include <podwrangler/providers/docker.hpp>
+#include <podwrangler/providers/kubernetes.hpp>
 #include <podwrangler/providers/local.hpp>
 #include <podwrangler/providers/plaintty.hpp>
 #include <podwrangler/redact.hpp>

@@ -8,6 +8,7 @@
 
 #include <iostream>
 #include <map>
+#include <tuple>
 #include <mutex>
 
 namespace pw::transport {
@@ -16,9 +17,9 @@ namespace ssl = boost::asio::ssl;
 
 std::shared_ptr<ssl::context> client_tls_context(const TlsOptions& tls) {
   static std::mutex mu;
-  static std::map<std::pair<std::string, bool>, std::shared_ptr<ssl::context>> cache;
+  static std::map<std::tuple<std::string, std::string, bool>, std::shared_ptr<ssl::context>> cache;
   std::lock_guard lock(mu);
-  auto key = std::make_pair(tls.ca_file, tls.insecure_skip_verify);
+  auto key = std::make_tuple(tls.ca_file, tls.ca_pem, tls.insecure_skip_verify);
   if (auto it = cache.find(key); it != cache.end()) return it->second;
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
@@ -34,6 +35,9 @@ std::shared_ptr<ssl::context> client_tls_context(const TlsOptions& tls) {
       if (ec)
         throw PodConfigValidationError("ca_file", "cannot load CA file '" + tls.ca_file +
                                                       "': " + ec.message());
+    } else if (!tls.ca_pem.empty()) {
+      ctx->add_certificate_authority(boost::asio::buffer(tls.ca_pem), ec);
+      if (ec) throw PodConfigValidationError("certificate-authority-data", "not a PEM certificate: " + ec.message());
     } else {
       ctx->set_default_verify_paths(ec);
     }

@@ -176,6 +176,7 @@ class WsConnection final : public Connection {
 
   bool is_tty() const noexcept override { return schema_.tty; }
   std::string describe() const override { return redact_url(schema_.url); }
+  std::string subprotocol() const override { return subprotocol_; }
 
  private:
   static constexpr bool kTls = !std::is_same_v<WsStream, websocket::stream<beast::tcp_stream>>;
