@@ -265,25 +265,28 @@ KubeAccess KubernetesProvider::load_kubeconfig(const std::string& path, const st
   } catch (const YAML::Exception& e) {
     throw PodConfigValidationError("kubeconfig", "'" + path + "' line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
-  auto find_named = [&](const char* list, const std::string& name, const char* inner) -> YAML::Node {
+  // (A default YAML::Node is a defined null node, hence std::optional for "not found".)
+  auto find_named = [&](const char* list, const std::string& name, const char* inner) -> std::optional<YAML::Node> {
     YAML::Node items = root[list];
     if (items && items.IsSequence())
       for (const auto& it : items)
-        if (it["name"] && it["name"].as<std::string>() == name && it[inner]) return it[inner];
-    return YAML::Node();
+        if (it["name"] && it["name"].as<std::string>() == name && it[inner] && it[inner].IsMap()) return it[inner];
+    return std::nullopt;
   };
   try {
     std::string ctx = context.empty() && root["current-context"] ? root["current-context"].as<std::string>() : context;
     if (ctx.empty()) throw PodConfigValidationError("kubeconfig", "'" + path + "' has no current-context");
-    YAML::Node c = find_named("contexts", ctx, "context");
-    if (!c) throw PodConfigValidationError("kubeconfig", "context '" + ctx + "' not found in '" + path + "'");
+    auto cn = find_named("contexts", ctx, "context");
+    if (!cn) throw PodConfigValidationError("kubeconfig", "context '" + ctx + "' not found in '" + path + "'");
+    const YAML::Node& c = *cn;
     KubeAccess a;
     a.context = ctx;
     if (c["namespace"]) a.namespace_ = c["namespace"].as<std::string>();
     std::string cluster_name = c["cluster"] ? c["cluster"].as<std::string>() : "";
     std::string user_name = c["user"] ? c["user"].as<std::string>() : "";
-    YAML::Node cl = find_named("clusters", cluster_name, "cluster");
-    if (!cl || !cl["server"]) throw PodConfigValidationError("kubeconfig", "cluster '" + cluster_name + "' has no server");
+    auto cln = find_named("clusters", cluster_name, "cluster");
+    if (!cln || !(*cln)["server"]) throw PodConfigValidationError("kubeconfig", "cluster '" + cluster_name + "' has no server");
+    const YAML::Node& cl = *cln;
     a.server = cl["server"].as<std::string>();
     std::filesystem::path dir = std::filesystem::path(path).parent_path();
     if (cl["certificate-authority-data"])
@@ -293,12 +296,13 @@ KubeAccess KubernetesProvider::load_kubeconfig(const std::string& path, const st
       a.tls.ca_file = (ca.is_relative() ? dir / ca : ca).string();
     }
     if (cl["insecure-skip-tls-verify"] && cl["insecure-skip-tls-verify"].as<bool>()) a.tls.insecure_skip_verify = true;
-    YAML::Node u = find_named("users", user_name, "user");
-    if (u && u["token"]) {
+    auto un = find_named("users", user_name, "user");
+    YAML::Node u = un ? *un : YAML::Node(YAML::NodeType::Map);
+    if (u["token"]) {
       a.token = SecretString(u["token"].as<std::string>());
-    } else if (u && u["tokenFile"]) {
+    } else if (u["tokenFile"]) {
       a.token = SecretString(read_text(u["tokenFile"].as<std::string>()));
-    } else if (u && (u["client-certificate"] || u["client-certificate-data"] || u["exec"] || u["auth-provider"])) {
+    } else if ((u["client-certificate"] || u["client-certificate-data"] || u["exec"] || u["auth-provider"])) {
       throw PodConfigValidationError("kubeconfig", "user '" + user_name +
                                                        "' authenticates with client certificates or a plugin; "
                                                        "only bearer tokens are supported");
