@@ -185,6 +185,25 @@ std::string Websocketd::url(const std::string& path) const {
   return std::string(tls_ ? "wss" : "ws") + "://127.0.0.1:" + std::to_string(port_) + path;
 }
 
+K8sFixture::K8sFixture(const TempDir& dir, const TestPki& pki, std::string token, const std::string& binary)
+    : log_(dir.file("k8s-fixture-" + std::to_string(free_port()) + ".log")) {
+  proc_ = Process({binary, "--port", "0", "--cert", pki.server_cert, "--key", pki.server_key, "--token",
+                   std::move(token)},
+                  log_);
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (std::chrono::steady_clock::now() < end) {
+    std::string log = read_file(log_);
+    auto p = log.find("listening 127.0.0.1:");
+    if (p != std::string::npos && log.find('\n', p) != std::string::npos) {
+      port_ = std::stoi(log.substr(p + 20));
+      return;
+    }
+    if (!proc_.running()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  throw std::runtime_error("k8s fixture did not start: " + read_file(log_));
+}
+
 std::vector<std::string> pty_shell_program() { return {"script", "-qfc", "/bin/sh", "/dev/null"}; }
 std::vector<std::string> pipe_shell_program() { return {"/bin/sh"}; }
 

@@ -77,6 +77,21 @@ class Websocketd {
   Process proc_;
 };
 
+// The Kubernetes API test server (tests/fixtures/k8s_fixture) on 127.0.0.1, TLS with the
+// given PKI, bearer `token`; default pods web-1, web-2 (app=web), done (Succeeded), debug.
+class K8sFixture {
+ public:
+  K8sFixture(const TempDir& dir, const TestPki& pki, std::string token, const std::string& binary);
+  int port() const { return port_; }
+  std::string server() const { return "https://127.0.0.1:" + std::to_string(port_); }
+  void kill_now() { proc_.kill_now(); }
+
+ private:
+  std::string log_;
+  Process proc_;
+  int port_ = 0;
+};
+
 // The PTY shell the PlainTTY tests use: a real terminal via script(1).
 std::vector<std::string> pty_shell_program();
 // A plain pipe shell (no terminal).

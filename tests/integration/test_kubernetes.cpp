@@ -1,0 +1,135 @@
+// KubernetesProvider against the Kubernetes API test fixture (the same server the real
+// kubectl and python3-kubernetes are checked against in tests/fixtures/k8s_fixture).
+#include "../support/fixtures.hpp"
+#include "session_suite.hpp"
+
+#include <podwrangler/providers/kubernetes.hpp>
+#include <podwrangler/url.hpp>
+
+#include <algorithm>
+#include <thread>
+#include <utility>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
+using namespace pw;
+using namespace pw::testing;
+
+namespace {
+constexpr const char* kToken = "k8s-fixture-token-5f4e3d";
+
+struct Env {
+  TempDir dir;
+  TestPki pki = make_test_pki(dir);
+  K8sFixture api{dir, pki, kToken, PW_K8S_FIXTURE_BIN};
+};
+Env& env() {
+  static Env e;
+  return e;
+}
+std::string pod_url(const std::string& pod, const std::string& token = kToken, const std::string& ca = "") {
+  return "k8s://default/" + pod + "?server=" + percent_encode(env().api.server()) +
+         "&ca=" + percent_encode(ca.empty() ? env().pki.ca_cert : ca) + "&token=" + token;
+}
+template <class T>
+T block(Task<T> t) {
+  boost::asio::io_context io(1);
+  auto f = boost::asio::co_spawn(io, std::move(t), boost::asio::use_future);
+  io.run();
+  return f.get();
+}
+}  // namespace
+
+TEST_CASE("kubernetes: the common session suite on a persistent shell (v5 exec)") {
+  common_session_suite([](SessionOptions o) { return BlockingSession::from_url(pod_url("web-1"), {}, o); });
+  output_cap_suite([](SessionOptions o) { return BlockingSession::from_url(pod_url("web-1"), {}, o); });
+}
+
+TEST_CASE("kubernetes: one-shot exec keeps stdout, stderr and the exit code apart") {
+  KubernetesProvider p;
+  auto [id, tok] = p.parse_url(pod_url("web-1"));
+  std::vector<std::string> argv{"sh", "-c", "echo out; echo err >&2; exit 3"};
+  ExecOutput o = block(p.exec_once(id, tok, argv, 10.0));
+  CHECK(o.stdout_text == "out\n");
+  CHECK(o.stderr_text == "err\n");
+  CHECK(o.exit_code == 3);
+  std::vector<std::string> t{"true"};
+  CHECK(block(p.exec_once(id, tok, t, 10.0)).exit_code == 0);
+  SUBCASE("stdin is sent and closed (v5 CLOSE)") {
+    std::vector<std::string> cat{"cat"};
+    ExecOutput c = block(p.exec_once(id, tok, cat, 10.0, std::string("hello\nworld")));
+    CHECK(c.stdout_text == "hello\nworld");
+    CHECK(c.exit_code == 0);
+  }
+  SUBCASE("10 MiB of output arrives complete") {
+    std::vector<std::string> big{"sh", "-c", "head -c 10485760 /dev/zero | tr '\\0' a"};
+    ExecOutput b = block(p.exec_once(id, tok, big, 60.0));
+    CHECK(b.stdout_text.size() == 10485760);
+    CHECK(b.exit_code == 0);
+  }
+  SUBCASE("many small frames") {
+    std::vector<std::string> many{"sh", "-c", "i=0; while [ $i -lt 3000 ]; do echo $i; i=$((i+1)); done"};
+    ExecOutput m = block(p.exec_once(id, tok, many, 30.0));
+    CHECK(std::count(m.stdout_text.begin(), m.stdout_text.end(), '\n') == 3000);
+  }
+}
+
+TEST_CASE("kubernetes: list_pods returns running pods filtered by label") {
+  KubernetesOptions o;
+  o.host = env().api.server();
+  o.token = SecretString(kToken);
+  o.tls.ca_file = env().pki.ca_cert;
+  KubernetesProvider p(o);
+  ListPodsOptions lo;
+  lo.namespace_ = "default";
+  lo.label_selector = "app=web";
+  auto pods = block(p.list_pods(SecretString{}, lo));
+  std::vector<std::string> names;
+  for (const auto& id : pods) names.push_back(id.pod_name);
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"web-1", "web-2"});
+  ListPodsOptions all;
+  all.namespace_ = "default";
+  for (const auto& id : block(p.list_pods(SecretString{}, all))) CHECK(id.pod_name != "done");  // Succeeded
+}
+
+TEST_CASE("kubernetes: wrong token, wrong CA, unknown pod are clear errors without secrets") {
+  SUBCASE("wrong token → 401") {
+    auto s = BlockingSession::from_url(pod_url("web-1", "wrong-token-123456"));
+    try {
+      s.connect();
+      FAIL("connected");
+    } catch (const PodConnectionError& e) {
+      std::string m = e.what();
+      CHECK(m.find("401") != std::string::npos);
+      CHECK(m.find("wrong-token-123456") == std::string::npos);
+    }
+  }
+  SUBCASE("wrong CA") {
+    auto s = BlockingSession::from_url(pod_url("web-1", kToken, env().pki.other_ca_cert));
+    CHECK_THROWS_WITH_AS(s.connect(), doctest::Contains("certificate verification failed"), PodConnectionError);
+  }
+  SUBCASE("unknown pod → 404") {
+    auto s = BlockingSession::from_url(pod_url("nope"));
+    CHECK_THROWS_WITH_AS(s.connect(), doctest::Contains("404"), PodConnectionError);
+  }
+}
+
+TEST_CASE("kubernetes: the API server going away mid-command is an error, not a hang") {
+  TempDir dir;
+  K8sFixture api(dir, env().pki, kToken, PW_K8S_FIXTURE_BIN);
+  std::string url = "k8s://default/web-1?server=" + percent_encode(api.server()) +
+                    "&ca=" + percent_encode(env().pki.ca_cert) + "&token=" + kToken;
+  auto s = BlockingSession::from_url(url);
+  s.connect();
+  CHECK(s.run("echo up").output == "up\n");
+  std::thread killer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    api.kill_now();
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(s.run("sleep 20", 30.0), PodConnectionError);
+  killer.join();
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+}
