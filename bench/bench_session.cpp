@@ -145,6 +145,31 @@ int latency(int argc, char** argv) {
   }
   report("session true: local PTY (forkpty sh)", stats(time_session(io, endpoint_from_url("local://"), runs, 100)));
 
+  std::string k8s_bin = arg_value(argc, argv, "--k8s-fixture", "");
+  if (!k8s_bin.empty()) {
+    const std::string token = "bench-k8s-token-0123";
+    K8sFixture api(dir, pki, token, k8s_bin);
+    auto ep = endpoint_from_url("k8s://default/web-1?server=" + percent_encode(api.server()) +
+                                "&ca=" + percent_encode(pki.ca_cert) + "&token=" + token);
+    Stats ks = stats(time_session(io, ep, runs, 100));
+    report("session true: KubernetesProvider persistent sh (fixture, v5)", ks);
+    // kubectl exec against the same fixture, with a fresh HOME (discovery cache warm after
+    // the first call, as for a user).
+    std::string home = dir.file("kubehome");
+    std::vector<double> ms;
+    int n = std::stoi(arg_value(argc, argv, "--kubectl-runs", "20"));
+    for (int i = 0; i < n + 2; ++i) {
+      std::vector<std::string> a{"env", "HOME=" + home, "kubectl", "--server=" + api.server(), "--token=" + token,
+                                 "--certificate-authority=" + pki.ca_cert, "exec", "web-1", "--", "true"};
+      auto t0 = Clock::now();
+      if (spawn_wait(a) != 0) throw std::runtime_error("kubectl exec failed");
+      if (i >= 2) ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    }
+    Stats kc = stats(ms);
+    report("kubectl exec web-1 -- true (fixture)", kc);
+    std::printf("ratio: kubectl exec p50 / KubernetesProvider session p50 = %.0fx\n", kc.p50 / ks.p50);
+  }
+
   std::string ctr = arg_value(argc, argv, "--docker-container", "");
   if (!ctr.empty()) {
     std::string host = arg_value(argc, argv, "--docker-host", "");

@@ -23,7 +23,7 @@ if [[ $(id -u) -eq 0 ]] && command -v dockerd >/dev/null; then
 fi
 
 echo "== latency: 2000 x 'true' on one persistent session (after 100 warm-up runs)"
-"$bin" latency --runs 2000 "${docker_args[@]}"
+"$bin" latency --runs 2000 --k8s-fixture "$build/tests/fixtures/k8s_fixture/pw_k8s_fixture" "${docker_args[@]}"
 echo "== idle memory: 1000 sessions to one local websocketd"
 "$bin" memory --sessions 1000
 "$bin" memory --sessions 1000 --tls

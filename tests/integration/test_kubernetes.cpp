@@ -133,3 +133,22 @@ TEST_CASE("kubernetes: the API server going away mid-command is an error, not a 
   killer.join();
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
 }
+
+TEST_CASE("kubernetes: v4 when the client offers only v4 (exit codes still from channel 3)") {
+  KubernetesOptions o;
+  o.subprotocols = {"v4.channel.k8s.io"};
+  auto p = std::make_shared<KubernetesProvider>(o);
+  auto [id, tok] = p->parse_url(pod_url("web-2"));
+  std::vector<std::string> argv{"sh", "-c", "echo v4; exit 5"};
+  ExecOutput out = block(p->exec_once(id, tok, argv, 10.0));
+  CHECK(out.stdout_text == "v4\n");
+  CHECK(out.exit_code == 5);
+  auto s = BlockingSession::from_url(pod_url("web-2"), p);
+  s.connect();
+  auto r = s.run("echo $PW_FIXTURE_POD; exit_code=9; (exit $exit_code)");
+  CHECK(r.output == "default/web-2\n");  // the fixture sets PW_FIXTURE_POD=<ns>/<pod>
+  CHECK(r.exit_code == 9);
+  KubernetesOptions bad;
+  bad.subprotocols = {"channel.k8s.io"};
+  CHECK_THROWS_AS(KubernetesProvider{bad}, PodConfigValidationError);
+}

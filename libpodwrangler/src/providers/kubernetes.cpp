@@ -200,6 +200,10 @@ int exit_code_from_status(const std::string& status_json) {
 
 KubernetesProvider::KubernetesProvider(KubernetesOptions options) : opts_(std::move(options)) {
   if (opts_.shell_cmd.empty()) throw PodConfigValidationError("shell_cmd", "must not be empty");
+  if (opts_.subprotocols.empty()) throw PodConfigValidationError("subprotocols", "must not be empty");
+  for (const auto& sp : opts_.subprotocols)
+    if (sp != kV5 && sp != kV4)
+      throw PodConfigValidationError("subprotocols", "'" + sp + "' is not supported (v5.channel.k8s.io, v4.channel.k8s.io)");
 }
 
 KubernetesProvider::KubernetesProvider(std::string host, bool use_tls, std::vector<std::string> shell_cmd)
@@ -354,7 +358,7 @@ WssSchema KubernetesProvider::build_wss_schema(const PodIdentity& identity, cons
   s.url = to_ws_url(a.server) + k8s::exec_path(identity.namespace_.empty() ? "default" : identity.namespace_,
                                                identity.pod_name, identity.container, opts_.shell_cmd, true, false);
   s.headers.emplace_back("Authorization", "Bearer " + a.token.reveal());
-  s.subprotocols = {kV5, kV4};
+  s.subprotocols = opts_.subprotocols;
   s.is_binary_framed = true;
   s.line_framed = false;
   s.tty = false;
@@ -386,7 +390,7 @@ Task<ExecOutput> KubernetesProvider::exec_once(const PodIdentity& identity, cons
                                                identity.pod_name, identity.container, argv,
                                                stdin_data.has_value(), false);
   s.headers.emplace_back("Authorization", "Bearer " + a.token.reveal());
-  s.subprotocols = {kV5, kV4};
+  s.subprotocols = opts_.subprotocols;
   s.is_binary_framed = true;
   s.line_framed = false;
   s.tty = false;

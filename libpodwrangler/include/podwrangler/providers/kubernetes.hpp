@@ -34,6 +34,8 @@ struct KubernetesOptions {
   std::string kubeconfig;                     // path; "" → $KUBECONFIG or ~/.kube/config
   TlsOptions tls;                             // CA file/PEM, insecure (explicit)
   bool require_namespace_detection = false;   // detect_namespace() throws instead of "default"
+  // Offered in this order; the server picks one and the session branches on it.
+  std::vector<std::string> subprotocols{"v5.channel.k8s.io", "v4.channel.k8s.io"};
 };
 
 class KubernetesProvider : public ProviderSpec {
