@@ -7,8 +7,21 @@
 
 #include <functional>
 #include <string>
+#include <utility>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 
 namespace pw::testing {
+
+// Runs one task to completion on a private io_context.
+template <class T>
+T block(Task<T> t) {
+  boost::asio::io_context io(1);
+  auto f = boost::asio::co_spawn(io, std::move(t), boost::asio::use_future);
+  io.run();
+  return f.get();
+}
 
 inline void common_session_suite(const std::function<BlockingSession(SessionOptions)>& make) {
   SessionOptions opts;

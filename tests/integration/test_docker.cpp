@@ -14,6 +14,7 @@
 #include <boost/asio/use_future.hpp>
 
 using namespace pw;
+using pw::testing::block;
 
 namespace {
 std::string env(const char* k) {
@@ -25,13 +26,6 @@ std::string url_for(const std::string& ctr) {
 }
 int docker_cli(const std::string& args) {
   return std::system(("docker -H '" + env("PW_DOCKER_HOST") + "' " + args + " >/dev/null 2>&1").c_str());
-}
-template <class T>
-T block(Task<T> t) {
-  boost::asio::io_context io(1);
-  auto f = boost::asio::co_spawn(io, std::move(t), boost::asio::use_future);
-  io.run();
-  return f.get();
 }
 }  // namespace
 

@@ -32,13 +32,6 @@ std::string pod_url(const std::string& pod, const std::string& token = kToken, c
   return "k8s://default/" + pod + "?server=" + percent_encode(env().api.server()) +
          "&ca=" + percent_encode(ca.empty() ? env().pki.ca_cert : ca) + "&token=" + token;
 }
-template <class T>
-T block(Task<T> t) {
-  boost::asio::io_context io(1);
-  auto f = boost::asio::co_spawn(io, std::move(t), boost::asio::use_future);
-  io.run();
-  return f.get();
-}
 }  // namespace
 
 TEST_CASE("kubernetes: the common session suite on a persistent shell (v5 exec)") {

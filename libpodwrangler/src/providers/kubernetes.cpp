@@ -352,18 +352,25 @@ KubeAccess KubernetesProvider::access_for(const PodIdentity& identity, const Sec
   return a;
 }
 
-WssSchema KubernetesProvider::build_wss_schema(const PodIdentity& identity, const SecretString& token) const {
-  KubeAccess a = access_for(identity, token);
+namespace {
+// The exec WebSocket for argv in the identity's pod, reached through `a`.
+WssSchema exec_schema(const KubeAccess& a, const PodIdentity& identity, const std::vector<std::string>& argv,
+                      bool stdin_on, const std::vector<std::string>& subprotocols) {
   WssSchema s;
   s.url = to_ws_url(a.server) + k8s::exec_path(identity.namespace_.empty() ? "default" : identity.namespace_,
-                                               identity.pod_name, identity.container, opts_.shell_cmd, true, false);
+                                               identity.pod_name, identity.container, argv, stdin_on, false);
   s.headers.emplace_back("Authorization", "Bearer " + a.token.reveal());
-  s.subprotocols = opts_.subprotocols;
+  s.subprotocols = subprotocols;
   s.is_binary_framed = true;
   s.line_framed = false;
   s.tty = false;
   s.tls = a.tls;
   return s;
+}
+}  // namespace
+
+WssSchema KubernetesProvider::build_wss_schema(const PodIdentity& identity, const SecretString& token) const {
+  return exec_schema(access_for(identity, token), identity, opts_.shell_cmd, true, opts_.subprotocols);
 }
 
 std::unique_ptr<Connection> KubernetesProvider::open(Executor ex, const WssSchema& schema) const {
@@ -384,17 +391,7 @@ Task<ExecOutput> KubernetesProvider::exec_once(const PodIdentity& identity, cons
                                                std::vector<std::string> argv, double timeout,
                                                std::optional<std::string> stdin_data) const {
   auto ex = co_await asio::this_coro::executor;
-  KubeAccess a = access_for(identity, token);
-  WssSchema s;
-  s.url = to_ws_url(a.server) + k8s::exec_path(identity.namespace_.empty() ? "default" : identity.namespace_,
-                                               identity.pod_name, identity.container, argv,
-                                               stdin_data.has_value(), false);
-  s.headers.emplace_back("Authorization", "Bearer " + a.token.reveal());
-  s.subprotocols = opts_.subprotocols;
-  s.is_binary_framed = true;
-  s.line_framed = false;
-  s.tty = false;
-  s.tls = a.tls;
+  WssSchema s = exec_schema(access_for(identity, token), identity, argv, stdin_data.has_value(), opts_.subprotocols);
   std::shared_ptr<Connection> conn = make_websocket_connection(ex, s);
   auto ms = std::chrono::milliseconds(static_cast<long long>(timeout * 1000));
   co_await conn->connect(ms);
