@@ -61,6 +61,12 @@ TEST_CASE("kubernetes: one-shot exec keeps stdout, stderr and the exit code apar
     CHECK(b.stdout_text.size() == 10485760);
     CHECK(b.exit_code == 0);
   }
+  SUBCASE("tty: a terminal sized by the resize message (channel 4)") {
+    std::vector<std::string> sz{"sh", "-c", "sleep 0.3; stty size; test -t 1"};
+    ExecOutput term = block(p.exec_once(id, tok, sz, 10.0, std::nullopt, true));
+    CHECK(term.stdout_text.find("50 220") != std::string::npos);
+    CHECK(term.exit_code == 0);
+  }
   SUBCASE("many small frames") {
     std::vector<std::string> many{"sh", "-c", "i=0; while [ $i -lt 3000 ]; do echo $i; i=$((i+1)); done"};
     ExecOutput m = block(p.exec_once(id, tok, many, 30.0));

@@ -178,6 +178,10 @@ std::string exec_path(const std::string& ns, const std::string& pod, const std::
   return t;
 }
 
+std::string resize_message(int cols, int rows) {
+  return std::string(1, '\x04') + R"({"Width":)" + std::to_string(cols) + R"(,"Height":)" + std::to_string(rows) + "}";
+}
+
 int exit_code_from_status(const std::string& status_json) {
   auto j = nlohmann::json::parse(status_json, nullptr, false);
   if (!j.is_object()) throw PodConnectionError("exec ended without a readable status");
@@ -355,10 +359,10 @@ KubeAccess KubernetesProvider::access_for(const PodIdentity& identity, const Sec
 namespace {
 // The exec WebSocket for argv in the identity's pod, reached through `a`.
 WssSchema exec_schema(const KubeAccess& a, const PodIdentity& identity, const std::vector<std::string>& argv,
-                      bool stdin_on, const std::vector<std::string>& subprotocols) {
+                      bool stdin_on, const std::vector<std::string>& subprotocols, bool tty = false) {
   WssSchema s;
   s.url = to_ws_url(a.server) + k8s::exec_path(identity.namespace_.empty() ? "default" : identity.namespace_,
-                                               identity.pod_name, identity.container, argv, stdin_on, false);
+                                               identity.pod_name, identity.container, argv, stdin_on, tty);
   s.headers.emplace_back("Authorization", "Bearer " + a.token.reveal());
   s.subprotocols = subprotocols;
   s.is_binary_framed = true;
@@ -389,9 +393,9 @@ Task<std::string> KubernetesProvider::detect_namespace(Connection&, const PodIde
 
 Task<ExecOutput> KubernetesProvider::exec_once(const PodIdentity& identity, const SecretString& token,
                                                std::vector<std::string> argv, double timeout,
-                                               std::optional<std::string> stdin_data) const {
+                                               std::optional<std::string> stdin_data, bool tty) const {
   auto ex = co_await asio::this_coro::executor;
-  WssSchema s = exec_schema(access_for(identity, token), identity, argv, stdin_data.has_value(), opts_.subprotocols);
+  WssSchema s = exec_schema(access_for(identity, token), identity, argv, stdin_data.has_value(), opts_.subprotocols, tty);
   std::shared_ptr<Connection> conn = make_websocket_connection(ex, s);
   auto ms = std::chrono::milliseconds(static_cast<long long>(timeout * 1000));
   co_await conn->connect(ms);
@@ -404,6 +408,7 @@ Task<ExecOutput> KubernetesProvider::exec_once(const PodIdentity& identity, cons
     timed_out = true;
     if (auto c = weak.lock()) c->close();
   });
+  if (tty) co_await conn->write(k8s::resize_message(identity.cols, 50));
   if (stdin_data) {
     std::string frame = std::string(1, '\0') + *stdin_data;
     co_await conn->write(frame);

@@ -105,6 +105,10 @@ TEST_CASE("k8s exec target: one command= per argv element, container, stdin, no 
         "/api/v1/namespaces/ns/pods/pod/exec?command=true&stdout=true&tty=true");
 }
 
+TEST_CASE("k8s resize message") {
+  CHECK(k8s::resize_message(120, 40) == std::string("\x04") + R"({"Width":120,"Height":40})");
+}
+
 TEST_CASE("k8s channel-3 status") {
   CHECK(k8s::exit_code_from_status(R"({"metadata":{},"status":"Success"})") == 0);
   CHECK(k8s::exit_code_from_status(

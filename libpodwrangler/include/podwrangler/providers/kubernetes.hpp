@@ -57,9 +57,11 @@ class KubernetesProvider : public ProviderSpec {
   // One-shot exec of argv (no shell): stdout and stderr apart, exit code from channel 3.
   // `stdin_data`, when given, is sent and then closed (v5 CLOSE; under v4 it is sent and
   // the exit status still arrives because the socket stays open).
+  // With tty=true the command gets a terminal of identity.cols × 50 (a resize message on
+  // channel 4), and its output arrives as one stream on stdout (Kubernetes sends no stderr).
   Task<ExecOutput> exec_once(const PodIdentity& identity, const SecretString& token,
                              std::vector<std::string> argv, double timeout,
-                             std::optional<std::string> stdin_data = std::nullopt) const;
+                             std::optional<std::string> stdin_data = std::nullopt, bool tty = false) const;
 
   // Where to reach the API server for `identity` (URL parameters, options, kubeconfig,
   // in-cluster config, in that order). Throws PodConfigValidationError with the reason.
@@ -83,6 +85,8 @@ std::string exec_path(const std::string& ns, const std::string& pod, const std::
 // Decodes a channel-3 status: 0 for Success, N for NonZeroExitCode; throws
 // PodConnectionError with the server's message for any other failure.
 int exit_code_from_status(const std::string& status_json);
+// A terminal resize message: channel 4, {"Width":cols,"Height":rows}.
+std::string resize_message(int cols, int rows);
 }  // namespace k8s
 
 }  // namespace pw
