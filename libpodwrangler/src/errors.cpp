@@ -91,6 +91,13 @@ std::string redact_text(std::string_view text) {
   return out;
 }
 
+// Commands in messages are cut to a readable length (the full text stays in command()).
+std::string shown_command(const std::string& c) {
+  constexpr std::size_t kMax = 200;
+  if (c.size() <= kMax) return c;
+  return c.substr(0, kMax) + "... (" + std::to_string(c.size()) + " bytes)";
+}
+
 std::string fmt_seconds(double s) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", s);
@@ -122,7 +129,7 @@ PodNotConnectedError::PodNotConnectedError(const std::string& message)
     : PodClientError(message, ErrorKind::not_connected) {}
 
 PodCommandError::PodCommandError(std::string command, int exit_code, std::string output)
-    : PodClientError("command exited with code " + std::to_string(exit_code) + ": " + command,
+    : PodClientError("command exited with code " + std::to_string(exit_code) + ": " + shown_command(command),
                      ErrorKind::command),
       command_(std::move(command)),
       exit_code_(exit_code),
@@ -130,7 +137,7 @@ PodCommandError::PodCommandError(std::string command, int exit_code, std::string
 
 PodCommandTimeoutError::PodCommandTimeoutError(std::string command, double timeout,
                                                std::string partial_output)
-    : PodClientError("command timed out after " + fmt_seconds(timeout) + "s: " + command,
+    : PodClientError("command timed out after " + fmt_seconds(timeout) + "s: " + shown_command(command),
                      ErrorKind::command_timeout),
       command_(std::move(command)),
       timeout_(timeout),

@@ -11,7 +11,9 @@
 namespace pw {
 
 std::string default_shell_preamble() {
-  return "stty -echo -onlcr 2>/dev/null; PS1=''; PS2=''; PS4=''; "
+  // -icanon (with min 1 time 0): no 4096-byte line limit of the terminal's line
+  // editor, so long commands arrive whole; Ctrl-C still interrupts (ISIG stays on).
+  return "stty -echo -onlcr -icanon min 1 time 0 2>/dev/null; PS1=''; PS2=''; PS4=''; "
          "export TERM=dumb NO_COLOR=1 PAGER=cat GIT_PAGER=cat; "
          "unset PROMPT_COMMAND 2>/dev/null\n";
 }

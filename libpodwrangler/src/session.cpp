@@ -238,7 +238,8 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
       if (eof) {
         std::string why = lost_reason();
         conn.reset();
-        throw PodConnectionError("connection lost while running '" + command + "': " + why);
+        std::string shown = command.size() > 200 ? command.substr(0, 200) + "..." : command;
+        throw PodConnectionError("connection lost while running '" + shown + "': " + why);
       }
       if (!co_await wait(deadline)) {
         std::string partial = sc.output();

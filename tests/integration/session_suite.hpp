@@ -78,6 +78,12 @@ inline void common_session_suite(const std::function<BlockingSession(SessionOpti
     CHECK(r.output.size() == 300001);
     CHECK(!r.truncated);
   }
+  SUBCASE("commands longer than a terminal line (4096 bytes)") {
+    std::string word(6000, 'x');
+    auto r = s.run("echo " + word + " | wc -c");
+    CHECK(r.output.find("6001") != std::string::npos);
+    CHECK(r.exit_code == 0);
+  }
   SUBCASE("check=true raises PodCommandError") {
     try {
       s.run("echo oops; exit 7", std::nullopt, true);

@@ -276,3 +276,14 @@ TEST_CASE("messages redact userinfo passwords, URL-less key=value secrets and be
 }
 
 TEST_SUITE_END();
+
+TEST_CASE("errors: long commands are cut in messages but kept whole in the fields") {
+  std::string cmd(10000, 'y');
+  pw::PodCommandTimeoutError t(cmd, 1.0, "");
+  CHECK(std::string(t.what()).size() < 400);
+  CHECK(std::string(t.what()).find("(10000 bytes)") != std::string::npos);
+  CHECK(t.command() == cmd);
+  pw::PodCommandError c(cmd, 2, "");
+  CHECK(std::string(c.what()).size() < 400);
+  CHECK(c.command() == cmd);
+}
