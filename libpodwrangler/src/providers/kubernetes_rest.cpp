@@ -3,9 +3,15 @@
 #include <podwrangler/providers/kubernetes.hpp>
 #include <podwrangler/url.hpp>
 
+#include <utility>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 namespace pw {
@@ -35,10 +41,28 @@ bool running(const nlohmann::json& pod) {
   return false;
 }
 
+// cpp-httplib blocks: its calls run here, never on the caller's io_context thread.
+// OpenSSL is initialised first so that its atexit cleanup runs after the pool has joined.
+boost::asio::thread_pool& blocking_pool() {
+  static bool ssl_ready = OPENSSL_init_ssl(0, nullptr) == 1;
+  static boost::asio::thread_pool pool(2);
+  (void)ssl_ready;
+  return pool;
+}
+
 }  // namespace
 
 Task<std::vector<PodIdentity>> KubernetesProvider::list_pods(const SecretString& token,
                                                              ListPodsOptions options) const {
+  auto blocking = [this, &token, &options]() -> Task<std::vector<PodIdentity>> {
+    co_return list_pods_blocking(token, options);
+  };
+  co_return co_await boost::asio::co_spawn(blocking_pool().get_executor(), blocking(),
+                                           boost::asio::use_awaitable_t<Executor>{});
+}
+
+std::vector<PodIdentity> KubernetesProvider::list_pods_blocking(const SecretString& token,
+                                                                const ListPodsOptions& options) const {
   // Which API server: a throwaway identity resolves access like a pod URL would.
   PodIdentity probe;
   probe.pod_name = "list";
@@ -86,7 +110,7 @@ Task<std::vector<PodIdentity>> KubernetesProvider::list_pods(const SecretString&
   }
   auto j = nlohmann::json::parse(body, nullptr, false);
   std::vector<PodIdentity> out;
-  if (!j.is_object() || !j.contains("items")) co_return out;
+  if (!j.is_object() || !j.contains("items")) return out;
   for (const auto& pod : j["items"]) {
     if (!running(pod)) continue;
     const auto& md = pod["metadata"];
@@ -104,7 +128,7 @@ Task<std::vector<PodIdentity>> KubernetesProvider::list_pods(const SecretString&
       // a name our URL form cannot carry: skip it rather than fail the listing
     }
   }
-  co_return out;
+  return out;
 }
 
 }  // namespace pw

@@ -50,7 +50,8 @@ class KubernetesProvider : public ProviderSpec {
   std::pair<PodIdentity, SecretString> parse_url(std::string_view url) const override;
   Task<std::string> detect_namespace(Connection& conn, const PodIdentity& identity,
                                      const WssSchema& schema) const override;
-  // Running pods (phase Running, not being deleted, a running container).
+  // Running pods (phase Running, not being deleted, a running container). The REST call
+  // runs on a small internal thread pool, so the caller's event loop is never blocked.
   Task<std::vector<PodIdentity>> list_pods(const SecretString& token, ListPodsOptions options) const override;
   std::unique_ptr<Connection> open(Executor ex, const WssSchema& schema) const override;
 
@@ -75,6 +76,7 @@ class KubernetesProvider : public ProviderSpec {
   const KubernetesOptions& options() const noexcept { return opts_; }
 
  private:
+  std::vector<PodIdentity> list_pods_blocking(const SecretString& token, const ListPodsOptions& options) const;
   KubernetesOptions opts_;
 };
 
