@@ -91,19 +91,22 @@ std::string redact_text(std::string_view text) {
   return out;
 }
 
-// Commands in messages are cut to a readable length (the full text stays in command()).
-std::string shown_command(const std::string& c) {
-  constexpr std::size_t kMax = 200;
-  if (c.size() <= kMax) return c;
-  return c.substr(0, kMax) + "... (" + std::to_string(c.size()) + " bytes)";
-}
-
 std::string fmt_seconds(double s) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", s);
   return buf;
 }
 }  // namespace
+
+std::string shown_command(std::string_view command) {
+  constexpr std::size_t kMax = 200;
+  if (command.size() <= kMax) return std::string(command);
+  std::string out(command.substr(0, kMax));
+  out += "... (";
+  out += std::to_string(command.size());
+  out += " bytes)";
+  return out;
+}
 
 const ErrorInfo& error_info(ErrorKind kind) noexcept {
   for (const auto& e : kTable)

@@ -207,14 +207,11 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
   }
 
   Task<CommandResult> run_locked(std::string command, double timeout) {
-    if (!usable() && reconnect_next && !closed_by_user) {
-      co_await connect();
-    } else if (!usable()) {
+    if (!usable()) {
       if (closed_by_user || !ever_connected) throw PodNotConnectedError();
-      if (!opts.auto_reconnect && !conn)
-        throw PodNotConnectedError("session is not connected (connection lost: " +
-                                   (read_error.empty() ? std::string("closed") : read_error) + ")");
-      if (!opts.auto_reconnect) {
+      // A shell the last command ended on purpose is replaced silently; a lost
+      // connection only with auto_reconnect.
+      if (!reconnect_next && !opts.auto_reconnect) {
         std::string why = lost_reason();
         drop_connection();
         throw PodNotConnectedError("session is not connected (connection lost: " + why + ")");
@@ -238,8 +235,7 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
       if (eof) {
         std::string why = lost_reason();
         conn.reset();
-        std::string shown = command.size() > 200 ? command.substr(0, 200) + "..." : command;
-        throw PodConnectionError("connection lost while running '" + shown + "': " + why);
+        throw PodConnectionError("connection lost while running '" + shown_command(command) + "': " + why);
       }
       if (!co_await wait(deadline)) {
         std::string partial = sc.output();

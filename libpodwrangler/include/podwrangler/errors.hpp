@@ -4,6 +4,7 @@
 // constructors redact URLs and callers pass redacted text.
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace pw {
 
@@ -28,6 +29,10 @@ struct ErrorInfo {
 };
 
 const ErrorInfo& error_info(ErrorKind kind) noexcept;
+
+// A command as error messages show it: cut to 200 bytes (the full text stays in the
+// error's command() field).
+std::string shown_command(std::string_view command);
 
 class PodClientError : public std::runtime_error {
  public:
