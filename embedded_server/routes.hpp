@@ -1,0 +1,35 @@
+#pragma once
+// What every route file shares: the server's context and one add_*_routes per resource.
+#include "embedded_server/settings.hpp"
+#include "embedded_server/store/store.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <string>
+
+namespace httplib {
+class Server;
+}
+
+namespace pw::server {
+
+class SessionPool;
+class Runtime;
+
+struct Context {
+  Settings settings;
+  std::unique_ptr<Store> store;
+  Runtime* runtime = nullptr;   // io_context thread + in-flight command tracking
+  SessionPool* pool = nullptr;
+  std::string server_id;        // "host:pid:start-ms", owner of the rows it starts
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+};
+
+void add_health_routes(httplib::Server& http, Context& ctx);
+void add_pod_routes(httplib::Server& http, Context& ctx);
+void add_exec_routes(httplib::Server& http, Context& ctx);
+void add_command_routes(httplib::Server& http, Context& ctx);
+// GET /openapi.json, GET /docs and its assets (embedded at build time).
+void add_docs_routes(httplib::Server& http, Context& ctx);
+
+}  // namespace pw::server

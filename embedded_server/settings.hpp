@@ -1,0 +1,40 @@
+#pragma once
+// Server settings: defaults, then PODWRANGLER_* environment variables, then flags
+// (the CLI's `serve` sets the fields it was given after from_env()).
+#include <podwrangler/secret.hpp>
+
+#include <cstddef>
+#include <string>
+
+namespace pw::server {
+
+struct Settings {
+  std::string host = "127.0.0.1";
+  int port = 8000;  // 0: any free port (Server::port() tells which)
+  std::string database_url;  // "" until from_env(): then the default SQLite file
+  SecretString api_key;      // empty: no auth (only allowed on loopback addresses)
+  bool insecure_no_auth = false;  // allow a non-loopback address without a key
+  std::string tls_cert, tls_key;  // both set: HTTPS
+  std::size_t max_body_bytes = 1 << 20;  // larger request bodies → 413
+  int threads = 64;                 // httplib worker threads (keep-alive connections held)
+  int keep_alive_max_count = 1000;  // requests per keep-alive connection
+  int keep_alive_timeout_s = 5;
+  std::size_t pool_max_sessions = 4096;  // warm sessions kept at most (LRU idle ones go)
+  double pool_idle_ttl_s = 300.0;        // idle sessions closed after this
+  int default_parallel = 32;             // fan-out width when the request gives none
+  int max_parallel = 1024;
+  double shutdown_grace_s = 30.0;  // running commands may finish within this on SIGTERM
+  bool access_log = false;         // one line per request on stderr (never bodies or headers)
+
+  // Defaults overlaid with PODWRANGLER_DATABASE_URL, PODWRANGLER_API_HOST,
+  // PODWRANGLER_API_PORT, PODWRANGLER_API_KEY. Throws PodConfigValidationError naming
+  // the variable for a bad value.
+  static Settings from_env();
+  // Validates the combination (port range, TLS pair, auth vs address); throws
+  // PodConfigValidationError naming the field.
+  void validate() const;
+};
+
+bool is_loopback_host(const std::string& host);
+
+}  // namespace pw::server

@@ -1,0 +1,145 @@
+#pragma once
+// Store: the server's persistence (pods and command history) behind one interface with
+// SQLite and PostgreSQL implementations. Every method is safe to call from any thread
+// (each implementation keeps its own connection pool). Nothing here holds state that
+// another server process on the same database would need: several replicas work.
+#include <podwrangler/secret.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pw::server {
+
+// Thrown for a duplicate alias (→ HTTP 409).
+class StoreConflictError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+// The database cannot be reached or a statement failed (→ HTTP 503/500). The message
+// is for logs only; API bodies never carry it (it may contain SQL).
+class StoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+using Labels = std::map<std::string, std::string>;
+
+struct PodRecord {
+  std::string alias;
+  SecretString url;          // the full URL, token included; stored encrypted
+  std::string url_redacted;  // redact_url(url): what APIs and logs show
+  std::string provider;      // catalog name: plaintty, local, docker, kubernetes, …
+  Labels labels;
+  std::string created_at;  // RFC 3339 UTC with milliseconds, set by the store
+  std::string updated_at;
+};
+
+// Partial update: unset fields stay as they are.
+struct PodPatch {
+  std::optional<SecretString> url;
+  std::optional<std::string> url_redacted;
+  std::optional<std::string> provider;
+  std::optional<Labels> labels;
+};
+
+// Command statuses, as stored and as the API shows them.
+inline constexpr const char* STATUS_RUNNING = "running";
+inline constexpr const char* STATUS_SUCCEEDED = "succeeded";    // exit code 0
+inline constexpr const char* STATUS_FAILED = "failed";          // non-zero exit code
+inline constexpr const char* STATUS_TIMEOUT = "timeout";        // deadline passed
+inline constexpr const char* STATUS_ERROR = "error";            // connection or pod error
+inline constexpr const char* STATUS_INTERRUPTED = "interrupted";  // server stopped first
+bool is_valid_status(const std::string& s);
+
+struct CommandRecord {
+  std::int64_t id = 0;
+  std::string alias;
+  std::string command;  // as given (commands are the user's text, not secrets)
+  std::string status = STATUS_RUNNING;
+  std::optional<int> exit_code;
+  std::string output;
+  std::optional<std::string> error;
+  double duration = 0.0;  // seconds
+  bool truncated = false;
+  std::string pod_label;
+  std::string started_at;  // RFC 3339 UTC, ms
+  std::optional<std::string> finished_at;
+  std::string server_id;  // which server process ran it ("host:pid:start")
+};
+
+struct CommandFilter {
+  std::optional<std::string> alias;
+  std::optional<std::string> status;
+  std::optional<std::string> since;  // RFC 3339 UTC: started_at >= since
+  std::optional<std::int64_t> before_id;  // pagination cursor: id < before_id
+  int limit = 50;                         // newest first
+};
+
+struct CommandStart {
+  std::string alias;
+  std::string command;
+  std::string pod_label;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual std::string kind() const = 0;  // "sqlite" | "postgresql"
+  // A cheap round trip to the database.
+  virtual bool ping() noexcept = 0;
+
+  // Pods, ordered by alias. `selector` keeps pods whose labels contain every pair.
+  virtual std::vector<PodRecord> list_pods(const Labels& selector = {}) = 0;
+  virtual std::optional<PodRecord> get_pod(const std::string& alias) = 0;
+  // Sets created_at/updated_at; throws StoreConflictError for a duplicate alias.
+  virtual PodRecord create_pod(const PodRecord& pod) = 0;
+  // nullopt when the alias does not exist.
+  virtual std::optional<PodRecord> update_pod(const std::string& alias, const PodPatch& patch) = 0;
+  virtual bool delete_pod(const std::string& alias) = 0;
+
+  // Records commands as `running` (one transaction for all of them) before they start;
+  // returns their ids in order.
+  virtual std::vector<std::int64_t> begin_commands(const std::vector<CommandStart>& starts,
+                                                   const std::string& server_id) = 0;
+  // Completes a running row (status, exit code, output, error, duration, finished_at).
+  virtual void finish_command(const CommandRecord& done) = 0;
+  // Marks this server's still-running rows `interrupted` (graceful shutdown); returns how many.
+  virtual int interrupt_running(const std::string& server_id) = 0;
+  // Marks running rows of server ids that are no longer alive (same host, dead pid).
+  virtual int interrupt_orphans(const std::vector<std::string>& dead_server_ids) = 0;
+  // The distinct server ids that own `running` rows.
+  virtual std::vector<std::string> running_server_ids() = 0;
+
+  virtual std::vector<CommandRecord> list_commands(const CommandFilter& filter) = 0;
+  virtual std::optional<CommandRecord> get_command(std::int64_t id) = 0;
+};
+
+// Opens (and migrates) the store a database URL names:
+//   sqlite+aiosqlite:///./pods.db, sqlite:///relative.db, sqlite:////abs/path.db,
+//   sqlite:///:memory: ; postgresql+asyncpg://user:pass@host:port/db, postgresql://…,
+//   postgres://…
+// Throws pw::PodConfigValidationError (field "database_url") for an unusable URL and
+// StoreError when the database cannot be opened; messages never contain the password.
+std::unique_ptr<Store> open_store(const std::string& database_url);
+
+// "sqlite" or "postgresql" for a database URL (the same forms); throws like open_store.
+std::string database_kind(const std::string& database_url);
+
+// $XDG_DATA_HOME/podwrangler (or ~/.local/share/podwrangler), created 0700 on demand.
+std::string data_dir();
+// sqlite:///<data_dir>/pods.db — the default database.
+std::string default_database_url();
+
+// Now as RFC 3339 UTC with milliseconds: 2026-11-25T16:00:00.123Z.
+std::string now_rfc3339();
+// Normalises a user-given time (RFC 3339 with or without fraction/zone, or a unix
+// timestamp in seconds) to the stored form; nullopt when it is not a time.
+std::optional<std::string> normalize_time(const std::string& text);
+
+}  // namespace pw::server
