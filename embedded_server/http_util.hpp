@@ -46,3 +46,31 @@ void send_error(httplib::Response& res, int status, const std::string& code,
 void send_current_exception(httplib::Response& res);
 
 }  // namespace pw::server
+
+#include "embedded_server/store/store.hpp"
+
+namespace pw::server {
+
+// Aliases: [A-Za-z0-9][A-Za-z0-9._-]{0,62}.
+bool is_valid_alias(std::string_view alias) noexcept;
+// 422 naming `field` unless valid.
+void check_alias(const std::string& alias, const std::string& field = "alias");
+// {"k":"v",…} with label keys [A-Za-z0-9][A-Za-z0-9._/-]{0,62} and values [A-Za-z0-9._-]{0,63}.
+Labels parse_labels(const nlohmann::json& j, const std::string& field = "labels");
+// "k=v,k2=v2" (a selector); empty text → empty selector.
+Labels parse_selector(const std::string& text, const std::string& field = "selector");
+
+// A query parameter read from the raw request target, so that values holding '='
+// (selector=app=web) survive; percent-decoded. nullopt when absent.
+std::optional<std::string> query_param(const httplib::Request& req, std::string_view name);
+
+// Typed accessors for request fields: 422 naming the field for a wrong type.
+std::string required_string(const nlohmann::json& body, const char* field, std::size_t max_len);
+std::optional<std::string> optional_string(const nlohmann::json& body, const char* field,
+                                           std::size_t max_len);
+// A number in (0, max]: seconds.
+std::optional<double> optional_seconds(const nlohmann::json& body, const char* field, double max);
+std::optional<bool> optional_bool(const nlohmann::json& body, const char* field);
+std::optional<long> optional_int(const nlohmann::json& body, const char* field, long min, long max);
+
+}  // namespace pw::server

@@ -3,6 +3,8 @@
 #include "embedded_server/settings.hpp"
 #include "embedded_server/store/store.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -24,6 +26,9 @@ struct Context {
   std::string server_id;        // "host:pid:start-ms", owner of the rows it starts
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
+
+// A history row / command result as the API shows it.
+nlohmann::json command_json(const CommandRecord& c);
 
 void add_health_routes(httplib::Server& http, Context& ctx);
 void add_pod_routes(httplib::Server& http, Context& ctx);

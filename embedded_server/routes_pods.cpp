@@ -1,1 +1,126 @@
-// placeholder, filled in by the issue-5 work
+// /api/v1/pods/: register, list, show, update and remove pods.
+#include "embedded_server/http_util.hpp"
+#include "embedded_server/routes.hpp"
+
+#include <podwrangler/errors.hpp>
+#include <podwrangler/provider.hpp>
+#include <podwrangler/redact.hpp>
+
+#include <httplib.h>
+
+namespace pw::server {
+namespace {
+
+constexpr std::size_t kMaxUrl = 8192;
+
+nlohmann::json pod_json(const PodRecord& p) {
+  return {{"alias", p.alias},           {"url", p.url_redacted},
+          {"provider", p.provider},     {"labels", p.labels},
+          {"created_at", p.created_at}, {"updated_at", p.updated_at}};
+}
+
+std::shared_ptr<ProviderSpec> provider_named(const std::string& name) {
+  auto p = ProviderCatalog::instance().get(name);
+  if (!p) {
+    std::string known;
+    for (const auto& n : ProviderCatalog::instance().names()) known += (known.empty() ? "" : ", ") + n;
+    throw validation_error("provider", "unknown provider (known: " + known + ")");
+  }
+  return p;
+}
+
+// Checks that `provider` understands `url`; returns the provider's canonical name.
+std::string check_url(const std::string& url, const std::optional<std::string>& provider_name) {
+  std::shared_ptr<ProviderSpec> provider;
+  if (provider_name) {
+    provider = provider_named(*provider_name);
+  } else {
+    try {
+      provider = ProviderCatalog::instance().for_url(url);
+    } catch (const PodURLParseError& e) {
+      throw validation_error("url", e.what());
+    }
+  }
+  try {
+    (void)endpoint_from_url(url, provider);
+  } catch (const PodURLParseError& e) {
+    throw validation_error("url", e.what());
+  } catch (const PodConfigValidationError& e) {
+    throw validation_error("url", e.what());
+  }
+  return provider->name();
+}
+
+std::string path_alias(const httplib::Request& req) {
+  std::string alias = req.matches[1];
+  // An alias that cannot exist is simply not found (no hint about its shape needed).
+  if (!is_valid_alias(alias)) throw PodNotFoundError(alias.size() > 64 ? alias.substr(0, 64) : alias);
+  return alias;
+}
+
+}  // namespace
+
+void add_pod_routes(httplib::Server& http, Context& ctx) {
+  http.Get("/api/v1/pods/?", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    Labels selector;
+    if (auto sel = query_param(req, "selector")) selector = parse_selector(*sel);
+    auto pods = ctx.store->list_pods(selector);
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& p : pods) arr.push_back(pod_json(p));
+    send_json(res, 200, arr);
+  });
+
+  http.Post("/api/v1/pods/?", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    auto body = parse_object_body(req);
+    reject_unknown_fields(body, {"alias", "url", "provider", "labels"});
+    PodRecord rec;
+    rec.alias = required_string(body, "alias", 256);
+    check_alias(rec.alias);
+    std::string url = required_string(body, "url", kMaxUrl);
+    rec.provider = check_url(url, optional_string(body, "provider", 64));
+    if (auto it = body.find("labels"); it != body.end() && !it->is_null()) rec.labels = parse_labels(*it);
+    rec.url_redacted = redact_url(url);
+    rec.url = SecretString(std::move(url));
+    auto created = ctx.store->create_pod(rec);
+    res.set_header("Location", "/api/v1/pods/" + created.alias);
+    send_json(res, 201, pod_json(created));
+  });
+
+  http.Get("/api/v1/pods/([^/]+)/?", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    auto alias = path_alias(req);
+    auto pod = ctx.store->get_pod(alias);
+    if (!pod) throw PodNotFoundError(alias);
+    send_json(res, 200, pod_json(*pod));
+  });
+
+  http.Patch("/api/v1/pods/([^/]+)/?", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    auto alias = path_alias(req);
+    auto body = parse_object_body(req);
+    reject_unknown_fields(body, {"url", "provider", "labels"});
+    auto url = optional_string(body, "url", kMaxUrl);
+    auto provider = optional_string(body, "provider", 64);
+    PodPatch patch;
+    if (auto it = body.find("labels"); it != body.end() && !it->is_null()) patch.labels = parse_labels(*it);
+    if (url || provider) {
+      auto cur = ctx.store->get_pod(alias);
+      if (!cur) throw PodNotFoundError(alias);
+      std::string new_url = url ? *url : cur->url.reveal();
+      std::string name = check_url(new_url, provider ? provider : std::optional<std::string>(cur->provider));
+      if (url && url->empty()) throw validation_error("url", "must not be empty");
+      patch.provider = name;
+      patch.url_redacted = redact_url(new_url);
+      patch.url = SecretString(std::move(new_url));
+    }
+    auto updated = ctx.store->update_pod(alias, patch);
+    if (!updated) throw PodNotFoundError(alias);
+    send_json(res, 200, pod_json(*updated));
+  });
+
+  http.Delete("/api/v1/pods/([^/]+)/?", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    auto alias = path_alias(req);
+    if (!ctx.store->delete_pod(alias)) throw PodNotFoundError(alias);
+    res.status = 204;
+  });
+}
+
+}  // namespace pw::server

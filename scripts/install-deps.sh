@@ -14,6 +14,8 @@ PACKAGES=(
   # real components the tests start
   websocketd openssl util-linux procps iproute2 docker.io postgresql-15
   python3 python3-kubernetes jq tmux bsdextrautils busybox-static
+  # the Swagger UI page test (headless)
+  chromium
   # benchmarks
   hyperfine wrk valgrind
 )
@@ -34,4 +36,19 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   echo "install-deps: all ${#PACKAGES[@]} packages present" >&2
+fi
+
+# npm packages of embedded_server/web (swagger-ui-dist, the OpenAPI validator), exactly as
+# pinned by package-lock.json; skipped while node_modules is newer than the lock file.
+WEB_DIR="$(cd "$(dirname "$0")/.." && pwd)/embedded_server/web"
+if [[ ! -f "$WEB_DIR/node_modules/.package-lock.json" ||
+      "$WEB_DIR/package-lock.json" -nt "$WEB_DIR/node_modules/.package-lock.json" ]]; then
+  if ! command -v npm >/dev/null; then
+    echo "install-deps: npm not found (needed for embedded_server/web)" >&2
+    exit 1
+  fi
+  echo "install-deps: npm ci in embedded_server/web" >&2
+  npm ci --prefix "$WEB_DIR" --ignore-scripts --no-audit --no-fund --loglevel=error >&2
+else
+  echo "install-deps: embedded_server/web/node_modules up to date" >&2
 fi

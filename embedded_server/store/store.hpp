@@ -84,6 +84,8 @@ struct CommandStart {
   std::string alias;
   std::string command;
   std::string pod_label;
+  std::string started_at;  // now_rfc3339() from the caller (so results and history agree);
+                           // empty: the store uses now
 };
 
 class Store {

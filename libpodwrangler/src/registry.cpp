@@ -87,7 +87,9 @@ Task<std::vector<CommandResult>> PodRegistry::fan_out(std::vector<std::string> a
                                                       FanOutOptions options) const {
   auto ex = co_await asio::this_coro::executor;
   std::vector<CommandResult> results(aliases.size());
-  co_await for_each_bounded(aliases.size(), options.width, [&](std::size_t i) -> Task<void> {
+  // Named and moved in, never a temporary: GCC 12 destroys a temporary passed to a
+  // coroutine's by-value parameter twice.
+  std::function<Task<void>(std::size_t)> work = [&](std::size_t i) -> Task<void> {
     CommandResult& r = results[i];
     r.command = command;
     auto start = std::chrono::steady_clock::now();
@@ -107,7 +109,8 @@ Task<std::vector<CommandResult>> PodRegistry::fan_out(std::vector<std::string> a
     }
     r.duration = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     co_await s.close();
-  });
+  };
+  co_await for_each_bounded(aliases.size(), options.width, std::move(work));
   co_return results;
 }
 

@@ -305,6 +305,16 @@ Task<void> PodSession::close() {
   impl->drop_connection();
 }
 
+void PodSession::abort() noexcept {
+  auto& impl = *impl_;
+  impl.closed_by_user = true;
+  if (!impl.conn) return;
+  impl.read_error = "the session was aborted";
+  impl.conn->close();
+  impl.eof = true;
+  impl.notify();
+}
+
 bool PodSession::connected() const noexcept { return impl_ && impl_->usable(); }
 
 Task<CommandResult> PodSession::run(std::string command, std::optional<double> timeout, bool check) {

@@ -36,6 +36,10 @@ class PodSession {
   // PodConnectionError (after the reconnect attempts when auto_reconnect is on).
   Task<void> connect();
   Task<void> close();
+  // Ends the transport at once, without waiting for a running command (which then
+  // fails with PodConnectionError); the session is closed after. Call it on the
+  // session's executor. For shutdowns past their grace.
+  void abort() noexcept;
   bool connected() const noexcept;
 
   // Runs one command. Throws PodCommandTimeoutError (with the partial output; the

@@ -1,0 +1,467 @@
+// The REST API end to end: a real Server on loopback, a real SQLite file or PostgreSQL 15
+// database, pods that are local PTY shells and websocketd+TLS shells.
+#include "api_fixture.hpp"
+
+#include <podwrangler/errors.hpp>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <set>
+#include <thread>
+
+using namespace pw::testing;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kToken = "tok-9f8e7d6c5b4a-secret";
+
+json local_pod(const std::string& alias, json labels = json::object()) {
+  return {{"alias", alias}, {"url", "local://" + alias}, {"provider", "local"}, {"labels", labels}};
+}
+
+// Everything observable about the pods table.
+json all_pods(ApiClient& api) { return api.get("/api/v1/pods/").body; }
+
+std::string wss_url(const Websocketd& w, const std::string& pod) {
+  return w.url("/exec/45582/?token=" + std::string(kToken) + "&pod=" + pod);
+}
+
+}  // namespace
+
+TEST_CASE("health reports version, database kind and reachability, and needs no key") {
+  for_each_backend([](Backend b, const std::string& db) {
+    TestServer srv(db, [](pw::server::Settings& s) { s.api_key = pw::SecretString("k-0123456789abcdef"); });
+    auto api = srv.client();
+    auto r = api.get("/health");
+    REQUIRE(r.status == 200);
+    CHECK(r.body["status"] == "ok");
+    CHECK(r.body["version"] == "0.1.0");
+    CHECK(r.body["database"]["kind"] == backend_name(b));
+    CHECK(r.body["database"]["reachable"] == true);
+    CHECK(r.body["uptime"].get<double>() >= 0);
+    CHECK(api.get("/health/").status == 200);
+  });
+}
+
+TEST_CASE("auth: every endpoint but /health needs the bearer key") {
+  TestServer srv(fresh_database_url(Backend::sqlite),
+                 [](pw::server::Settings& s) { s.api_key = pw::SecretString("k-0123456789abcdef"); });
+  auto anon = srv.client();
+  auto wrong = srv.client("k-0123456789abcdeX");
+  auto good = srv.client("k-0123456789abcdef");
+  for (const char* path : {"/api/v1/pods/", "/api/v1/commands", "/openapi.json", "/docs"}) {
+    CAPTURE(path);
+    auto r = anon.get(path);
+    CHECK(r.status == 401);
+    CHECK(r.body["code"] == "unauthorized");
+    CHECK(wrong.get(path).status == 401);
+  }
+  CHECK(anon.post("/api/v1/pods/", local_pod("a")).status == 401);
+  CHECK(good.get("/api/v1/pods/").status == 200);
+  CHECK(good.post("/api/v1/pods/", local_pod("a")).status == 201);
+  CHECK(good.get("/api/v1/pods/").body.size() == 1);
+  // The key never comes back in any body.
+  CHECK(anon.get("/api/v1/pods/").raw.find("0123456789abcdef") == std::string::npos);
+}
+
+TEST_CASE("settings: no key on a non-loopback address is refused") {
+  pw::server::Settings s;
+  s.host = "0.0.0.0";
+  CHECK_THROWS_AS(s.validate(), pw::PodConfigValidationError);
+  s.insecure_no_auth = true;
+  CHECK_NOTHROW(s.validate());
+  s.insecure_no_auth = false;
+  s.api_key = pw::SecretString("k-0123456789abcdef");
+  CHECK_NOTHROW(s.validate());
+  s.tls_cert = "x.pem";
+  CHECK_THROWS_AS(s.validate(), pw::PodConfigValidationError);
+  CHECK(pw::server::is_loopback_host("127.0.0.1"));
+  CHECK(pw::server::is_loopback_host("127.1.2.3"));
+  CHECK(pw::server::is_loopback_host("::1"));
+  CHECK(pw::server::is_loopback_host("localhost"));
+  CHECK_FALSE(pw::server::is_loopback_host("10.0.0.1"));
+  CHECK_FALSE(pw::server::is_loopback_host("::"));
+}
+
+TEST_CASE("pods: register, list, show, update, remove") {
+  for_each_backend([](Backend, const std::string& db) {
+    TestServer srv(db);
+    auto api = srv.client();
+    CHECK(api.get("/api/v1/pods/").body == json::array());
+    CHECK(api.get("/api/v1/pods").body == json::array());  // without the trailing slash
+
+    std::string url = "wss://k8s.example.com/exec/45582/?token=" + std::string(kToken) + "&pod=my-app-abc";
+    auto r = api.post("/api/v1/pods/", {{"alias", "prod-web"}, {"url", url}, {"labels", {{"env", "prod"}}}});
+    REQUIRE(r.status == 201);
+    CHECK(r.body["alias"] == "prod-web");
+    CHECK(r.body["provider"] == "plaintty");  // from the URL scheme
+    CHECK(r.body["url"].get<std::string>().find(kToken) == std::string::npos);
+    CHECK(r.body["url"].get<std::string>().find("token=***") != std::string::npos);
+    CHECK(r.body["labels"] == json{{"env", "prod"}});
+    CHECK(r.body["created_at"].get<std::string>().size() == 24);
+    CHECK(r.raw.find(kToken) == std::string::npos);
+
+    CHECK(api.post("/api/v1/pods", local_pod("web-2", {{"env", "staging"}})).status == 201);
+    auto list = api.get("/api/v1/pods/");
+    REQUIRE(list.body.size() == 2);
+    CHECK(list.body[0]["alias"] == "prod-web");
+    CHECK(list.body[1]["alias"] == "web-2");
+    CHECK(list.raw.find(kToken) == std::string::npos);
+    auto sel = api.get("/api/v1/pods/?selector=env%3Dstaging");
+    REQUIRE(sel.body.size() == 1);
+    CHECK(sel.body[0]["alias"] == "web-2");
+    CHECK(api.get("/api/v1/pods/?selector=env=nope").body == json::array());
+    CHECK(api.get("/api/v1/pods/?selector=bad%20key=x").status == 422);
+
+    auto one = api.get("/api/v1/pods/prod-web");
+    CHECK(one.status == 200);
+    CHECK(one.body == r.body);
+    CHECK(api.get("/api/v1/pods/prod-web/").status == 200);
+
+    // Duplicate alias → 409, nothing changed.
+    auto before = all_pods(api);
+    auto dup = api.post("/api/v1/pods/", local_pod("web-2"));
+    CHECK(dup.status == 409);
+    CHECK(dup.body["code"] == "conflict");
+    CHECK(all_pods(api) == before);
+
+    auto p = api.patch("/api/v1/pods/web-2", {{"labels", {{"env", "prod"}, {"tier", "web"}}}});
+    REQUIRE(p.status == 200);
+    CHECK(p.body["labels"] == json{{"env", "prod"}, {"tier", "web"}});
+    CHECK(p.body["created_at"] == before[1]["created_at"]);
+    CHECK(api.get("/api/v1/pods/?selector=env=prod").body.size() == 2);
+    auto pu = api.patch("/api/v1/pods/web-2/", {{"url", "local://renamed"}});
+    REQUIRE(pu.status == 200);
+    CHECK(pu.body["url"] == "local://renamed");
+    CHECK(pu.body["provider"] == "local");
+    CHECK(api.patch("/api/v1/pods/nope", {{"labels", json::object()}}).status == 404);
+
+    CHECK(api.del("/api/v1/pods/web-2").status == 204);
+    CHECK(api.get("/api/v1/pods/web-2").status == 404);
+    auto gone = api.del("/api/v1/pods/web-2");
+    CHECK(gone.status == 404);
+    CHECK(gone.body["code"] == "pod_not_found");
+    CHECK(all_pods(api).size() == 1);
+  });
+}
+
+TEST_CASE("pods: invalid input is a 4xx naming the problem, and the database is unchanged") {
+  for_each_backend([](Backend, const std::string& db) {
+    TestServer srv(db, [](pw::server::Settings& s) { s.max_body_bytes = 64 * 1024; });
+    auto api = srv.client();
+    REQUIRE(api.post("/api/v1/pods/", local_pod("keep")).status == 201);
+    auto before = all_pods(api);
+
+    auto expect = [&](const Reply& r, int status, const std::string& code, const std::string& field = "") {
+      CAPTURE(r.raw);
+      CHECK(r.status == status);
+      CHECK(r.body["code"] == code);
+      CHECK(r.body["message"].is_string());
+      if (!field.empty()) CHECK(r.body["field"] == field);
+      CHECK(r.raw.find("SELECT") == std::string::npos);
+      CHECK(r.raw.find("sqlite") == std::string::npos);
+      CHECK(all_pods(api) == before);
+    };
+    expect(api.send("POST", "/api/v1/pods/", "{\"alias\": \"x\", "), 400, "bad_request");
+    expect(api.send("POST", "/api/v1/pods/", "[1,2]"), 400, "bad_request");
+    expect(api.send("POST", "/api/v1/pods/", "alias=x", "application/x-www-form-urlencoded"), 415,
+           "unsupported_media_type");
+    expect(api.send("POST", "/api/v1/pods/", std::string(200 * 1024, ' ')), 413, "payload_too_large");
+    std::string deep(5000, '[');
+    expect(api.send("POST", "/api/v1/pods/", "{\"labels\":" + deep + std::string(5000, ']') + "}"), 422,
+           "validation_error");
+    expect(api.post("/api/v1/pods/", {{"url", "local://a"}}), 422, "validation_error", "alias");
+    expect(api.post("/api/v1/pods/", {{"alias", "a"}}), 422, "validation_error", "url");
+    expect(api.post("/api/v1/pods/", {{"alias", 5}, {"url", "local://a"}}), 422, "validation_error", "alias");
+    expect(api.post("/api/v1/pods/", {{"alias", "a"}, {"url", "local://a"}, {"extra", 1}}), 422,
+           "validation_error", "extra");
+    for (std::string bad : std::vector<std::string>{"../../etc/passwd", "a/b", "pod\x01", "x'; DROP TABLE pods;--", "ünïcödé",
+                            "-leading", "", std::string(64, 'a'), "a b", "a\nb"}) {
+      CAPTURE(bad);
+      expect(api.post("/api/v1/pods/", {{"alias", bad}, {"url", "local://a"}}), 422, "validation_error", "alias");
+    }
+    expect(api.post("/api/v1/pods/", {{"alias", "a"}, {"url", "ftp://x/y"}}), 422, "validation_error", "url");
+    expect(api.post("/api/v1/pods/", {{"alias", "a"}, {"url", "wss://h/exec/1/?pod=x"}}), 422,
+           "validation_error", "url");  // no token
+    expect(api.post("/api/v1/pods/", {{"alias", "a"}, {"url", "local://a"}, {"provider", "nope"}}), 422,
+           "validation_error", "provider");
+    expect(api.post("/api/v1/pods/", {{"alias", "a"}, {"url", "local://a"}, {"labels", {{"k", 1}}}}), 422,
+           "validation_error");
+    expect(api.post("/api/v1/pods/", {{"alias", "a"}, {"url", "local://a"}, {"labels", {{"bad key", "v"}}}}),
+           422, "validation_error");
+    // A token in a rejected URL is not echoed back.
+    auto r = api.post("/api/v1/pods/", {{"alias", "a"}, {"url", std::string("wss://h/x?token=") + kToken}});
+    CHECK(r.status == 422);
+    CHECK(r.raw.find(kToken) == std::string::npos);
+    expect(api.patch("/api/v1/pods/keep", {{"url", "nope://x"}}), 422, "validation_error", "url");
+    expect(api.patch("/api/v1/pods/keep", {{"alias", "renamed"}}), 422, "validation_error", "alias");
+    // Path traversal and odd aliases in paths are simply unknown pods.
+    CHECK(api.get("/api/v1/pods/..%2F..%2Fetc").status == 404);
+    CHECK(api.get("/api/v1/pods/%27%20OR%201%3D1--").status == 404);
+    CHECK(api.del("/api/v1/pods/%00").status == 404);
+    CHECK(api.get("/api/v1/nothing-here").body["code"] == "not_found");
+    CHECK(all_pods(api) == before);
+  });
+}
+
+TEST_CASE("exec on one pod: warm session, exit codes, check, timeout, history") {
+  for_each_backend([](Backend, const std::string& db) {
+    TestServer srv(db);
+    auto api = srv.client();
+    REQUIRE(api.post("/api/v1/pods/", local_pod("l1")).status == 201);
+
+    auto r = api.post("/api/v1/pods/l1/exec", {{"command", "echo hello; echo $$ > /dev/null"}});
+    REQUIRE(r.status == 200);
+    CHECK(r.body["output"] == "hello\n");
+    CHECK(r.body["exit_code"] == 0);
+    CHECK(r.body["status"] == "succeeded");
+    CHECK(r.body["id"].get<long>() > 0);
+
+    // The same shell serves the next request (warm pool): its PID and state persist.
+    auto pid1 = api.post("/api/v1/pods/l1/exec", {{"command", "echo $$; export KEEP=1"}}).body["output"];
+    auto pid2 = api.post("/api/v1/pods/l1/exec/", {{"command", "echo $$ $KEEP"}}).body["output"];
+    CHECK(pid2.get<std::string>() == pid1.get<std::string>().substr(0, pid1.get<std::string>().size() - 1) + " 1\n");
+
+    auto f = api.post("/api/v1/pods/l1/exec", {{"command", "echo oops >&2; exit 3"}});
+    CHECK(f.status == 200);
+    CHECK(f.body["status"] == "failed");
+    CHECK(f.body["exit_code"] == 3);
+    CHECK(f.body["output"] == "oops\n");
+    auto c = api.post("/api/v1/pods/l1/exec", {{"command", "false"}, {"check", true}});
+    CHECK(c.status == 422);
+    CHECK(c.body["code"] == "pod_command_failed");
+    CHECK(c.body["result"]["exit_code"] == 1);
+
+    auto t = api.post("/api/v1/pods/l1/exec", {{"command", "echo partial; sleep 5"}, {"timeout", 0.5}});
+    CHECK(t.status == 504);
+    CHECK(t.body["code"] == "pod_command_timeout");
+    CHECK(t.body["result"]["status"] == "timeout");
+    CHECK(t.body["result"]["output"] == "partial\n");
+    // The session is usable right after a timeout.
+    CHECK(api.post("/api/v1/pods/l1/exec", {{"command", "echo after"}}).body["output"] == "after\n");
+
+    CHECK(api.post("/api/v1/pods/nope/exec", {{"command", "true"}}).status == 404);
+    CHECK(api.post("/api/v1/pods/l1/exec", {{"command", ""}}).status == 422);
+    CHECK(api.post("/api/v1/pods/l1/exec", {{"command", "true"}, {"timeout", -1}}).status == 422);
+    CHECK(api.post("/api/v1/pods/l1/exec", {{"command", "true"}, {"timeout", "5"}}).status == 422);
+    CHECK(api.post("/api/v1/pods/l1/exec", {{"command", "true"}, {"bogus", 1}}).status == 422);
+
+    // History: newest first, filters, cursor pagination, single rows.
+    auto h = api.get("/api/v1/commands?alias=l1");
+    REQUIRE(h.status == 200);
+    auto items = h.body["items"];
+    REQUIRE(items.size() == 7);
+    CHECK(items[0]["command"] == "echo after");
+    CHECK(items[1]["status"] == "timeout");
+    CHECK(items[1]["output"] == "partial\n");
+    CHECK(items.back()["output"] == "hello\n");
+    CHECK(api.get("/api/v1/commands?status=failed").body["items"].size() == 2);
+    CHECK(api.get("/api/v1/commands?status=timeout").body["items"].size() == 1);
+    CHECK(api.get("/api/v1/commands?status=bogus").status == 422);
+    CHECK(api.get("/api/v1/commands?limit=0").status == 422);
+    CHECK(api.get("/api/v1/commands?since=yesterday").status == 422);
+    CHECK(api.get("/api/v1/commands?since=2000-01-01T00:00:00Z").body["items"].size() == 7);
+    CHECK(api.get("/api/v1/commands?since=4000000000").body["items"].empty());
+    std::vector<long> seen;
+    std::string path = "/api/v1/commands?limit=3";
+    for (int page = 0; page < 5; ++page) {
+      auto pg = api.get(path);
+      for (auto& it : pg.body["items"]) seen.push_back(it["id"].get<long>());
+      if (pg.body["next_before"].is_null()) break;
+      path = "/api/v1/commands?limit=3&before=" + std::to_string(pg.body["next_before"].get<long>());
+    }
+    REQUIRE(seen.size() == 7);
+    CHECK(std::is_sorted(seen.rbegin(), seen.rend()));
+    auto one = api.get("/api/v1/commands/" + std::to_string(seen.back()));
+    CHECK(one.status == 200);
+    CHECK(one.body["command"] == "echo hello; echo $$ > /dev/null");
+    CHECK(api.get("/api/v1/commands/999999").status == 404);
+    CHECK(api.get("/api/v1/commands/abc").body["code"] == "command_not_found");
+  });
+}
+
+TEST_CASE("exec over websocketd+TLS: the token stays out of results, history and errors") {
+  auto& env = server_env();
+  Websocketd w(env.dir, pty_shell_program(), &env.pki);
+  TestServer srv(fresh_database_url(Backend::sqlite));
+  auto api = srv.client();
+  REQUIRE(api.post("/api/v1/pods/", {{"alias", "tls-1"}, {"url", wss_url(w, "tls-pod")}}).status == 201);
+  auto r = api.post("/api/v1/pods/tls-1/exec", {{"command", "echo over-tls"}});
+  REQUIRE(r.status == 200);
+  CHECK(r.body["output"] == "over-tls\n");
+  // Pod gone: 502 with a clear message, no token.
+  w.kill_now();
+  auto dead = api.post("/api/v1/pods/tls-1/exec", {{"command", "echo again"}, {"timeout", 3}});
+  CHECK(dead.status == 502);
+  CHECK(dead.body["code"] == "pod_connection_error");
+  CHECK(dead.body["result"]["status"] == "error");
+  for (const auto& raw : {r.raw, dead.raw, api.get("/api/v1/commands").raw, api.get("/api/v1/pods/").raw})
+    CHECK(raw.find(kToken) == std::string::npos);
+  // The pod comes back: a fresh session is made transparently.
+  w.restart();
+  auto back = api.post("/api/v1/pods/tls-1/exec", {{"command", "echo back"}});
+  CHECK(back.status == 200);
+  CHECK(back.body["output"] == "back\n");
+}
+
+TEST_CASE("a PATCHed URL gets a new session") {
+  TestServer srv(fresh_database_url(Backend::sqlite));
+  auto api = srv.client();
+  REQUIRE(api.post("/api/v1/pods/", local_pod("p")).status == 201);
+  auto a = api.post("/api/v1/pods/p/exec", {{"command", "echo $$"}}).body["output"];
+  REQUIRE(api.patch("/api/v1/pods/p", {{"url", "local://p?cwd=/tmp"}}).status == 200);
+  auto b = api.post("/api/v1/pods/p/exec", {{"command", "echo $$; pwd"}}).body["output"].get<std::string>();
+  CHECK(b.find(a.get<std::string>()) == std::string::npos);
+  CHECK(b.find("/tmp\n") != std::string::npos);
+}
+
+TEST_CASE("fan-out over 50 pods with one dead and one timing out") {
+  for_each_backend([](Backend, const std::string& db) {
+    auto& env = server_env();
+    Websocketd w(env.dir, pipe_shell_program(), &env.pki);
+    TempDir slow;
+    std::ofstream(slow.file("slow")) << "x";
+    TestServer srv(db);
+    auto api = srv.client();
+    std::vector<std::string> aliases;
+    for (int i = 0; i < 50; ++i) {
+      std::string a = "pod-" + std::to_string(100 + i);
+      json pod;
+      if (i == 7) pod = {{"alias", a}, {"url", "wss://127.0.0.1:1/exec/1/?token=t&pod=dead"}};  // nothing listens
+      else if (i == 13) pod = {{"alias", a}, {"url", "local://" + a + "?cwd=" + slow.path().string()}};
+      else if (i % 2 == 0) pod = {{"alias", a}, {"url", wss_url(w, a)}};
+      else pod = local_pod(a);
+      pod["labels"] = {{"fleet", "f1"}, {"half", i < 25 ? "a" : "b"}};
+      REQUIRE(api.post("/api/v1/pods/", pod).status == 201);
+      aliases.push_back(a);
+    }
+    std::reverse(aliases.begin(), aliases.end());  // request order, not alias order
+    aliases.insert(aliases.begin() + 3, "no-such-pod");
+    json req = {{"command", "test -e slow && sleep 10; echo ok"}, {"aliases", aliases}, {"parallel", 16},
+                {"timeout", 2}};
+    auto r = api.post("/api/v1/exec", req);
+    REQUIRE(r.status == 200);
+    auto results = r.body["results"];
+    REQUIRE(results.size() == aliases.size());
+    for (std::size_t i = 0; i < aliases.size(); ++i) {
+      CAPTURE(aliases[i]);
+      CHECK(results[i]["alias"] == aliases[i]);
+      if (aliases[i] == "pod-107") {
+        CHECK(results[i]["status"] == "error");
+      } else if (aliases[i] == "pod-113") {
+        CHECK(results[i]["status"] == "timeout");
+      } else if (aliases[i] == "no-such-pod") {
+        CHECK(results[i]["status"] == "error");
+        CHECK(results[i]["id"].is_null());
+      } else {
+        CHECK(results[i]["status"] == "succeeded");
+        CHECK(results[i]["output"] == "ok\n");
+      }
+    }
+    CHECK(r.body["summary"] == json{{"total", 51}, {"succeeded", 48}, {"failed", 0}, {"timeout", 1},
+                                    {"error", 2}, {"interrupted", 0}});
+    // Every pod's command is in the history (the unknown alias is not).
+    auto h = api.get("/api/v1/commands?limit=1000");
+    CHECK(h.body["items"].size() == 50);
+
+    // By selector, and streamed as NDJSON.
+    auto sel = api.post("/api/v1/exec", {{"command", "echo sel"}, {"selector", "half=a"}});
+    REQUIRE(sel.status == 200);
+    CHECK(sel.body["summary"]["total"] == 25);
+    CHECK(sel.body["results"][0]["alias"] == "pod-100");  // alias order
+    auto st = api.send("POST", "/api/v1/exec/stream", json{{"command", "echo s"}, {"all", true}, {"timeout", 2}}.dump());
+    REQUIRE(st.status == 200);
+    CHECK(st.content_type.find("application/x-ndjson") == 0);
+    std::vector<json> events;
+    std::size_t pos = 0;
+    while (pos < st.raw.size()) {
+      auto nl = st.raw.find('\n', pos);
+      REQUIRE(nl != std::string::npos);
+      events.push_back(json::parse(st.raw.substr(pos, nl - pos)));
+      pos = nl + 1;
+    }
+    REQUIRE(events.size() == 52);
+    CHECK(events.front()["event"] == "start");
+    CHECK(events.front()["total"] == 50);
+    CHECK(events.back()["event"] == "summary");
+    CHECK(events.back()["succeeded"] == 49);
+    std::set<long> indexes;
+    for (std::size_t i = 1; i < 51; ++i) {
+      CHECK(events[i]["event"] == "result");
+      indexes.insert(events[i]["index"].get<long>());
+    }
+    CHECK(indexes.size() == 50);
+
+    // Bad requests.
+    CHECK(api.post("/api/v1/exec", {{"command", "x"}}).status == 422);
+    CHECK(api.post("/api/v1/exec", {{"command", "x"}, {"all", true}, {"selector", "a=b"}}).status == 422);
+    CHECK(api.post("/api/v1/exec", {{"command", "x"}, {"aliases", {"a", "a"}}}).status == 422);
+    CHECK(api.post("/api/v1/exec", {{"command", "x"}, {"aliases", {"../x"}}}).status == 422);
+    CHECK(api.post("/api/v1/exec", {{"command", "x"}, {"all", true}, {"parallel", 0}}).status == 422);
+    CHECK(api.post("/api/v1/exec", {{"command", "x"}, {"selector", "nomatch=1"}}).body["summary"]["total"] == 0);
+  });
+}
+
+TEST_CASE("graceful shutdown: commands finish within the grace, the rest are recorded interrupted") {
+  auto db = fresh_database_url(Backend::sqlite);
+  {
+    TestServer srv(db);
+    auto api = srv.client();
+    REQUIRE(api.post("/api/v1/pods/", local_pod("g1")).status == 201);
+    REQUIRE(api.post("/api/v1/pods/", local_pod("g2")).status == 201);
+    Reply quick, slow;
+    std::thread t1([&] { quick = srv.client().post("/api/v1/pods/g1/exec", {{"command", "sleep 0.5; echo done"}}); });
+    std::thread t2([&] { slow = srv.client().post("/api/v1/pods/g2/exec", {{"command", "sleep 30"}, {"timeout", 60}}); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    auto t0 = std::chrono::steady_clock::now();
+    srv.server().stop(1.5);
+    auto took = std::chrono::steady_clock::now() - t0;
+    t1.join();
+    t2.join();
+    CHECK(took < std::chrono::seconds(10));
+    CHECK(quick.status == 200);
+    CHECK(quick.body["output"] == "done\n");
+    CHECK(slow.status == 503);
+    CHECK(slow.body["result"]["status"] == "interrupted");
+  }
+  TestServer again(db);
+  auto api = again.client();
+  CHECK(api.get("/api/v1/commands?status=interrupted").body["items"].size() == 1);
+  CHECK(api.get("/api/v1/commands?status=succeeded").body["items"].size() == 1);
+  CHECK(api.get("/api/v1/commands?status=running").body["items"].empty());
+}
+
+TEST_CASE("two servers on one PostgreSQL database work together") {
+  auto db = fresh_database_url(Backend::postgresql);
+  TestServer a(db), b(db);
+  auto ca = a.client(), cb = b.client();
+  REQUIRE(ca.post("/api/v1/pods/", local_pod("shared")).status == 201);
+  CHECK(cb.get("/api/v1/pods/shared").status == 200);
+  CHECK(cb.post("/api/v1/pods/", local_pod("shared")).status == 409);
+  CHECK(cb.post("/api/v1/pods/shared/exec", {{"command", "echo from-b"}}).body["output"] == "from-b\n");
+  CHECK(ca.post("/api/v1/pods/shared/exec", {{"command", "echo from-a"}}).body["output"] == "from-a\n");
+  // B sees A's history and vice versa; a URL changed through B is used by A.
+  CHECK(cb.get("/api/v1/commands").body["items"].size() == 2);
+  REQUIRE(cb.patch("/api/v1/pods/shared", {{"url", "local://shared?cwd=/tmp"}}).status == 200);
+  CHECK(ca.post("/api/v1/pods/shared/exec", {{"command", "pwd"}}).body["output"] == "/tmp\n");
+  REQUIRE(cb.del("/api/v1/pods/shared").status == 204);
+  CHECK(ca.post("/api/v1/pods/shared/exec", {{"command", "pwd"}}).status == 404);
+  // Concurrent registrations through both: each alias exactly once.
+  std::vector<std::thread> ts;
+  std::atomic<int> created{0}, conflicts{0};
+  for (int i = 0; i < 8; ++i)
+    ts.emplace_back([&, i] {
+      auto c = (i % 2 ? a : b).client();
+      for (int k = 0; k < 10; ++k) {
+        int s = c.post("/api/v1/pods/", local_pod("c-" + std::to_string(k))).status;
+        (s == 201 ? created : conflicts)++;
+      }
+    });
+  for (auto& t : ts) t.join();
+  CHECK(created == 10);
+  CHECK(conflicts == 70);
+}
