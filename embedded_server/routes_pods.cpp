@@ -8,6 +8,10 @@
 
 #include <httplib.h>
 
+#include <map>
+#include <memory>
+#include <mutex>
+
 namespace pw::server {
 namespace {
 
@@ -60,14 +64,48 @@ std::string path_alias(const httplib::Request& req) {
 
 }  // namespace
 
+// Listing bodies by selector, reused while the database's pods_version is unchanged
+// (one one-row read instead of building and serialising every pod again). The version
+// lives in the database, so replicas never serve each other's stale listings; the
+// version is read before the rows, so a body is never older than its version.
+class ListingCache {
+ public:
+  std::shared_ptr<const std::string> find(const std::string& version, const std::string& selector) {
+    std::lock_guard lk(mu_);
+    auto it = bodies_.find(selector);
+    if (it == bodies_.end() || version.empty() || it->second.first != version) return nullptr;
+    return it->second.second;
+  }
+  void put(const std::string& version, const std::string& selector, std::shared_ptr<const std::string> body) {
+    if (version.empty()) return;
+    std::lock_guard lk(mu_);
+    if (bodies_.size() >= 64 && !bodies_.contains(selector)) bodies_.clear();
+    bodies_[selector] = {version, std::move(body)};
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::pair<std::string, std::shared_ptr<const std::string>>> bodies_;
+};
+
 void add_pod_routes(httplib::Server& http, Context& ctx) {
-  http.Get("/api/v1/pods/?", [&ctx](const httplib::Request& req, httplib::Response& res) {
+  auto cache = std::make_shared<ListingCache>();
+  http.Get("/api/v1/pods/?", [&ctx, cache](const httplib::Request& req, httplib::Response& res) {
     Labels selector;
     if (auto sel = query_param(req, "selector")) selector = parse_selector(*sel);
-    auto pods = ctx.store->list_pods(selector);
-    nlohmann::json arr = nlohmann::json::array();
-    for (const auto& p : pods) arr.push_back(pod_json(p));
-    send_json(res, 200, arr);
+    std::string key;
+    for (const auto& [k, v] : selector) key += k + '=' + v + ',';
+    std::string version = ctx.store->pods_version();
+    auto body = cache->find(version, key);
+    if (!body) {
+      auto pods = ctx.store->list_pods(selector);
+      nlohmann::json arr = nlohmann::json::array();
+      for (const auto& p : pods) arr.push_back(pod_json(p));
+      body = std::make_shared<const std::string>(dump_json(arr));
+      cache->put(version, key, body);
+    }
+    res.status = 200;
+    res.set_content(*body, "application/json");
   });
 
   http.Post("/api/v1/pods/?", [&ctx](const httplib::Request& req, httplib::Response& res) {

@@ -13,6 +13,7 @@
 
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -61,10 +62,21 @@ std::vector<std::string> dead_local_servers(const std::vector<std::string>& ids)
   return dead;
 }
 
+// Every warm session holds a descriptor (a socket or a PTY): lift the soft limit to the
+// hard one so a fleet of a few thousand pods fits.
+void raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 }  // namespace
 
 struct Server::Impl {
   explicit Impl(Settings s) {
+    raise_fd_limit();
     if (s.database_url.empty()) s.database_url = default_database_url();
     s.validate();
     ctx.settings = std::move(s);

@@ -1,1 +1,201 @@
-// placeholder, filled in by the issue-5 work
+#include "embedded_server/store/secret_box.hpp"
+
+#include "embedded_server/store/codec.hpp"
+#include "embedded_server/store/store.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <memory>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace pw::server::detail {
+
+namespace {
+
+constexpr unsigned char FORMAT_V1 = 0x01;
+constexpr std::size_t NONCE_LEN = 12;
+constexpr std::size_t TAG_LEN = 16;
+
+struct CtxFree {
+  void operator()(EVP_CIPHER_CTX* c) const noexcept { EVP_CIPHER_CTX_free(c); }
+};
+using CtxPtr = std::unique_ptr<EVP_CIPHER_CTX, CtxFree>;
+
+const EVP_CIPHER* aes_gcm() {
+  // Fetched once: EVP_aes_256_gcm() would look the implementation up on every init.
+  static EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  return cipher ? cipher : EVP_aes_256_gcm();
+}
+
+std::string errno_text() { return std::strerror(errno); }
+
+bool read_exact(int fd, unsigned char* p, std::size_t n) {
+  std::size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::read(fd, p + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    got += static_cast<std::size_t>(r);
+  }
+  unsigned char extra;
+  return ::read(fd, &extra, 1) == 0;  // exactly n bytes
+}
+
+bool write_all(int fd, const unsigned char* p, std::size_t n) {
+  std::size_t done = 0;
+  while (done < n) {
+    ssize_t w = ::write(fd, p + done, n - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    done += static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+std::array<unsigned char, 32> read_key_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw StoreError("cannot read the secret key file " + path + ": " + errno_text());
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && (st.st_mode & 077) != 0)
+    std::fprintf(stderr,
+                 "podwrangler: warning: the secret key file %s is readable by group or others "
+                 "(chmod 600 it)\n",
+                 path.c_str());
+  std::array<unsigned char, 32> key{};
+  bool ok = read_exact(fd, key.data(), key.size());
+  ::close(fd);
+  if (!ok) throw StoreError("the secret key file " + path + " does not hold exactly 32 bytes");
+  return key;
+}
+
+std::array<unsigned char, 32> key_file_key() {
+  const std::string path = data_dir() + "/secret.key";
+  if (::access(path.c_str(), F_OK) == 0) return read_key_file(path);
+
+  std::array<unsigned char, 32> key{};
+  if (RAND_bytes(key.data(), static_cast<int>(key.size())) != 1)
+    throw StoreError("cannot generate a secret key (RAND_bytes failed)");
+  // Write a private temporary file, then link() it into place: link fails if another
+  // process made the key first, and then we use theirs. Readers never see a partial key.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) throw StoreError("cannot create the secret key file " + tmp + ": " + errno_text());
+  bool ok = write_all(fd, key.data(), key.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    throw StoreError("cannot write the secret key file " + tmp + ": " + errno_text());
+  }
+  int rc = ::link(tmp.c_str(), path.c_str());
+  int link_errno = errno;
+  ::unlink(tmp.c_str());
+  if (rc != 0) {
+    OPENSSL_cleanse(key.data(), key.size());
+    if (link_errno == EEXIST) return read_key_file(path);
+    errno = link_errno;
+    throw StoreError("cannot create the secret key file " + path + ": " + errno_text());
+  }
+  return key;
+}
+
+}  // namespace
+
+SecretBox::SecretBox(const std::array<unsigned char, 32>& key) : key_(key) {}
+SecretBox::~SecretBox() { OPENSSL_cleanse(key_.data(), key_.size()); }
+
+SecretBox SecretBox::from_environment() {
+  const char* env = std::getenv("PODWRANGLER_SECRET_KEY");
+  if (env && *env) {
+    std::array<unsigned char, 32> key{};
+    SHA256(reinterpret_cast<const unsigned char*>(env), std::strlen(env), key.data());
+    SecretBox box(key);
+    OPENSSL_cleanse(key.data(), key.size());
+    return box;
+  }
+  auto key = key_file_key();
+  SecretBox box(key);
+  OPENSSL_cleanse(key.data(), key.size());
+  return box;
+}
+
+std::string SecretBox::seal(std::string_view plaintext, std::string_view aad) const {
+  std::string out(1 + NONCE_LEN + plaintext.size() + TAG_LEN, '\0');
+  auto* p = reinterpret_cast<unsigned char*>(out.data());
+  p[0] = FORMAT_V1;
+  unsigned char* nonce = p + 1;
+  unsigned char* ct = nonce + NONCE_LEN;
+  if (RAND_bytes(nonce, static_cast<int>(NONCE_LEN)) != 1) throw StoreError("RAND_bytes failed");
+  CtxPtr ctx(EVP_CIPHER_CTX_new());
+  int len = 0;
+  bool ok = ctx && EVP_EncryptInit_ex(ctx.get(), aes_gcm(), nullptr, key_.data(), nonce) == 1 &&
+            EVP_EncryptUpdate(ctx.get(), nullptr, &len,
+                              reinterpret_cast<const unsigned char*>(aad.data()),
+                              static_cast<int>(aad.size())) == 1 &&
+            EVP_EncryptUpdate(ctx.get(), ct, &len,
+                              reinterpret_cast<const unsigned char*>(plaintext.data()),
+                              static_cast<int>(plaintext.size())) == 1 &&
+            EVP_EncryptFinal_ex(ctx.get(), ct + len, &len) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(TAG_LEN),
+                                ct + plaintext.size()) == 1;
+  if (!ok) throw StoreError("AES-256-GCM encryption failed");
+  return out;
+}
+
+std::optional<std::string> SecretBox::open(std::string_view sealed, std::string_view aad) const {
+  if (sealed.size() < 1 + NONCE_LEN + TAG_LEN || static_cast<unsigned char>(sealed[0]) != FORMAT_V1)
+    return std::nullopt;
+  const auto* p = reinterpret_cast<const unsigned char*>(sealed.data());
+  const unsigned char* nonce = p + 1;
+  const unsigned char* ct = nonce + NONCE_LEN;
+  const std::size_t ct_len = sealed.size() - 1 - NONCE_LEN - TAG_LEN;
+  unsigned char tag[TAG_LEN];
+  std::memcpy(tag, ct + ct_len, TAG_LEN);
+  std::string out(ct_len, '\0');
+  CtxPtr ctx(EVP_CIPHER_CTX_new());
+  int len = 0;
+  bool ok = ctx && EVP_DecryptInit_ex(ctx.get(), aes_gcm(), nullptr, key_.data(), nonce) == 1 &&
+            EVP_DecryptUpdate(ctx.get(), nullptr, &len,
+                              reinterpret_cast<const unsigned char*>(aad.data()),
+                              static_cast<int>(aad.size())) == 1 &&
+            EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len, ct,
+                              static_cast<int>(ct_len)) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(TAG_LEN), tag) == 1 &&
+            EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + len, &len) == 1;
+  if (!ok) {
+    OPENSSL_cleanse(out.data(), out.size());
+    return std::nullopt;
+  }
+  return out;
+}
+
+const std::string& UrlCache::get(const SecretBox& box, const std::string& alias,
+                                 std::string_view stored, bool hex) {
+  auto it = map_.find(stored);
+  if (it != map_.end() && it->second.alias == alias) return it->second.url;
+  std::optional<std::string> url;
+  if (!hex) url = box.open(stored, alias);
+  else if (stored.size() >= 2 && stored[0] == '\\' && stored[1] == 'x')
+    url = box.open(hex_decode(stored.substr(2)), alias);
+  if (!url)
+    throw StoreError("cannot decrypt pod URL for '" + alias +
+                     "': the secret key differs from the one it was stored with "
+                     "(PODWRANGLER_SECRET_KEY)");
+  if (it != map_.end()) {
+    it->second = Entry{alias, std::move(*url)};
+    return it->second.url;
+  }
+  if (map_.size() >= 4096) map_.clear();
+  return map_.emplace(std::string(stored), Entry{alias, std::move(*url)}).first->second.url;
+}
+
+}  // namespace pw::server::detail

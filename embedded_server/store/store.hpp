@@ -99,6 +99,10 @@ class Store {
   // Pods, ordered by alias. `selector` keeps pods whose labels contain every pair.
   virtual std::vector<PodRecord> list_pods(const Labels& selector = {}) = 0;
   virtual std::optional<PodRecord> get_pod(const std::string& alias) = 0;
+  // An opaque token that changes whenever any pod changes (a counter in the database,
+  // so it holds across server replicas): lets callers reuse what they built from a
+  // listing. Empty when unknown.
+  virtual std::string pods_version() = 0;
   // Sets created_at/updated_at; throws StoreConflictError for a duplicate alias.
   virtual PodRecord create_pod(const PodRecord& pod) = 0;
   // nullopt when the alias does not exist.

@@ -1,1 +1,1098 @@
-// placeholder: the Store suite
+// The Store suite: every behaviour case runs, through TEST_CASE_TEMPLATE, on SQLite (a temp
+// file) and on a real PostgreSQL 15 (one throwaway cluster for the binary, a fresh database
+// per case); backend-specific cases (URL forms, key file, PG restart, racing migrations)
+// follow.
+#include "embedded_server/store/codec.hpp"
+#include "embedded_server/store/store.hpp"
+
+#include <podwrangler/errors.hpp>
+#include <podwrangler/redact.hpp>
+
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fixtures.hpp"
+#include "postgres.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+using namespace pw::server;
+using pw::testing::PostgresCluster;
+using pw::testing::TempDir;
+
+namespace {
+
+constexpr const char* TEST_KEY = "store-suite-secret-key";
+
+// Process-wide test environment, set before any test runs: a private XDG_DATA_HOME (the
+// real data dir is never touched) and a fixed PODWRANGLER_SECRET_KEY.
+struct TestEnv {
+  TempDir xdg;
+  TestEnv() {
+    ::setenv("XDG_DATA_HOME", xdg.path().c_str(), 1);
+    ::setenv("PODWRANGLER_SECRET_KEY", TEST_KEY, 1);
+  }
+};
+const TestEnv& test_env() {
+  static TestEnv env;
+  return env;
+}
+[[maybe_unused]] const TestEnv& g_env = test_env();
+
+PostgresCluster& cluster() {
+  static PostgresCluster c;  // started on first use, stopped at exit
+  return c;
+}
+
+// Sets an environment variable for a scope.
+struct ScopedEnv {
+  std::string name;
+  std::optional<std::string> old;
+  ScopedEnv(std::string n, const char* value) : name(std::move(n)) {
+    if (const char* o = std::getenv(name.c_str())) old = o;
+    if (value) ::setenv(name.c_str(), value, 1);
+    else ::unsetenv(name.c_str());
+  }
+  ~ScopedEnv() {
+    if (old) ::setenv(name.c_str(), old->c_str(), 1);
+    else ::unsetenv(name.c_str());
+  }
+};
+
+// ---- the two backends, with the same face ----
+
+struct SqliteDb {
+  static constexpr const char* kind = "sqlite";
+  TempDir dir;
+  std::string path = dir.file("pods.db");
+  std::string url = "sqlite:///" + path;  // sqlite:////tmp/… (absolute)
+
+  // Rows one a line, columns joined by '|', NULL as "" (psql -At's format).
+  std::string query(const std::string& sql) const {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+    std::string out;
+    bool first = true;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      if (!first) out += '\n';
+      first = false;
+      for (int i = 0; i < sqlite3_column_count(st); ++i) {
+        if (i) out += '|';
+        const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
+        if (t) out.append(t, static_cast<std::size_t>(sqlite3_column_bytes(st, i)));
+      }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+  }
+  // Everything the database holds about pods, as bytes: the file and its WAL.
+  std::string raw_pods() const {
+    return pw::testing::read_file(path) + pw::testing::read_file(path + "-wal");
+  }
+};
+
+struct PostgresDb {
+  static constexpr const char* kind = "postgresql";
+  std::string name = cluster().create_database();
+  std::string url = cluster().url(name);
+
+  std::string query(const std::string& sql) const { return cluster().psql(name, sql); }
+  // Every column of every pod row as PostgreSQL renders it as text (bytea as hex), plus
+  // the bytea decoded as escape text.
+  std::string raw_pods() const {
+    return query("SELECT t::text FROM pods t") + "\n" +
+           query("SELECT encode(url_secret, 'escape') FROM pods");
+  }
+};
+
+#define BOTH_BACKENDS SqliteDb, PostgresDb
+
+PodRecord pod(const std::string& alias, Labels labels = {},
+              const std::string& url = "wss://pods.example:8443/x?token=tok-") {
+  PodRecord p;
+  p.alias = alias;
+  p.url = pw::SecretString(url == "wss://pods.example:8443/x?token=tok-" ? url + alias : url);
+  p.url_redacted = pw::redact_url(p.url.reveal());
+  p.provider = "plaintty";
+  p.labels = std::move(labels);
+  return p;
+}
+
+std::vector<std::string> aliases(const std::vector<PodRecord>& pods) {
+  std::vector<std::string> out;
+  for (const auto& p : pods) out.push_back(p.alias);
+  return out;
+}
+
+std::vector<std::int64_t> ids(const std::vector<CommandRecord>& rows) {
+  std::vector<std::int64_t> out;
+  for (const auto& r : rows) out.push_back(r.id);
+  return out;
+}
+
+bool is_stored_time(const std::string& t) {
+  if (t.size() != 24) return false;
+  const std::string shape = "dddd-dd-ddTdd:dd:dd.dddZ";
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    if (shape[i] == 'd' ? !std::isdigit(static_cast<unsigned char>(t[i])) : t[i] != shape[i]) return false;
+  }
+  return true;
+}
+
+CommandRecord finished(std::int64_t id, const std::string& status, std::optional<int> exit_code,
+                       const std::string& output) {
+  CommandRecord c;
+  c.id = id;
+  c.status = status;
+  c.exit_code = exit_code;
+  c.output = output;
+  c.duration = 0.25;
+  return c;
+}
+
+void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+}  // namespace
+
+// ================= behaviour, on both backends =================
+
+TEST_CASE_TEMPLATE("store: kind, ping, create/get/list ordered by alias", B, BOTH_BACKENDS) {
+  B db;
+  auto store = open_store(db.url);
+  CHECK(store->kind() == B::kind);
+  CHECK(store->ping());
+  CHECK(store->list_pods().empty());
+
+  for (const char* a : {"web-2", "Web-1", "api", "web-10", "db.main"})
+    store->create_pod(pod(a, {{"app", "x"}}));
+  auto created = store->create_pod(pod("zeta", {{"app", "web"}, {"env", "prod"}}));
+  CHECK(is_stored_time(created.created_at));
+  CHECK(created.created_at == created.updated_at);
+  CHECK(created.url.reveal() == "wss://pods.example:8443/x?token=tok-zeta");
+
+  // Bytewise order (uppercase before lowercase) on both backends.
+  CHECK(aliases(store->list_pods()) ==
+        std::vector<std::string>{"Web-1", "api", "db.main", "web-10", "web-2", "zeta"});
+
+  auto got = store->get_pod("zeta");
+  REQUIRE(got);
+  CHECK(got->alias == "zeta");
+  CHECK(got->url.reveal() == "wss://pods.example:8443/x?token=tok-zeta");
+  CHECK(got->url_redacted == "wss://pods.example:8443/x?token=***");
+  CHECK(got->provider == "plaintty");
+  CHECK(got->labels == Labels{{"app", "web"}, {"env", "prod"}});
+  CHECK(got->created_at == created.created_at);
+  CHECK(got->updated_at == created.updated_at);
+  CHECK_FALSE(store->get_pod("nope"));
+  CHECK_FALSE(store->get_pod("ZETA"));
+
+  // list_pods returns the same records as get_pod.
+  auto listed = store->list_pods();
+  CHECK(listed.back().url.reveal() == got->url.reveal());
+  CHECK(listed.back().labels == got->labels);
+}
+
+TEST_CASE_TEMPLATE("store: duplicate alias is a conflict", B, BOTH_BACKENDS) {
+  B db;
+  auto store = open_store(db.url);
+  store->create_pod(pod("web-1"));
+  try {
+    store->create_pod(pod("web-1", {}, "ws://elsewhere/"));
+    FAIL("no conflict");
+  } catch (const StoreConflictError& e) {
+    CHECK(std::string(e.what()).find("web-1") != std::string::npos);
+  }
+  CHECK(store->list_pods().size() == 1);
+  CHECK(store->get_pod("web-1")->url.reveal() == "wss://pods.example:8443/x?token=tok-web-1");
+  // The store stays usable after the failed insert.
+  store->create_pod(pod("web-2"));
+  CHECK(store->list_pods().size() == 2);
+}
+
+TEST_CASE_TEMPLATE("store: partial update", B, BOTH_BACKENDS) {
+  B db;
+  auto store = open_store(db.url);
+  auto created = store->create_pod(pod("web-1", {{"app", "web"}}));
+  sleep_ms(5);
+
+  PodPatch labels_only;
+  labels_only.labels = Labels{{"tier", "front"}};
+  auto u1 = store->update_pod("web-1", labels_only);
+  REQUIRE(u1);
+  CHECK(u1->labels == Labels{{"tier", "front"}});
+  CHECK(u1->url.reveal() == created.url.reveal());
+  CHECK(u1->url_redacted == created.url_redacted);
+  CHECK(u1->provider == "plaintty");
+  CHECK(u1->created_at == created.created_at);
+  CHECK(u1->updated_at > created.updated_at);
+  CHECK(is_stored_time(u1->updated_at));
+
+  sleep_ms(5);
+  PodPatch url_and_provider;
+  url_and_provider.url = pw::SecretString("local://?token=newsecret99");
+  url_and_provider.provider = "local";
+  auto u2 = store->update_pod("web-1", url_and_provider);
+  REQUIRE(u2);
+  CHECK(u2->url.reveal() == "local://?token=newsecret99");
+  CHECK(u2->url_redacted == pw::redact_url("local://?token=newsecret99"));  // derived when not given
+  CHECK(u2->url_redacted.find("newsecret99") == std::string::npos);
+  CHECK(u2->provider == "local");
+  CHECK(u2->labels == Labels{{"tier", "front"}});
+  CHECK(u2->created_at == created.created_at);
+  CHECK(u2->updated_at > u1->updated_at);
+
+  auto again = store->get_pod("web-1");
+  REQUIRE(again);
+  CHECK(again->url.reveal() == "local://?token=newsecret99");
+  CHECK(again->updated_at == u2->updated_at);
+
+  PodPatch empty_labels;
+  empty_labels.labels = Labels{};
+  CHECK(store->update_pod("web-1", empty_labels)->labels.empty());
+
+  CHECK_FALSE(store->update_pod("missing", labels_only));
+  CHECK_FALSE(store->get_pod("missing"));
+}
+
+TEST_CASE_TEMPLATE("store: delete", B, BOTH_BACKENDS) {
+  B db;
+  auto store = open_store(db.url);
+  store->create_pod(pod("a"));
+  store->create_pod(pod("b"));
+  CHECK(store->delete_pod("a"));
+  CHECK_FALSE(store->delete_pod("a"));
+  CHECK_FALSE(store->get_pod("a"));
+  CHECK(aliases(store->list_pods()) == std::vector<std::string>{"b"});
+  // The alias is free again.
+  store->create_pod(pod("a", {}, "ws://new/"));
+  CHECK(store->get_pod("a")->url.reveal() == "ws://new/");
+}
+
+TEST_CASE_TEMPLATE("store: label selector keeps pods whose labels contain every pair", B,
+                   BOTH_BACKENDS) {
+  B db;
+  auto store = open_store(db.url);
+  store->create_pod(pod("a", {{"app", "web"}, {"env", "prod"}}));
+  store->create_pod(pod("b", {{"app", "web"}}));
+  store->create_pod(pod("c", {}));
+  store->create_pod(pod("d", {{"app", "db"}, {"env", "prod"}}));
+  using V = std::vector<std::string>;
+  CHECK(aliases(store->list_pods({})) == V{"a", "b", "c", "d"});
+  CHECK(aliases(store->list_pods({{"app", "web"}})) == V{"a", "b"});
+  CHECK(aliases(store->list_pods({{"env", "prod"}})) == V{"a", "d"});
+  CHECK(aliases(store->list_pods({{"app", "web"}, {"env", "prod"}})) == V{"a"});
+  CHECK(aliases(store->list_pods({{"env", "dev"}})).empty());
+  CHECK(aliases(store->list_pods({{"app", ""}})).empty());
+  CHECK(aliases(store->list_pods({{"app", "web"}, {"missing", "x"}})).empty());
+}
+
+TEST_CASE_TEMPLATE("store: begin_commands records running rows", B, BOTH_BACKENDS) {
+  B db;
+  auto store = open_store(db.url);
+  CHECK(store->begin_commands({}, "host:1:1").empty());
+  auto ids1 = store->begin_commands({{"a", "echo 1", "pod a"}, {"b", "echo 2", "pod b"}, {"c", "ls", ""}},
+                                    "host:1:1");
+  REQUIRE(ids1.size() == 3);
+  CHECK(ids1[0] < ids1[1]);
+  CHECK(ids1[1] < ids1[2]);
+  auto ids2 = store->begin_commands({{"a", "uptime", "pod a"}}, "host:2:1");
+  REQUIRE(ids2.size() == 1);
+  CHECK(ids2[0] > ids1[2]);
+
+  // Each id belongs to the start at its position.
+  CHECK(store->get_command(ids1[0])->alias == "a");
+  CHECK(store->get_command(ids1[2])->command == "ls");
+  CHECK(store->get_command(ids2[0])->server_id == "host:2:1");
+  std::vector<CommandStart> many;
+  for (int i = 0; i < 50; ++i) many.push_back({"p" + std::to_string(i), "c" + std::to_string(i), ""});
+  auto ids3 = store->begin_commands(many, "host:3:1");
+  REQUIRE(ids3.size() == 50);
+  for (int i = 0; i < 50; ++i) {
+    auto r = store->get_command(ids3[static_cast<std::size_t>(i)]);
+    REQUIRE(r);
+    CHECK(r->alias == "p" + std::to_string(i));
+    CHECK(r->command == "c" + std::to_string(i));
+  }
+
+  auto row = store->get_command(ids1[1]);
+  REQUIRE(row);
+  CHECK(row->id == ids1[1]);
+  CHECK(row->alias == "b");
+  CHECK(row->command == "echo 2");
+  CHECK(row->pod_label == "pod b");
+  CHECK(row->status == "running");
+  CHECK_FALSE(row->exit_code);
+  CHECK(row->output.empty());
+  CHECK_FALSE(row->error);
+  CHECK(row->duration == 0.0);
+  CHECK_FALSE(row->truncated);
+  CHECK(is_stored_time(row->started_at));
+  CHECK_FALSE(row->finished_at);
+  CHECK(row->server_id == "host:1:1");
+  CHECK_FALSE(store->get_command(ids3.back() + 1000));
+  CHECK_FALSE(store->get_command(-1));
+}
+
+TEST_CASE_TEMPLATE("store: finish_command completes a row", B, BOTH_BACKENDS) {
+  B db;
+  auto store = open_store(db.url);
+  auto ids = store->begin_commands({{"a", "false", "A"}, {"b", "echo hi", "B"}, {"c", "x", "C"}}, "s1");
+
+  CommandRecord fail = finished(ids[0], STATUS_FAILED, 1, "");
+  fail.duration = 1.0 / 3.0;
+  store->finish_command(fail);
+  CommandRecord ok = finished(ids[1], STATUS_SUCCEEDED, 0, "hi\n");
+  ok.truncated = true;
+  ok.finished_at = "2026-11-25T17:00:00.5+01:00";
+  store->finish_command(ok);
+  CommandRecord err = finished(ids[2], STATUS_ERROR, std::nullopt, "partial");
+  err.error = "pod connection error: refused";
+  store->finish_command(err);
+
+  auto f = store->get_command(ids[0]);
+  REQUIRE(f);
+  CHECK(f->status == "failed");
+  CHECK(f->exit_code == 1);
+  CHECK(f->duration == 1.0 / 3.0);  // exact round trip
+  CHECK_FALSE(f->truncated);
+  REQUIRE(f->finished_at);
+  CHECK(is_stored_time(*f->finished_at));
+  CHECK(*f->finished_at >= f->started_at);
+  CHECK(f->command == "false");
+  CHECK(f->pod_label == "A");
+
+  auto s = store->get_command(ids[1]);
+  CHECK(s->status == "succeeded");
+  CHECK(s->exit_code == 0);
+  CHECK(s->output == "hi\n");
+  CHECK(s->truncated);
+  CHECK(s->finished_at == std::optional<std::string>("2026-11-25T16:00:00.500Z"));
+
+  auto e = store->get_command(ids[2]);
+  CHECK(e->status == "error");
+  CHECK_FALSE(e->exit_code);
+  CHECK(e->error == std::optional<std::string>("pod connection error: refused"));
+  CHECK(e->output == "partial");
+
+  CHECK_THROWS_AS(store->finish_command(finished(ids[0], "bogus", 0, "")), StoreError);
+  CHECK(store->get_command(ids[0])->status == "failed");
+}
+
+TEST_CASE_TEMPLATE("store: interrupt_running touches only its own server id", B, BOTH_BACKENDS) {
+  B db;
+  auto store = open_store(db.url);
+  auto mine = store->begin_commands({{"a", "sleep 100", ""}, {"b", "sleep 100", ""}, {"c", "true", ""}}, "me:1:1");
+  auto theirs = store->begin_commands({{"a", "sleep 100", ""}}, "other:2:2");
+  store->finish_command(finished(mine[2], STATUS_SUCCEEDED, 0, "done"));
+
+  CHECK(store->interrupt_running("me:1:1") == 2);
+  CHECK(store->interrupt_running("me:1:1") == 0);
+  for (auto id : {mine[0], mine[1]}) {
+    auto r = store->get_command(id);
+    CHECK(r->status == "interrupted");
+    CHECK(r->finished_at);
+    CHECK(r->error);
+  }
+  auto done = store->get_command(mine[2]);
+  CHECK(done->status == "succeeded");
+  CHECK(done->output == "done");
+  CHECK_FALSE(done->error);
+  CHECK(store->get_command(theirs[0])->status == "running");
+  CHECK(store->running_server_ids() == std::vector<std::string>{"other:2:2"});
+}
+
+TEST_CASE_TEMPLATE("store: running_server_ids and interrupt_orphans", B, BOTH_BACKENDS) {
+  B db;
+  auto store = open_store(db.url);
+  CHECK(store->running_server_ids().empty());
+  auto a = store->begin_commands({{"p", "x", ""}, {"q", "x", ""}}, "h:10:1");
+  auto b = store->begin_commands({{"p", "y", ""}}, "h:20:1");
+  auto c = store->begin_commands({{"p", "z", ""}}, "h:30:1");
+  auto d = store->begin_commands({{"p", "w", ""}}, "h:40:1");
+  store->finish_command(finished(d[0], STATUS_SUCCEEDED, 0, ""));
+  CHECK(store->running_server_ids() == std::vector<std::string>{"h:10:1", "h:20:1", "h:30:1"});
+
+  CHECK(store->interrupt_orphans({}) == 0);
+  CHECK(store->interrupt_orphans({"h:10:1", "h:30:1", "h:40:1", "never:0:0"}) == 3);
+  CHECK(store->running_server_ids() == std::vector<std::string>{"h:20:1"});
+  CHECK(store->get_command(a[0])->status == "interrupted");
+  CHECK(store->get_command(a[1])->status == "interrupted");
+  CHECK(store->get_command(c[0])->status == "interrupted");
+  CHECK(store->get_command(b[0])->status == "running");
+  CHECK(store->get_command(d[0])->status == "succeeded");
+}
+
+TEST_CASE_TEMPLATE("store: list_commands filters and cursor pagination", B, BOTH_BACKENDS) {
+  B db;
+  auto store = open_store(db.url);
+  std::vector<std::int64_t> all;
+  for (int i = 0; i < 12; ++i) {
+    auto id = store->begin_commands({{i % 3 == 0 ? "web" : "db", "cmd " + std::to_string(i), ""}}, "s")[0];
+    all.push_back(id);
+    if (i % 2 == 0) store->finish_command(finished(id, STATUS_SUCCEEDED, 0, ""));
+  }
+  sleep_ms(20);
+  const std::string mid = now_rfc3339();
+  sleep_ms(20);
+  for (int i = 12; i < 25; ++i) {
+    auto id = store->begin_commands({{i % 3 == 0 ? "web" : "db", "cmd " + std::to_string(i), ""}}, "s")[0];
+    all.push_back(id);
+    if (i % 2 == 0) store->finish_command(finished(id, STATUS_FAILED, 2, ""));
+  }
+  std::vector<std::int64_t> desc(all.rbegin(), all.rend());
+
+  CommandFilter f;
+  f.limit = 1000;
+  CHECK(ids(store->list_commands(f)) == desc);
+  f.limit = 5;
+  CHECK(ids(store->list_commands(f)) == std::vector<std::int64_t>(desc.begin(), desc.begin() + 5));
+  f.limit = 0;
+  CHECK(store->list_commands(f).empty());
+
+  // alias
+  CommandFilter fa;
+  fa.alias = "web";
+  fa.limit = 100;
+  auto web = store->list_commands(fa);
+  CHECK(web.size() == 9);  // i = 0,3,…,24
+  for (const auto& r : web) CHECK(r.alias == "web");
+  CHECK(std::is_sorted(web.begin(), web.end(), [](auto& x, auto& y) { return x.id > y.id; }));
+
+  // status
+  CommandFilter fs;
+  fs.status = "running";
+  fs.limit = 100;
+  auto running = store->list_commands(fs);
+  CHECK(running.size() == 12);  // the odd i
+  for (const auto& r : running) CHECK(r.status == "running");
+  fs.status = "failed";
+  CHECK(store->list_commands(fs).size() == 7);  // even i in 12..24
+  fs.status = "nosuch";
+  CHECK(store->list_commands(fs).empty());
+
+  // since: RFC 3339 UTC, an offset form of the same instant, and unix seconds
+  CommandFilter fsince;
+  fsince.limit = 100;
+  fsince.since = mid;
+  auto recent = store->list_commands(fsince);
+  CHECK(ids(recent) == std::vector<std::int64_t>(desc.begin(), desc.begin() + 13));
+  for (const auto& r : recent) CHECK(r.started_at >= mid);
+  fsince.since = "2000-01-01T00:00:00Z";
+  CHECK(store->list_commands(fsince).size() == 25);
+  fsince.since = "9000-01-01T00:00:00+05:00";
+  CHECK(store->list_commands(fsince).empty());
+  fsince.since = "946684800";  // 2000-01-01, unix seconds
+  CHECK(store->list_commands(fsince).size() == 25);
+
+  // combined: alias + status + since
+  CommandFilter fc;
+  fc.alias = "web";
+  fc.status = "failed";
+  fc.since = mid;
+  fc.limit = 100;
+  auto combo = store->list_commands(fc);
+  CHECK(combo.size() == 3);  // i = 12, 18, 24
+  for (const auto& r : combo) {
+    CHECK(r.alias == "web");
+    CHECK(r.status == "failed");
+    CHECK(r.exit_code == 2);
+  }
+
+  // cursor pagination: pages of 7, newest first, no gaps or duplicates
+  for (bool with_alias : {false, true}) {
+    CommandFilter p;
+    p.limit = 7;
+    if (with_alias) p.alias = "db";
+    std::vector<std::int64_t> seen;
+    int pages = 0;
+    while (true) {
+      auto page = store->list_commands(p);
+      if (page.empty()) break;
+      ++pages;
+      CHECK(page.size() <= 7);
+      for (const auto& r : page) seen.push_back(r.id);
+      p.before_id = page.back().id;
+      REQUIRE(pages < 10);
+    }
+    std::vector<std::int64_t> expect;
+    for (std::size_t k = 0; k < desc.size(); ++k) {
+      int i = static_cast<int>(desc.size() - 1 - k);
+      if (!with_alias || i % 3 != 0) expect.push_back(desc[k]);
+    }
+    CHECK(seen == expect);
+    CHECK(pages == static_cast<int>((expect.size() + 6) / 7));
+  }
+  CommandFilter fb;
+  fb.before_id = desc.back();  // nothing older than the oldest
+  CHECK(store->list_commands(fb).empty());
+  CHECK_THROWS_AS(([&] {
+                    CommandFilter bad;
+                    bad.since = "yesterday";
+                    store->list_commands(bad);
+                  }()),
+                  StoreError);
+}
+
+TEST_CASE_TEMPLATE("store: text round-trips, with defined sanitisation", B, BOTH_BACKENDS) {
+  B db;
+  auto store = open_store(db.url);
+  const std::string fffd = "\xEF\xBF\xBD";
+  const std::string unicode = "héllo wörld ✓ 日本語 🚀 \u200b\u202e";
+  const std::string control = std::string("tab\tnl\ncr\rbell\x07 esc\x1b[31m del\x7f end");
+  const std::string sqlish = "'; DROP TABLE pods; -- \" \\ %_ $1 ?1 :name";
+  const std::string invalid = std::string("bad \xff\xfe byte, lone \xc3, overlong \xc0\xaf, surrogate \xed\xa0\x80, end");
+  const std::string invalid_clean = "bad " + fffd + fffd + " byte, lone " + fffd + ", overlong " + fffd +
+                                    fffd + ", surrogate " + fffd + fffd + fffd + ", end";
+  const std::string with_nul = std::string("a\0b\0", 4);
+  const std::string with_nul_clean = "a" + fffd + "b" + fffd;
+
+  struct Case {
+    std::string in, out;
+  };
+  const std::vector<Case> cases{{unicode, unicode},
+                                {control, control},
+                                {sqlish, sqlish},
+                                {invalid, invalid_clean},
+                                {with_nul, with_nul_clean},
+                                {"", ""}};
+  CHECK(detail::sanitize_text(invalid) == invalid_clean);
+  CHECK(detail::sanitize_text(with_nul) == with_nul_clean);
+
+  for (const auto& c : cases) {
+    CAPTURE(c.in);
+    auto id = store->begin_commands({{"pod" + c.in, "cmd " + c.in, "label " + c.in}}, "srv " + c.in)[0];
+    CommandRecord done = finished(id, STATUS_FAILED, 3, "out " + c.in);
+    done.error = "err " + c.in;
+    store->finish_command(done);
+    auto r = store->get_command(id);
+    REQUIRE(r);
+    CHECK(r->alias == "pod" + c.out);
+    CHECK(r->command == "cmd " + c.out);
+    CHECK(r->pod_label == "label " + c.out);
+    CHECK(r->output == "out " + c.out);
+    CHECK(r->error == std::optional<std::string>("err " + c.out));
+    CHECK(r->server_id == "srv " + c.out);
+    // The filters find the row under its stored (sanitised) and given spelling.
+    CommandFilter f;
+    f.alias = "pod" + c.in;
+    CHECK(ids(store->list_commands(f)) == std::vector<std::int64_t>{id});
+
+    PodRecord p = pod("p-" + c.in, {{"k " + c.in, "v " + c.in}, {"quote\"back\\slash", "{}[]:,"}},
+                      "ws://h/" + c.in);
+    p.provider = "prov " + c.in;
+    store->create_pod(p);
+    auto got = store->get_pod("p-" + c.in);
+    REQUIRE(got);
+    CHECK(got->alias == "p-" + c.out);
+    CHECK(got->url.reveal() == "ws://h/" + c.in);  // the URL is encrypted bytes: kept exactly
+    CHECK(got->provider == "prov " + c.out);
+    CHECK(got->labels == Labels{{"k " + c.out, "v " + c.out}, {"quote\"back\\slash", "{}[]:,"}});
+    CHECK(aliases(store->list_pods({{"k " + c.in, "v " + c.in}})) == std::vector<std::string>{"p-" + c.out});
+  }
+  // Large outputs.
+  std::string big(1 << 20, 'x');
+  for (std::size_t i = 0; i < big.size(); i += 997) big[i] = static_cast<char>('a' + i % 26);
+  auto id = store->begin_commands({{"big", "yes", ""}}, "s")[0];
+  store->finish_command(finished(id, STATUS_SUCCEEDED, 0, big));
+  CHECK(store->get_command(id)->output == big);
+}
+
+TEST_CASE_TEMPLATE("store: the token never appears in plain text in the database", B, BOTH_BACKENDS) {
+  B db;
+  const std::string token = "TOKEN-7f3a9c1e55d24b8a";
+  {
+    auto store = open_store(db.url);
+    store->create_pod(pod("secret-pod", {{"app", "web"}}, "wss://pods.example/x?token=" + token + "&cols=80"));
+    PodPatch patch;
+    patch.url = pw::SecretString("wss://pods.example/y?token=" + token + "2");
+    store->create_pod(pod("other", {}, "k8s://ns/pod?token=" + token + "3"));
+    store->update_pod("other", patch);
+    CHECK(store->get_pod("secret-pod")->url.reveal().find(token) != std::string::npos);
+    const std::string raw = db.raw_pods();
+    CHECK(raw.find("secret-pod") != std::string::npos);  // the check can see the rows
+    CHECK(raw.find("token=***") != std::string::npos);
+    CHECK(raw.find(token) == std::string::npos);
+    CHECK(raw.find("TOKEN-7f3a") == std::string::npos);
+  }
+  const std::string raw = db.raw_pods();  // and after the store closed (WAL checkpointed)
+  CHECK(raw.find("secret-pod") != std::string::npos);
+  CHECK(raw.find(token) == std::string::npos);
+  // The stored secret is versioned ciphertext: 1 + 12 + len + 16 bytes.
+  const std::string url = "wss://pods.example/x?token=" + token + "&cols=80";
+  CHECK(db.query("SELECT length(url_secret) FROM pods WHERE alias = 'secret-pod'") ==
+        std::to_string(1 + 12 + url.size() + 16));
+}
+
+TEST_CASE_TEMPLATE("store: another secret key cannot decrypt", B, BOTH_BACKENDS) {
+  B db;
+  open_store(db.url)->create_pod(pod("web-1"));
+  {
+    ScopedEnv key("PODWRANGLER_SECRET_KEY", "a-different-key");
+    auto store = open_store(db.url);
+    try {
+      store->get_pod("web-1");
+      FAIL("decrypted with the wrong key");
+    } catch (const StoreError& e) {
+      CHECK(std::string(e.what()) ==
+            "cannot decrypt pod URL for 'web-1': the secret key differs from the one it was "
+            "stored with (PODWRANGLER_SECRET_KEY)");
+    }
+    CHECK_THROWS_AS(store->list_pods(), StoreError);
+    // Commands do not depend on the key.
+    CHECK(store->begin_commands({{"web-1", "ls", ""}}, "s").size() == 1);
+  }
+  auto store = open_store(db.url);
+  CHECK(store->get_pod("web-1")->url.reveal() == "wss://pods.example:8443/x?token=tok-web-1");
+  // A ciphertext moved to another row does not decrypt (the alias is authenticated).
+  store->create_pod(pod("web-2"));
+  if constexpr (std::is_same_v<B, SqliteDb>) {
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open(db.path.c_str(), &raw) == SQLITE_OK);
+    sqlite3_busy_timeout(raw, 5000);
+    REQUIRE(sqlite3_exec(raw,
+                         "UPDATE pods SET url_secret = (SELECT url_secret FROM pods WHERE alias = "
+                         "'web-1') WHERE alias = 'web-2'",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(raw);
+  } else {
+    db.query("UPDATE pods SET url_secret = (SELECT url_secret FROM pods WHERE alias = 'web-1') "
+             "WHERE alias = 'web-2'");
+  }
+  auto fresh = open_store(db.url);
+  CHECK_THROWS_AS(fresh->get_pod("web-2"), StoreError);
+  CHECK(fresh->get_pod("web-1"));
+}
+
+TEST_CASE_TEMPLATE("store: migrations are applied once; reopening is a no-op", B, BOTH_BACKENDS) {
+  B db;
+  {
+    auto s1 = open_store(db.url);
+    s1->create_pod(pod("keep"));
+    s1->begin_commands({{"keep", "ls", ""}}, "s");
+  }
+  const std::string before = db.query("SELECT version, applied_at FROM schema_migrations ORDER BY version");
+  CHECK(before.rfind("1|", 0) == 0);
+  {
+    auto s2 = open_store(db.url);
+    auto s3 = open_store(db.url);  // two stores on one database at once
+    CHECK(s2->get_pod("keep"));
+    CHECK(s3->list_commands({}).size() == 1);
+    s3->create_pod(pod("more"));
+    CHECK(s2->list_pods().size() == 2);
+  }
+  CHECK(db.query("SELECT version, applied_at FROM schema_migrations ORDER BY version") == before);
+  CHECK(db.query("SELECT count(*) FROM schema_migrations") == "1");
+}
+
+TEST_CASE_TEMPLATE("store: changes made by another store on the database are seen at once", B,
+                   BOTH_BACKENDS) {
+  B db;
+  auto s1 = open_store(db.url);
+  auto s2 = open_store(db.url);  // as another replica would
+  s1->create_pod(pod("a", {{"app", "web"}}));
+  // Warm every pooled connection of s1 (list results may be cached per connection).
+  {
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 4; ++t)
+      ts.emplace_back([&] {
+        for (int i = 0; i < 20; ++i) CHECK(s1->list_pods().size() == 1);
+      });
+    for (auto& t : ts) t.join();
+  }
+  s2->create_pod(pod("b"));
+  PodPatch patch;
+  patch.labels = Labels{{"app", "api"}};
+  s2->update_pod("a", patch);
+  for (int i = 0; i < 10; ++i) {
+    auto pods = s1->list_pods();
+    REQUIRE(pods.size() == 2);
+    CHECK(pods[0].labels == Labels{{"app", "api"}});
+    CHECK(aliases(s1->list_pods({{"app", "web"}})).empty());
+  }
+  CHECK(s2->delete_pod("b"));
+  for (int i = 0; i < 10; ++i) CHECK(aliases(s1->list_pods()) == std::vector<std::string>{"a"});
+  // A write through s1 is seen by s2, and by s1's other connections.
+  s1->delete_pod("a");
+  CHECK(s2->list_pods().empty());
+  for (int i = 0; i < 10; ++i) CHECK(s1->list_pods().empty());
+}
+
+TEST_CASE_TEMPLATE("store: concurrent begin/finish from 8 threads", B, BOTH_BACKENDS) {
+  B db;
+  auto store = open_store(db.url);
+  store->create_pod(pod("shared"));
+  constexpr int THREADS = 8, PER_THREAD = 200;
+  std::vector<std::vector<std::int64_t>> got(THREADS);
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < THREADS; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        for (int i = 0; i < PER_THREAD; ++i) {
+          const std::string tag = std::to_string(t) + "-" + std::to_string(i);
+          auto id = store->begin_commands({{"shared", "echo " + tag, "L" + tag}}, "srv-" + std::to_string(t))[0];
+          CommandRecord done = finished(id, STATUS_SUCCEEDED, 0, "out " + tag);
+          store->finish_command(done);
+          got[static_cast<std::size_t>(t)].push_back(id);
+          if (i % 50 == 0) {
+            (void)store->list_pods();
+            (void)store->list_commands({});
+          }
+        }
+      } catch (const std::exception& e) {
+        ++errors;
+        MESSAGE("thread error: " << std::string(e.what()));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(errors == 0);
+  std::set<std::int64_t> distinct;
+  for (const auto& v : got) distinct.insert(v.begin(), v.end());
+  CHECK(distinct.size() == THREADS * PER_THREAD);
+
+  CommandFilter all;
+  all.limit = THREADS * PER_THREAD + 10;
+  auto rows = store->list_commands(all);
+  REQUIRE(rows.size() == THREADS * PER_THREAD);
+  int complete = 0;
+  for (const auto& r : rows) {
+    const std::string tag = r.command.substr(5);
+    complete += r.status == "succeeded" && r.output == "out " + tag && r.pod_label == "L" + tag &&
+                r.finished_at.has_value() && r.exit_code == 0 &&
+                r.server_id == "srv-" + tag.substr(0, tag.find('-'));
+  }
+  CHECK(complete == THREADS * PER_THREAD);
+  CHECK(store->running_server_ids().empty());
+}
+
+// ================= SQLite only =================
+
+TEST_CASE("sqlite: open_store URL forms") {
+  TempDir dir;
+  auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  struct Restore {
+    std::filesystem::path p;
+    ~Restore() { std::filesystem::current_path(p); }
+  } restore{cwd};
+
+  {
+    auto s = open_store("sqlite:///rel.db");  // relative to the working directory
+    s->create_pod(pod("r"));
+  }
+  CHECK(std::filesystem::exists(dir.path() / "rel.db"));
+  {
+    auto s = open_store("sqlite+aiosqlite:///./pods.db");
+    s->create_pod(pod("a"));
+  }
+  CHECK(std::filesystem::exists(dir.path() / "pods.db"));
+  // The same file, through its absolute form.
+  CHECK(open_store("sqlite:///" + dir.file("pods.db"))->get_pod("a"));
+  CHECK(open_store("SQLite+pysqlite:///" + dir.file("pods.db"))->get_pod("a"));
+  // A missing parent directory is created.
+  const std::string nested = dir.file("new/sub/dir/pods.db");
+  open_store("sqlite:///" + nested)->create_pod(pod("n"));
+  CHECK(std::filesystem::exists(nested));
+  CHECK(open_store("sqlite:///new/sub/dir/pods.db")->get_pod("n"));  // relative form
+
+  // In memory: private to the store, usable from several threads (one connection).
+  for (const char* mem : {"sqlite:///:memory:", "sqlite://"}) {
+    auto m = open_store(mem);
+    CHECK(m->kind() == "sqlite");
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 4; ++t)
+      ts.emplace_back([&, t] {
+        for (int i = 0; i < 20; ++i) m->create_pod(pod("m" + std::to_string(t) + "-" + std::to_string(i)));
+      });
+    for (auto& t : ts) t.join();
+    CHECK(m->list_pods().size() == 80);
+    CHECK(open_store(mem)->list_pods().empty());
+  }
+  CHECK_FALSE(std::filesystem::exists(dir.path() / ":memory:"));
+
+  CHECK(database_kind("sqlite:///x.db") == "sqlite");
+  CHECK(database_kind("sqlite+aiosqlite:///./pods.db") == "sqlite");
+  CHECK(database_kind("postgresql+asyncpg://u:p@h:5432/db") == "postgresql");
+  CHECK(database_kind("postgresql+psycopg://u@h/db") == "postgresql");
+  CHECK(database_kind("postgres://h/db") == "postgresql");
+  CHECK(database_kind("postgresql://h/db?sslmode=disable") == "postgresql");
+}
+
+TEST_CASE("store: bad database URLs are validation errors without the password") {
+  const std::string pass = "Hunter2Passw0rd";
+  for (const std::string& url :
+       {std::string(""), std::string("pods.db"), std::string("mysql://root:" + pass + "@db/pods"),
+        std::string("postgresql+asyncpg//user:" + pass + "@host/db"), "user:" + pass + "@host/db",
+        "sqlite://user:" + pass + "@host/x.db", "sqlite:///pods.db?mode=ro&password=" + pass,
+        "postgresql+bad!driver://u:" + pass + "@h/db", "postgresql://u:" + pass + "@h:notaport/db",
+        "http://u:" + pass + "@example.com/"}) {
+    CAPTURE(url);
+    try {
+      open_store(url);
+      FAIL("accepted");
+    } catch (const pw::PodConfigValidationError& e) {
+      CHECK(e.field() == "database_url");
+      CHECK(std::string(e.what()).find(pass) == std::string::npos);
+    }
+    CHECK_THROWS_AS(database_kind(url), pw::PodConfigValidationError);
+  }
+}
+
+TEST_CASE("sqlite: unopenable file is a StoreError") {
+  TempDir dir;
+  const std::string notdb = dir.file("junk.db");
+  {
+    std::ofstream f(notdb);
+    f << std::string(8192, 'j');
+  }
+  CHECK_THROWS_AS(open_store("sqlite:///" + notdb), StoreError);
+  std::filesystem::create_directories(dir.path() / "adir.db");
+  CHECK_THROWS_AS(open_store("sqlite:///" + dir.file("adir.db")), StoreError);
+}
+
+TEST_CASE("sqlite: WAL journal and the history indexes") {
+  SqliteDb db;
+  auto store = open_store(db.url);
+  store->create_pod(pod("x"));
+  CHECK(db.query("PRAGMA journal_mode") == "wal");
+  CHECK(db.query("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name") ==
+        "commands_alias_id\ncommands_running_server\ncommands_started_at\ncommands_status_id\n"
+        "sqlite_autoindex_pods_1");
+}
+
+TEST_CASE("store: key file when PODWRANGLER_SECRET_KEY is unset") {
+  TempDir xdg;
+  ScopedEnv e1("XDG_DATA_HOME", xdg.path().c_str());
+  ScopedEnv e2("PODWRANGLER_SECRET_KEY", nullptr);
+  const std::string dir = data_dir();
+  CHECK(dir == xdg.file("podwrangler"));
+  struct stat st {};
+  REQUIRE(::stat(dir.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  CHECK(default_database_url() == "sqlite:///" + dir + "/pods.db");
+  CHECK(default_database_url().rfind("sqlite:////", 0) == 0);
+
+  {
+    auto store = open_store(default_database_url());
+    store->create_pod(pod("k"));
+  }
+  const std::string key_path = dir + "/secret.key";
+  REQUIRE(::stat(key_path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  CHECK(st.st_size == 32);
+  const std::string key = pw::testing::read_file(key_path);
+  // Reopened: the same key file is read, the URL decrypts.
+  CHECK(open_store(default_database_url())->get_pod("k")->url.reveal() ==
+        "wss://pods.example:8443/x?token=tok-k");
+  CHECK(pw::testing::read_file(key_path) == key);
+  // The key file is not the env key: with the env key set, the pod does not decrypt.
+  {
+    ScopedEnv e3("PODWRANGLER_SECRET_KEY", TEST_KEY);
+    CHECK_THROWS_AS(open_store(default_database_url())->get_pod("k"), StoreError);
+  }
+  // A truncated key file is an error, not a silently new key.
+  {
+    std::ofstream f(key_path, std::ios::trunc);
+    f << "short";
+  }
+  CHECK_THROWS_AS(open_store(default_database_url()), StoreError);
+}
+
+TEST_CASE("store: XDG_DATA_HOME unset or relative falls back to ~/.local/share") {
+  TempDir home;
+  ScopedEnv e1("HOME", home.path().c_str());
+  {
+    ScopedEnv e2("XDG_DATA_HOME", nullptr);
+    CHECK(data_dir() == home.file(".local/share/podwrangler"));
+  }
+  {
+    ScopedEnv e2("XDG_DATA_HOME", "relative/dir");
+    CHECK(data_dir() == home.file(".local/share/podwrangler"));
+  }
+}
+
+TEST_CASE("store: times and statuses") {
+  const auto n = now_rfc3339();
+  CHECK(is_stored_time(n));
+  CHECK(normalize_time(n) == n);
+  using O = std::optional<std::string>;
+  CHECK(normalize_time("2026-11-25T16:00:00Z") == O("2026-11-25T16:00:00.000Z"));
+  CHECK(normalize_time("2026-11-25T16:00:00.123456Z") == O("2026-11-25T16:00:00.123Z"));
+  CHECK(normalize_time("2026-11-25T16:00:00.1z") == O("2026-11-25T16:00:00.100Z"));
+  CHECK(normalize_time("2026-11-25t16:00:00+02:00") == O("2026-11-25T14:00:00.000Z"));
+  CHECK(normalize_time("2026-11-25T01:30:00-05:30") == O("2026-11-25T07:00:00.000Z"));
+  CHECK(normalize_time("2026-12-31T23:30:00-01:00") == O("2027-01-01T00:30:00.000Z"));
+  CHECK(normalize_time("2024-02-29 10:00:00") == O("2024-02-29T10:00:00.000Z"));
+  CHECK(normalize_time("2026-11-25T16:00") == O("2026-11-25T16:00:00.000Z"));
+  CHECK(normalize_time("2026-11-25") == O("2026-11-25T00:00:00.000Z"));
+  CHECK(normalize_time("0") == O("1970-01-01T00:00:00.000Z"));
+  CHECK(normalize_time("1764086400") == O("2025-11-25T16:00:00.000Z"));
+  CHECK(normalize_time("1764086400.25") == O("2025-11-25T16:00:00.250Z"));
+  for (const char* junk : {"", "yesterday", "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z",
+                           "2026-11-25T24:00:00Z", "2026-11-25T16:00:00+25:00", "2026-11-25T16:00:00X",
+                           "2026-11-25T16:00:00.Z", "-5", "1e9", "12.", "1.2.3", "99999999999999999999",
+                           "2026-11-25T16:00:00Z trailing"}) {
+    CAPTURE(junk);
+    CHECK_FALSE(normalize_time(junk));
+  }
+  for (const char* s : {"running", "succeeded", "failed", "timeout", "error", "interrupted"})
+    CHECK(is_valid_status(s));
+  CHECK_FALSE(is_valid_status("Running"));
+  CHECK_FALSE(is_valid_status(""));
+}
+
+// ================= PostgreSQL only =================
+
+TEST_CASE("postgresql: URL driver forms reach the same database; errors hide the password") {
+  auto& c = cluster();
+  const std::string db = c.create_database();
+  const std::string rest = "pw@127.0.0.1:" + std::to_string(c.port()) + "/" + db;
+  open_store("postgresql://" + rest)->create_pod(pod("via-plain"));
+  for (const std::string scheme : {"postgresql+asyncpg", "postgresql+psycopg", "postgres", "postgresql"}) {
+    CAPTURE(scheme);
+    auto s = open_store(scheme + "://" + rest);
+    CHECK(s->kind() == "postgresql");
+    CHECK(s->get_pod("via-plain"));
+  }
+  CHECK(open_store("postgresql+asyncpg://" + rest + "?ssl=disable")->ping());
+
+  // Unreachable server, password in the URL: StoreError without the password.
+  const std::string pass = "S3cretPassw0rd!";
+  const int dead_port = pw::testing::free_port();
+  try {
+    open_store("postgresql+asyncpg://pw:" + pass + "@127.0.0.1:" + std::to_string(dead_port) + "/x");
+    FAIL("connected to nothing");
+  } catch (const StoreError& e) {
+    CHECK(std::string(e.what()).find(pass) == std::string::npos);
+    CHECK(std::string(e.what()).find("postgresql") != std::string::npos);
+  }
+  // Missing database: also a StoreError.
+  CHECK_THROWS_AS(open_store("postgresql://pw:" + pass + "@127.0.0.1:" + std::to_string(c.port()) + "/nosuchdb"),
+                  StoreError);
+}
+
+TEST_CASE("postgresql: two servers migrating one database at once both succeed") {
+  auto& c = cluster();
+  for (int round = 0; round < 3; ++round) {
+    const std::string db = c.create_database();
+    const std::string url = c.url(db);
+    std::vector<std::unique_ptr<Store>> stores(4);
+    std::vector<std::string> errors(4);
+    std::vector<std::thread> ts;
+    for (std::size_t i = 0; i < stores.size(); ++i)
+      ts.emplace_back([&, i] {
+        try {
+          stores[i] = open_store(url);
+        } catch (const std::exception& e) {
+          errors[i] = e.what();
+        }
+      });
+    for (auto& t : ts) t.join();
+    for (std::size_t i = 0; i < stores.size(); ++i) {
+      CAPTURE(errors[i]);
+      CHECK(stores[i]);
+    }
+    CHECK(c.psql(db, "SELECT count(*) FROM schema_migrations") == "1");
+    stores[0]->create_pod(pod("p"));
+    CHECK(stores[3]->get_pod("p"));
+  }
+}
+
+TEST_CASE("postgresql: the store survives a server restart") {
+  auto& c = cluster();
+  PostgresDb db;
+  auto store = open_store(db.url);
+  store->create_pod(pod("before"));
+  // Fill the pool with several connections.
+  {
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 6; ++t)
+      ts.emplace_back([&] {
+        for (int i = 0; i < 20; ++i) (void)store->list_pods();
+      });
+    for (auto& t : ts) t.join();
+  }
+
+  auto works_after_at_most_one_failure = [&](auto op) {
+    int failures = 0;
+    for (int i = 0; i < 2; ++i) {
+      try {
+        op();
+        return failures;
+      } catch (const StoreError& e) {
+        MESSAGE("failure after restart: " << std::string(e.what()));
+        ++failures;
+      }
+    }
+    return failures;
+  };
+
+  SUBCASE("graceful restart") {
+    c.restart();
+    CHECK(works_after_at_most_one_failure([&] { CHECK(store->get_pod("before")); }) == 0);
+    // Every pooled connection was stale: all of them are replaced, from many threads.
+    std::atomic<int> errors{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 6; ++t)
+      ts.emplace_back([&] {
+        try {
+          for (int i = 0; i < 10; ++i) (void)store->list_pods();
+        } catch (...) {
+          ++errors;
+        }
+      });
+    for (auto& t : ts) t.join();
+    CHECK(errors == 0);
+  }
+  SUBCASE("postmaster killed, down for a while, then back") {
+    c.kill_postmaster();
+    CHECK_FALSE(store->ping());
+    CHECK_THROWS_AS(store->list_pods(), StoreError);
+    CHECK_THROWS_AS(store->begin_commands({{"before", "ls", ""}}, "s"), StoreError);
+    c.start();
+    CHECK(works_after_at_most_one_failure([&] { store->create_pod(pod("after")); }) <= 1);
+    CHECK(store->ping());
+    CHECK(aliases(store->list_pods()) == std::vector<std::string>{"after", "before"});
+    auto id = store->begin_commands({{"after", "ls", ""}}, "s");
+    CHECK(id.size() == 1);
+  }
+}
+
+// ================= throughput (manual: --no-skip) =================
+
+TEST_CASE_TEMPLATE("store: list_pods throughput with 100 pods" * doctest::skip(true), B, BOTH_BACKENDS) {
+  B db;
+  auto store = open_store(db.url);
+  for (int i = 0; i < 100; ++i)
+    store->create_pod(pod("pod-" + std::to_string(i), {{"app", i % 2 ? "web" : "db"}, {"env", "prod"}}));
+  constexpr int THREADS = 4, CALLS = 2500;
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> ts;
+  std::atomic<std::size_t> rows{0};
+  for (int t = 0; t < THREADS; ++t)
+    ts.emplace_back([&] {
+      for (int i = 0; i < CALLS; ++i) rows += store->list_pods().size();
+    });
+  for (auto& t : ts) t.join();
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(rows == std::size_t{THREADS} * CALLS * 100);
+  MESSAGE(std::string(B::kind) << ": " << THREADS * CALLS / s << " list_pods/s (" << THREADS << " threads)");
+}

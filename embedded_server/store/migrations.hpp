@@ -1,0 +1,117 @@
+#pragma once
+// Versioned schema migrations, one logical schema on both backends. Each store applies
+// the versions missing from `schema_migrations` at open, in one transaction, under a lock
+// (SQLite: BEGIN IMMEDIATE; PostgreSQL: pg_advisory_xact_lock(MIGRATION_LOCK_KEY)), so two
+// servers starting together on one database do not race. Opening a migrated database
+// changes nothing. Append new versions; never edit an applied one.
+//
+// PostgreSQL compares the ordered/filtered text columns with COLLATE "C" (bytewise), as
+// SQLite does, so both order aliases identically.
+// `pods_version` holds one counter that triggers bump on every change to `pods` (in the
+// writing transaction): list_pods reuses its last result while the counter is unchanged,
+// which stays right with several replicas on one database.
+// Times are fixed-width RFC 3339 UTC text ("2026-11-25T16:00:00.123Z") so string order is
+// time order on both backends. Text columns hold valid UTF-8 without NUL (codec.hpp).
+#include <array>
+
+namespace pw::server::detail {
+
+struct Migration {
+  int version;
+  const char* description;
+  const char* sqlite_sql;    // may hold several statements
+  const char* postgres_sql;  // may hold several statements
+};
+
+// Any fixed 64-bit number, the same in every replica.
+inline constexpr long long MIGRATION_LOCK_KEY = 0x706f6477726e67LL;  // "podwrng"
+
+inline constexpr const char* SQLITE_MIGRATIONS_TABLE =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)";
+inline constexpr const char* POSTGRES_MIGRATIONS_TABLE =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)";
+
+inline constexpr std::array<Migration, 1> MIGRATIONS{{
+    {1, "pods and command history",
+     R"sql(
+CREATE TABLE pods (
+  alias        TEXT PRIMARY KEY,
+  url_redacted TEXT NOT NULL,
+  url_secret   BLOB NOT NULL,
+  provider     TEXT NOT NULL,
+  labels       TEXT NOT NULL DEFAULT '{}',
+  created_at   TEXT NOT NULL,
+  updated_at   TEXT NOT NULL
+);
+CREATE TABLE commands (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  alias       TEXT NOT NULL,
+  command     TEXT NOT NULL,
+  status      TEXT NOT NULL,
+  exit_code   INTEGER,
+  output      TEXT NOT NULL DEFAULT '',
+  error       TEXT,
+  duration    REAL NOT NULL DEFAULT 0,
+  truncated   INTEGER NOT NULL DEFAULT 0,
+  pod_label   TEXT NOT NULL DEFAULT '',
+  started_at  TEXT NOT NULL,
+  finished_at TEXT,
+  server_id   TEXT NOT NULL
+);
+CREATE INDEX commands_alias_id ON commands (alias, id);
+CREATE INDEX commands_status_id ON commands (status, id);
+CREATE INDEX commands_started_at ON commands (started_at);
+CREATE INDEX commands_running_server ON commands (server_id) WHERE status = 'running';
+CREATE TABLE pods_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+INSERT INTO pods_version (id, version) VALUES (1, 0);
+CREATE TRIGGER pods_version_insert AFTER INSERT ON pods
+  BEGIN UPDATE pods_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER pods_version_update AFTER UPDATE ON pods
+  BEGIN UPDATE pods_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER pods_version_delete AFTER DELETE ON pods
+  BEGIN UPDATE pods_version SET version = version + 1 WHERE id = 1; END;
+)sql",
+     R"sql(
+CREATE TABLE pods (
+  alias        TEXT COLLATE "C" PRIMARY KEY,
+  url_redacted TEXT NOT NULL,
+  url_secret   BYTEA NOT NULL,
+  provider     TEXT NOT NULL,
+  labels       TEXT NOT NULL DEFAULT '{}',
+  created_at   TEXT NOT NULL,
+  updated_at   TEXT NOT NULL
+);
+CREATE TABLE commands (
+  id          BIGSERIAL PRIMARY KEY,
+  alias       TEXT COLLATE "C" NOT NULL,
+  command     TEXT NOT NULL,
+  status      TEXT COLLATE "C" NOT NULL,
+  exit_code   INTEGER,
+  output      TEXT NOT NULL DEFAULT '',
+  error       TEXT,
+  duration    DOUBLE PRECISION NOT NULL DEFAULT 0,
+  truncated   BOOLEAN NOT NULL DEFAULT FALSE,
+  pod_label   TEXT NOT NULL DEFAULT '',
+  started_at  TEXT COLLATE "C" NOT NULL,
+  finished_at TEXT,
+  server_id   TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX commands_alias_id ON commands (alias, id);
+CREATE INDEX commands_status_id ON commands (status, id);
+CREATE INDEX commands_started_at ON commands (started_at);
+CREATE INDEX commands_running_server ON commands (server_id) WHERE status = 'running';
+CREATE TABLE pods_version (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL);
+INSERT INTO pods_version (id, version) VALUES (1, 0);
+CREATE FUNCTION pods_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE pods_version SET version = version + 1 WHERE id = 1;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER pods_version_bump AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pods
+  FOR EACH STATEMENT EXECUTE FUNCTION pods_version_bump();
+)sql"},
+}};
+
+}  // namespace pw::server::detail

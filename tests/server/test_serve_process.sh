@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# `podwrangler serve` as a process: SIGTERM stops it gracefully (running commands past the
+# grace are recorded `interrupted`), SIGKILL mid-command leaves a truthful `running` row that
+# the next server start marks `interrupted`, HTTPS with --tls-cert/--tls-key, the refusal to
+# listen on a non-loopback address without a key, and PODWRANGLER_* settings.
+#   tests/server/test_serve_process.sh BUILD_DIR
+set -uo pipefail
+build=${1:?usage: $0 BUILD_DIR}
+pw=$build/apps/podwrangler
+work=$(mktemp -d /tmp/pw-serve-test.XXXXXX)
+spid=""
+fails=0
+cleanup() {
+  [[ -n $spid ]] && kill -0 "$spid" 2>/dev/null && kill -KILL "$spid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+export XDG_DATA_HOME=$work/data PODWRANGLER_SECRET_KEY=serve-test-key
+unset PODWRANGLER_API_KEY PODWRANGLER_DATABASE_URL PODWRANGLER_API_HOST PODWRANGLER_API_PORT
+
+check() {  # description, then a command that must succeed
+  local what=$1
+  shift
+  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+start() {  # args for serve; sets spid and base
+  port=$(free_port)
+  base=http://127.0.0.1:$port
+  "$pw" serve --host 127.0.0.1 --port "$port" "$@" 2>>"$work/serve.log" &
+  spid=$!
+  for _ in $(seq 200); do
+    curl -fsS "$base/health" >/dev/null 2>&1 && return 0
+    kill -0 "$spid" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+post() { curl -sS -X POST -H 'Content-Type: application/json' -d "$2" "$base$1"; }
+statuses() { curl -fsS "$base/api/v1/commands?limit=100" | jq -r '[.items[].status] | sort | join(",")'; }
+
+db="sqlite:///$work/pods.db"
+
+# --- SIGTERM: graceful ------------------------------------------------------------
+check "serve starts" start --database-url "$db" --shutdown-grace 1
+post /api/v1/pods/ '{"alias":"p1","url":"local://p1"}' >/dev/null
+post /api/v1/pods/ '{"alias":"p2","url":"local://p2"}' >/dev/null
+post /api/v1/pods/p1/exec '{"command":"sleep 0.3; echo quick"}' >"$work/quick.json" &
+q=$!
+post /api/v1/pods/p2/exec '{"command":"sleep 30","timeout":60}' >"$work/slow.json" &
+s=$!
+sleep 0.15
+t0=$(date +%s%N)
+kill -TERM "$spid"
+wait "$spid"
+rc=$?
+t1=$(date +%s%N)
+wait $q $s
+check "SIGTERM: exit status 0" test "$rc" -eq 0
+check "SIGTERM: stopped within the grace (+2 s)" test $(((t1 - t0) / 1000000)) -lt 3000
+check "SIGTERM: the quick command finished" jq -e '.output == "quick\n"' "$work/quick.json"
+check "SIGTERM: the slow one was interrupted" jq -e '.result.status == "interrupted"' "$work/slow.json"
+check "SIGTERM: the port is closed" bash -c "! curl -fsS $base/health >/dev/null 2>&1"
+check "SIGTERM: a log line says so" grep -q "SIGTERM: stopping" "$work/serve.log"
+
+start --database-url "$db"
+check "after SIGTERM: history is interrupted,succeeded" test "$(statuses)" = "interrupted,succeeded"
+
+# --- SIGKILL mid-command: the row stays running, the next start marks it ----------------
+post /api/v1/pods/p1/exec '{"command":"sleep 30","timeout":60}' >/dev/null 2>&1 &
+sleep 0.3
+check "SIGKILL: the command is recorded running before it ends" \
+  bash -c "curl -fsS '$base/api/v1/commands?status=running' | jq -e '.items | length == 1' >/dev/null"
+kill -KILL "$spid"
+wait "$spid" 2>/dev/null
+start --database-url "$db"
+check "SIGKILL: the next start marks the orphan interrupted" \
+  test "$(statuses)" = "interrupted,interrupted,succeeded"
+kill -TERM "$spid"
+wait "$spid"
+
+# --- settings -------------------------------------------------------------------------
+out=$("$pw" serve --host 0.0.0.0 --port 0 --database-url "$db" 2>&1)
+rc=$?
+check "no key on 0.0.0.0: refused with a non-zero exit" test "$rc" -ne 0
+check "no key on 0.0.0.0: one clear line" bash -c "[[ \$(wc -l <<<'$out') -eq 1 && '$out' == *PODWRANGLER_API_KEY* ]]"
+out=$(PODWRANGLER_API_PORT=notaport "$pw" serve --database-url "$db" 2>&1)
+check "bad PODWRANGLER_API_PORT: refused, names the variable" bash -c "[[ '$out' == *PODWRANGLER_API_PORT* ]]"
+out=$("$pw" serve --port 0 --database-url "postgresql://pw:hunter2secret@127.0.0.1:1/x" 2>&1)
+check "unreachable PostgreSQL: refused without the password" bash -c "[[ -n '$out' && '$out' != *hunter2secret* ]]"
+
+# --- API key and HTTPS ------------------------------------------------------------------
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=127.0.0.1" \
+  -addext "subjectAltName=IP:127.0.0.1" -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+PODWRANGLER_API_KEY=k-0123456789abcdef start --database-url "$db" --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" ||
+  { [[ $base == http://* ]] && true; }
+base=https://127.0.0.1:$port
+for _ in $(seq 100); do curl -fsS --cacert "$work/cert.pem" "$base/health" >/dev/null 2>&1 && break; sleep 0.05; done
+check "HTTPS: /health answers without a key" curl -fsS --cacert "$work/cert.pem" "$base/health" -o /dev/null
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/cert.pem" "$base/api/v1/pods/")
+check "HTTPS: pods need the key (401)" test "$code" = 401
+check "HTTPS: pods with the key" bash -c "curl -fsS --cacert '$work/cert.pem' -H 'Authorization: Bearer k-0123456789abcdef' '$base/api/v1/pods/' | jq -e 'length == 2' >/dev/null"
+check "HTTPS: plain HTTP is not served" bash -c "! curl -fsS http://127.0.0.1:$port/health >/dev/null 2>&1"
+kill -TERM "$spid"
+wait "$spid"
+check "the log never shows the API key" bash -c "! grep -q 0123456789abcdef '$work/serve.log'"
+
+echo "$fails failed"
+[[ $fails -eq 0 ]]
