@@ -59,7 +59,7 @@ void Runtime::spawn(std::function<Task<void>()> work) {
 }
 
 bool Runtime::wait_idle(std::chrono::steady_clock::time_point deadline) {
-  while (in_flight_.load() > 0) {
+  while (in_flight_->load() > 0) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

@@ -32,7 +32,7 @@ class Runtime {
   void spawn(std::function<Task<void>()> work);
 
   // Commands in flight (counted by the exec routes with InFlight).
-  int in_flight() const noexcept { return in_flight_.load(); }
+  int in_flight() const noexcept { return in_flight_->load(); }
   // No new commands are accepted once draining.
   bool draining() const noexcept { return draining_.load(); }
   void set_draining() noexcept { draining_.store(true); }
@@ -42,22 +42,23 @@ class Runtime {
   // Waits until no command is in flight or the deadline passes; true when none is.
   bool wait_idle(std::chrono::steady_clock::time_point deadline);
 
-  // Scope guard counting one command in flight.
+  // Scope guard counting one command in flight. It shares the counter, so it may
+  // outlive the Runtime (a stream's state released after the server stopped).
   class InFlight {
    public:
-    explicit InFlight(Runtime& rt) : rt_(rt) { rt_.in_flight_.fetch_add(1); }
-    ~InFlight() { rt_.in_flight_.fetch_sub(1); }
+    explicit InFlight(Runtime& rt) : count_(rt.in_flight_) { count_->fetch_add(1); }
+    ~InFlight() { count_->fetch_sub(1); }
     InFlight(const InFlight&) = delete;
     InFlight& operator=(const InFlight&) = delete;
 
    private:
-    Runtime& rt_;
+    std::shared_ptr<std::atomic<int>> count_;
   };
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  std::atomic<int> in_flight_{0};
+  std::shared_ptr<std::atomic<int>> in_flight_ = std::make_shared<std::atomic<int>>(0);
   std::atomic<bool> draining_{false};
   std::atomic<bool> hard_stop_{false};
 };

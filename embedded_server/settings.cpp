@@ -29,7 +29,17 @@ int parse_port(const std::string& text, const char* field) {
 
 Settings Settings::from_env() {
   Settings s;
-  if (const char* v = env("PODWRANGLER_DATABASE_URL")) s.database_url = v;
+  if (const char* v = env("PODWRANGLER_DATABASE_URL")) {
+    s.database_url = v;
+    try {
+      (void)database_kind(s.database_url);
+    } catch (const PodConfigValidationError& e) {
+      std::string m = e.what();  // "invalid database_url: <problem>"
+      auto colon = m.find(": ");
+      throw PodConfigValidationError("PODWRANGLER_DATABASE_URL",
+                                     colon == std::string::npos ? m : m.substr(colon + 2));
+    }
+  }
   if (const char* v = env("PODWRANGLER_API_HOST")) s.host = v;
   if (const char* v = env("PODWRANGLER_API_PORT")) s.port = parse_port(v, "PODWRANGLER_API_PORT");
   if (const char* v = env("PODWRANGLER_API_KEY")) s.api_key = SecretString(v);

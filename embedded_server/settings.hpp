@@ -11,7 +11,7 @@ namespace pw::server {
 struct Settings {
   std::string host = "127.0.0.1";
   int port = 8000;  // 0: any free port (Server::port() tells which)
-  std::string database_url;  // "" until from_env(): then the default SQLite file
+  std::string database_url;  // "": the default SQLite file (default_database_url()) at start
   SecretString api_key;      // empty: no auth (only allowed on loopback addresses)
   bool insecure_no_auth = false;  // allow a non-loopback address without a key
   std::string tls_cert, tls_key;  // both set: HTTPS

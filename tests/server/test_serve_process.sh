@@ -105,5 +105,41 @@ kill -TERM "$spid"
 wait "$spid"
 check "the log never shows the API key" bash -c "! grep -q 0123456789abcdef '$work/serve.log'"
 
+# --- two serve processes on one PostgreSQL database ---------------------------------------
+# shellcheck source=tests/fixtures/postgres.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../fixtures/postgres.sh"
+trap 'pw_pg_stop; cleanup' EXIT
+if pw_pg_start "$work"; then
+  pgdb=$(pw_pg_createdb twoservers)
+  start --database-url "$pgdb"
+  apid=$spid a=$base
+  start --database-url "$pgdb"
+  bpid=$spid b=$base
+  curl -sS -X POST -H 'Content-Type: application/json' -d '{"alias":"shared","url":"local://shared"}' "$a/api/v1/pods/" >/dev/null
+  check "PG replicas: B sees the pod A registered" curl -fsS "$b/api/v1/pods/shared" -o /dev/null
+  check "PG replicas: B runs it" bash -c "curl -fsS -X POST -H 'Content-Type: application/json' -d '{\"command\":\"echo via-b\"}' '$b/api/v1/pods/shared/exec' | jq -e '.output == \"via-b\n\"' >/dev/null"
+  check "PG replicas: A lists B's command" bash -c "curl -fsS '$a/api/v1/commands' | jq -e '.items[0].output == \"via-b\n\"' >/dev/null"
+  curls=()
+  for i in $(seq 1 20); do
+    for srv in "$a" "$b"; do
+      curl -s -o /dev/null -w '%{http_code}\n' -X POST -H 'Content-Type: application/json' \
+        -d "{\"alias\":\"c$i\",\"url\":\"local://c$i\"}" "$srv/api/v1/pods/" >>"$work/codes" &
+      curls+=($!)
+    done
+  done
+  wait "${curls[@]}"
+  check "PG replicas: racing registrations: 20 created, 20 conflicts" \
+    test "$(sort "$work/codes" | uniq -c | awk '{printf "%s:%s ", $2, $1}')" = "201:20 409:20 "
+  check "PG replicas: both list 21 pods" bash -c "[[ \$(curl -fsS '$a/api/v1/pods/' | jq length) == 21 && \$(curl -fsS '$b/api/v1/pods/' | jq length) == 21 ]]"
+  curl -fsS -X DELETE "$b/api/v1/pods/c1" >/dev/null
+  check "PG replicas: a removal through B shows in A's (cached) listing" \
+    bash -c "[[ \$(curl -fsS '$a/api/v1/pods/' | jq length) == 20 ]]"
+  kill -TERM "$apid" "$bpid"
+  wait "$apid" "$bpid"
+else
+  echo "FAIL PostgreSQL cluster did not start"
+  fails=$((fails + 1))
+fi
+
 echo "$fails failed"
 [[ $fails -eq 0 ]]

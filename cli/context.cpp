@@ -1,0 +1,73 @@
+#include "cli/context.hpp"
+
+#include "cli/local.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace pw::cli {
+
+Context::Context() = default;
+
+Context::~Context() { shutdown(); }
+
+void Context::shutdown() {
+  api_.reset();
+  if (local_) local_->stop();
+  local_.reset();
+}
+
+const ResolvedConfig& Context::config() {
+  if (!config_) {
+    EnvLookup env = [](const char* name) -> const char* { return std::getenv(name); };
+    ConfigFile file = load_config_file(config_path(env));
+    Overrides o;
+    o.api_url = opts.api_url;
+    o.output = opts.json ? "json" : opts.output;
+    o.profile = opts.profile;
+    config_ = resolve_config(o, env, file);
+    for (const auto& w : config_->warnings) warn(w);
+  }
+  return *config_;
+}
+
+Format Context::format() { return parse_format(config().output); }
+
+const Terminal& Context::term() {
+  if (!term_) term_ = detect_terminal(opts.no_color);
+  return *term_;
+}
+
+ApiClient& Context::api(ApiTimeouts timeouts) {
+  if (!api_) {
+    const auto& cfg = config();
+    std::string url = cfg.api_url;
+    if (opts.local) {
+      local_ = std::make_unique<LocalServer>();
+      url = local_->url();
+    }
+    api_ = std::make_unique<ApiClient>(url, cfg.api_key, timeouts);
+  } else {
+    api_->set_read_timeout(timeouts.read_s);
+  }
+  return *api_;
+}
+
+void Context::out(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+}
+
+void Context::info(const std::string& text) {
+  if (opts.quiet) return;
+  std::fflush(stdout);
+  std::string line = text + "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+void Context::warn(const std::string& text) {
+  std::fflush(stdout);
+  std::string line = paint("warning:", Style::yellow, term().color_err) + " " + text + "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+}  // namespace pw::cli

@@ -1,0 +1,62 @@
+#pragma once
+// What every command shares: the global options, the resolved configuration, the output
+// format and terminal, and (created on first use) the API client and the --local server.
+#include "cli/api_client.hpp"
+#include "cli/config.hpp"
+#include "cli/render.hpp"
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace pw::cli {
+
+class LocalServer;
+
+struct GlobalOptions {
+  std::string api_url;
+  bool local = false;
+  std::string profile;
+  std::string output;
+  bool json = false;
+  bool no_color = false;
+  bool quiet = false;
+};
+
+class Context {
+ public:
+  Context();
+  ~Context();  // stops the --local server
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  GlobalOptions opts;
+  // Set by the callback of the selected (leaf) subcommand; run() calls it after parsing.
+  std::function<int()> action;
+
+  // Loads ~/.podwrangler.toml once and applies the precedence (prints warnings once).
+  const ResolvedConfig& config();
+  Format format();
+  const Terminal& term();
+  // The API client: starts the --local server first when asked to.
+  ApiClient& api(ApiTimeouts timeouts = {});
+
+  bool human() { auto f = format(); return f == Format::table || f == Format::plain; }
+  bool spinner_enabled() { return term().stderr_tty && !opts.quiet; }
+
+  void out(const std::string& text);   // stdout
+  void info(const std::string& text);  // stderr unless --quiet (a trailing newline is added)
+  void warn(const std::string& text);  // "warning: …" on stderr
+
+  // Stops the --local server (before exit; also done by the destructor).
+  void shutdown();
+
+ private:
+  std::optional<ResolvedConfig> config_;
+  std::optional<Terminal> term_;
+  std::unique_ptr<LocalServer> local_;
+  std::unique_ptr<ApiClient> api_;
+};
+
+}  // namespace pw::cli
