@@ -465,3 +465,43 @@ TEST_CASE("two servers on one PostgreSQL database work together") {
   CHECK(created == 10);
   CHECK(conflicts == 70);
 }
+
+TEST_CASE("warm pool: bounded (least recently used goes) and idle sessions closed after the TTL") {
+  TestServer srv(fresh_database_url(Backend::sqlite), [](pw::server::Settings& s) {
+    s.pool_max_sessions = 2;
+    s.pool_idle_ttl_s = 2.0;
+  });
+  auto api = srv.client();
+  for (const char* a : {"a", "b", "c"}) REQUIRE(api.post("/api/v1/pods/", local_pod(a)).status == 201);
+  auto pid = [&](const std::string& a) {
+    auto r = api.post("/api/v1/pods/" + a + "/exec", {{"command", "echo $$"}});
+    REQUIRE(r.status == 200);
+    return r.body["output"].get<std::string>();
+  };
+  std::string a1 = pid("a"), b1 = pid("b");
+  CHECK(pid("a") == a1);  // warm
+  std::string c1 = pid("c");  // pool full: b (least recently used) goes
+  CHECK(pid("a") == a1);
+  CHECK(pid("b") != b1);
+  CHECK(c1 != a1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+  CHECK(pid("a") != a1);  // idle past the TTL: a new shell
+}
+
+TEST_CASE("a stream whose client goes away still records every result") {
+  TestServer srv(fresh_database_url(Backend::sqlite));
+  auto api = srv.client();
+  for (int i = 0; i < 4; ++i) REQUIRE(api.post("/api/v1/pods/", local_pod("s" + std::to_string(i))).status == 201);
+  {
+    httplib::Client c("127.0.0.1", srv.port());
+    c.set_read_timeout(0, 200000);  // gives up long before the pods finish
+    auto r = c.Post("/api/v1/exec/stream", json{{"command", "sleep 1; echo late"}, {"all", true}}.dump(),
+                    "application/json");
+    (void)r;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1800));
+  auto h = api.get("/api/v1/commands?status=succeeded");
+  REQUIRE(h.body["items"].size() == 4);
+  for (auto& it : h.body["items"]) CHECK(it["output"] == "late\n");
+  CHECK(api.get("/api/v1/commands?status=running").body["items"].empty());
+}
