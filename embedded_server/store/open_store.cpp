@@ -1,4 +1,14 @@
-// open_store: database URLs (SQLAlchemy style) to a Store; the data directory.
+// open_store: database URLs (SQLAlchemy style) to a Store.
+//
+// PostgreSQL support lives in a module, libpodwrangler_pg.so (see postgres_store.hpp), so
+// that libpq and its dependency tree are loaded only by a process that uses a postgresql://
+// URL. It is dlopen()ed on first use from the first of these paths that exists:
+//   1. $PODWRANGLER_PG_MODULE (a full path);
+//   2. next to the executable in the install layout: <dir of /proc/self/exe>/
+//      PW_PG_MODULE_INSTALL_RELPATH (../lib/podwrangler/libpodwrangler_pg.so, computed by
+//      CMake from the install directories);
+//   3. PW_PG_MODULE_BUILD_PATH, where the build tree puts it.
+// It stays loaded for the life of the process (never dlclose()d).
 #include "embedded_server/store/postgres_store.hpp"
 #include "embedded_server/store/sqlite_store.hpp"
 #include "embedded_server/store/store.hpp"
@@ -6,16 +16,21 @@
 #include <podwrangler/errors.hpp>
 #include <podwrangler/redact.hpp>
 
-#include <libpq-fe.h>
-
+#include <array>
 #include <cctype>
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
 #include <filesystem>
-#include <pwd.h>
-#include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
+
+#ifndef PW_PG_MODULE_INSTALL_RELPATH
+#error "PW_PG_MODULE_INSTALL_RELPATH must be defined by the build"
+#endif
+#ifndef PW_PG_MODULE_BUILD_PATH
+#error "PW_PG_MODULE_BUILD_PATH must be defined by the build"
+#endif
 
 namespace pw::server {
 
@@ -46,6 +61,86 @@ std::string shown(const std::string& url) {
 
 [[noreturn]] void bad(const std::string& url, const std::string& problem) {
   throw PodConfigValidationError("database_url", problem + " in '" + shown(url) + "'");
+}
+
+// ---- the PostgreSQL module ----
+
+struct PgModule {
+  decltype(&pw_pg_conninfo_parse) parse = nullptr;
+  decltype(&pw_store_open_postgres) open = nullptr;
+};
+
+[[noreturn]] void pg_unavailable(std::string why) {
+  for (char& c : why)
+    if (c == '\n' || c == '\r') c = ' ';  // one line
+  throw StoreError("PostgreSQL support is not available: cannot load libpodwrangler_pg.so (" + why +
+                   ")");
+}
+
+std::vector<std::string> pg_module_candidates() {
+  std::vector<std::string> paths;
+  if (const char* env = std::getenv("PODWRANGLER_PG_MODULE"); env && *env) paths.emplace_back(env);
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec && exe.has_parent_path())
+    paths.push_back((exe.parent_path() / PW_PG_MODULE_INSTALL_RELPATH).lexically_normal().string());
+  paths.emplace_back(PW_PG_MODULE_BUILD_PATH);
+  return paths;
+}
+
+std::string dl_error() {
+  const char* e = ::dlerror();
+  return e ? e : "unknown dynamic loader error";
+}
+
+template <class Fn>
+Fn pg_symbol(void* handle, const char* name) {
+  void* sym = ::dlsym(handle, name);
+  if (!sym) pg_unavailable(dl_error());
+  return reinterpret_cast<Fn>(sym);
+}
+
+PgModule load_pg_module() {
+  const std::vector<std::string> candidates = pg_module_candidates();
+  std::string path;
+  for (const auto& c : candidates)
+    if (::access(c.c_str(), F_OK) == 0) {
+      path = c;
+      break;
+    }
+  if (path.empty()) {
+    std::string tried;
+    for (const auto& c : candidates) tried += (tried.empty() ? "" : ", ") + c;
+    pg_unavailable("not found: tried " + tried);
+  }
+  // RTLD_LOCAL: libpq's symbols stay out of the global scope. Never dlclose()d: Stores it
+  // made (and their vtables) live as long as the process may use them.
+  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) pg_unavailable(dl_error());
+  const auto abi = pg_symbol<decltype(&pw_pg_module_abi)>(handle, "pw_pg_module_abi");
+  if (const int v = abi(); v != PW_PG_MODULE_ABI)
+    pg_unavailable(path + " has module ABI " + std::to_string(v) + ", this program needs " +
+                   std::to_string(PW_PG_MODULE_ABI));
+  PgModule m;
+  m.parse = pg_symbol<decltype(m.parse)>(handle, "pw_pg_conninfo_parse");
+  m.open = pg_symbol<decltype(m.open)>(handle, "pw_store_open_postgres");
+  return m;
+}
+
+// Loaded once (thread-safe); a failed load throws and is tried again on the next call.
+const PgModule& pg_module() {
+  static const PgModule module = load_pg_module();
+  return module;
+}
+
+struct PgOptions {
+  std::string password, port;
+};
+
+void collect_pg_option(void* ctx, const char* keyword, const char* value) {
+  auto* o = static_cast<PgOptions*>(ctx);
+  if (std::strcmp(keyword, "password") == 0) o->password = value;
+  if (std::strcmp(keyword, "port") == 0) o->port = value;
 }
 
 bool is_driver_name(const std::string& s) {
@@ -134,34 +229,21 @@ ParsedUrl parse(const std::string& url) {
       body = body.substr(0, q);
     }
     p.pg_uri = "postgresql://" + body + (query.empty() ? "" : "?" + query);
-    char* err = nullptr;
-    PQconninfoOption* opts = PQconninfoParse(p.pg_uri.c_str(), &err);
-    if (!opts) {
-      std::string msg = err ? err : "malformed URL";
-      PQfreemem(err);
+    PgOptions opts;
+    std::array<char, 1024> err{};
+    if (pg_module().parse(p.pg_uri.c_str(), collect_pg_option, &opts, err.data(), err.size()) != 0) {
+      std::string msg = err.data();
+      if (msg.empty()) msg = "malformed URL";
       while (!msg.empty() && msg.back() == '\n') msg.pop_back();
       bad(url, shown(msg));
     }
-    std::string port;
-    for (auto* o = opts; o->keyword; ++o) {
-      if (std::strcmp(o->keyword, "password") == 0 && o->val) p.password = o->val;
-      if (std::strcmp(o->keyword, "port") == 0 && o->val) port = o->val;
-    }
-    PQconninfoFree(opts);
-    if (!valid_ports(port)) bad(url, "invalid port");
+    p.password = std::move(opts.password);
+    if (!valid_ports(opts.port)) bad(url, "invalid port");
     return p;
   }
   throw PodConfigValidationError("database_url",
                                  "unsupported database URL scheme '" + shown(scheme) +
                                      "' (use sqlite:///… or postgresql://…)");
-}
-
-void make_private_dir(const std::filesystem::path& dir) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(dir, ec)) return;
-  if (dir.has_parent_path()) std::filesystem::create_directories(dir.parent_path(), ec);
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-    throw StoreError("cannot create " + dir.string() + ": " + std::strerror(errno));
 }
 
 }  // namespace
@@ -182,7 +264,10 @@ std::unique_ptr<Store> open_store(const std::string& database_url) {
     return detail::open_sqlite_store(p.sqlite_path);
   }
   try {
-    return detail::open_postgres_store(p.pg_uri, p.password);
+    std::array<char, 4096> err{};
+    Store* store = pg_module().open(p.pg_uri.c_str(), p.password.c_str(), err.data(), err.size());
+    if (!store) throw StoreError(err.data());
+    return std::unique_ptr<Store>(store);
   } catch (const StoreError& e) {
     // Belt and braces: the message must not carry the password in any form.
     std::string msg = e.what();
@@ -190,25 +275,5 @@ std::unique_ptr<Store> open_store(const std::string& database_url) {
     throw StoreError(msg);
   }
 }
-
-std::string data_dir() {
-  std::string base;
-  const char* xdg = std::getenv("XDG_DATA_HOME");
-  if (xdg && xdg[0] == '/') {  // relative values are ignored (XDG base directory spec)
-    base = xdg;
-  } else {
-    const char* home = std::getenv("HOME");
-    std::string h = home && *home ? home : "";
-    if (h.empty())
-      if (const passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_dir) h = pw->pw_dir;
-    if (h.empty()) h = "/tmp";
-    base = h + "/.local/share";
-  }
-  std::filesystem::path dir = std::filesystem::path(base) / "podwrangler";
-  make_private_dir(dir);
-  return dir.string();
-}
-
-std::string default_database_url() { return "sqlite:///" + data_dir() + "/pods.db"; }
 
 }  // namespace pw::server

@@ -649,3 +649,57 @@ std::unique_ptr<Store> open_postgres_store(const std::string& uri, const std::st
 }
 
 }  // namespace pw::server::detail
+
+// ---- the module's entry points (see postgres_store.hpp): nothing is thrown out of them ----
+
+namespace {
+
+void copy_message(const char* msg, char* err, std::size_t errlen) noexcept {
+  if (!err || errlen == 0) return;
+  std::snprintf(err, errlen, "%s", msg ? msg : "");
+}
+
+}  // namespace
+
+extern "C" {
+
+int pw_pg_module_abi(void) { return PW_PG_MODULE_ABI; }
+
+int pw_pg_conninfo_parse(const char* uri, pw_pg_option_fn emit, void* ctx, char* err,
+                         std::size_t errlen) {
+  char* perr = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(uri ? uri : "", &perr);
+  if (!opts) {
+    copy_message(perr ? perr : "malformed URL", err, errlen);
+    PQfreemem(perr);
+    return -1;
+  }
+  int rc = 0;
+  try {
+    for (auto* o = opts; o->keyword; ++o)
+      if (o->val) emit(ctx, o->keyword, o->val);
+  } catch (const std::exception& e) {
+    copy_message(e.what(), err, errlen);
+    rc = -1;
+  } catch (...) {
+    copy_message("unexpected error", err, errlen);
+    rc = -1;
+  }
+  PQconninfoFree(opts);
+  return rc;
+}
+
+pw::server::Store* pw_store_open_postgres(const char* uri, const char* password, char* err,
+                                          std::size_t errlen) {
+  try {
+    return pw::server::detail::open_postgres_store(uri ? uri : "", password ? password : "")
+        .release();
+  } catch (const std::exception& e) {
+    copy_message(e.what(), err, errlen);
+  } catch (...) {
+    copy_message("postgresql: unexpected error", err, errlen);
+  }
+  return nullptr;
+}
+
+}  // extern "C"
