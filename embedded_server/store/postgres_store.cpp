@@ -514,7 +514,7 @@ class PostgresStore final : public Store {
     if (msg.empty()) msg = scrub(PQerrorMessage(c.conn));
     const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
     if (state && std::strcmp(state, "23505") == 0) throw StoreConflictError(msg);
-    // 08xxx: connection exceptions; 57P01-57P03: server shutting down / restarting.
+    // SQLSTATE class 08: connection exceptions; 57P01-57P03: server shutting down / restarting.
     bool conn_gone = c.broken() || !r ||
                      (state && (std::strncmp(state, "08", 2) == 0 || std::strncmp(state, "57P0", 4) == 0));
     if (conn_gone)  // with_conn drops this connection (no PQreset: a fresh one replaces it)
