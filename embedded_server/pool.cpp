@@ -144,6 +144,7 @@ Task<ExecOutcome> SessionPool::exec(std::string alias, PodEndpoint endpoint,
     out.result.duration = std::chrono::duration<double>(Clock::now() - started).count();
   };
   try {
+    if (closing_) throw PodNotConnectedError("the server is shutting down");
     e = co_await acquire(alias, endpoint, fingerprint, timeout);
   } catch (const PodClientError& err) {
     fail(err, STATUS_ERROR);
@@ -175,6 +176,7 @@ Task<ExecOutcome> SessionPool::exec(std::string alias, PodEndpoint endpoint,
 }
 
 Task<void> SessionPool::close_all() {
+  closing_ = true;
   auto all = std::move(entries_);
   entries_.clear();
   lru_.clear();

@@ -35,7 +35,8 @@ class SessionPool {
   // they come back in the outcome.
   Task<ExecOutcome> exec(std::string alias, PodEndpoint endpoint, std::string fingerprint,
                          std::string command, double timeout);
-  // Closes every session (shutdown); running commands end with a connection error.
+  // Closes every session (shutdown); running commands end with a connection error and
+  // commands not yet started (queued in a fan-out) are not started any more.
   Task<void> close_all();
   // Starts the idle reaper (a timer on the loop).
   void start_reaper();
@@ -57,6 +58,7 @@ class SessionPool {
   std::map<std::string, std::shared_ptr<Entry>, std::less<>> entries_;
   std::list<std::string> lru_;  // front: most recently used
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  bool closing_ = false;  // close_all() ran: no new sessions, no new commands
 };
 
 // What identifies a pod's connection details (provider + URL).

@@ -55,6 +55,7 @@ CommandRecord finished_record(std::int64_t id, const std::string& alias, const s
   r.output = o.result.output;
   r.error = o.result.error;
   if (ctx.runtime->hard_stopped() && o.status == STATUS_ERROR) {
+    // Aborted by the shutdown, or never started because of it.
     r.status = STATUS_INTERRUPTED;
     r.error = "the server shut down before the command finished";
   }

@@ -505,3 +505,39 @@ TEST_CASE("a stream whose client goes away still records every result") {
   for (auto& it : h.body["items"]) CHECK(it["output"] == "late\n");
   CHECK(api.get("/api/v1/commands?status=running").body["items"].empty());
 }
+
+TEST_CASE("shutdown past the grace during a fan-out: queued pods are not started, every row is interrupted") {
+  auto db = fresh_database_url(Backend::sqlite);
+  {
+    TestServer srv(db);
+    // Clients without keep-alive: an idle keep-alive connection holds its httplib worker
+    // (and so the end of stop()) for up to the keep-alive timeout.
+    httplib::Client api("127.0.0.1", srv.port());
+    for (const char* a : {"q1", "q2", "q3"})
+      REQUIRE(api.Post("/api/v1/pods/", local_pod(a).dump(), "application/json")->status == 201);
+    Reply r;
+    std::thread t([&] {
+      httplib::Client c("127.0.0.1", srv.port());
+      c.set_read_timeout(60, 0);
+      auto res = c.Post("/api/v1/exec",
+                        json{{"command", "sleep 20"}, {"all", true}, {"parallel", 1}, {"timeout", 60}}.dump(),
+                        "application/json");
+      if (res) {
+        r.status = res->status;
+        r.body = json::parse(res->body, nullptr, false);
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    auto t0 = std::chrono::steady_clock::now();
+    srv.server().stop(0.3);
+    auto took = std::chrono::steady_clock::now() - t0;
+    t.join();
+    CHECK(took < std::chrono::seconds(3));  // not 20 s of q2 and q3 after the abort
+    REQUIRE(r.status == 200);
+    CHECK(r.body["summary"]["interrupted"] == 3);
+  }
+  TestServer again(db);
+  auto api = again.client();
+  CHECK(api.get("/api/v1/commands?status=interrupted").body["items"].size() == 3);
+  CHECK(api.get("/api/v1/commands?status=running").body["items"].empty());
+}
