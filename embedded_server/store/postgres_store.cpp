@@ -13,6 +13,7 @@
 #include "embedded_server/store/postgres_store.hpp"
 
 #include "embedded_server/store/codec.hpp"
+#include "embedded_server/store/connection_pool.hpp"
 #include "embedded_server/store/migrations.hpp"
 #include "embedded_server/store/secret_box.hpp"
 
@@ -21,6 +22,7 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <atomic>
 #include <array>
 #include <condition_variable>
 #include <cstdio>
@@ -145,8 +147,7 @@ class PostgresStore final : public Store {
       : uri_(std::move(uri)), password_(std::move(password)), box_(std::move(box)) {
     auto c = open_connection();
     migrate(*c);
-    idle_.push_back(std::move(c));
-    created_ = 1;
+    pool_.adopt(std::move(c));
   }
 
   std::string kind() const override { return "postgresql"; }
@@ -433,63 +434,26 @@ class PostgresStore final : public Store {
   }
 
   std::unique_ptr<Connection> acquire(bool& reused) {
-    std::unique_lock lk(mu_);
-    while (true) {
-      while (!idle_.empty()) {
-        auto c = std::move(idle_.back());
-        idle_.pop_back();
-        if (c->epoch < epoch_ || c->broken()) {  // opened before a connection was seen broken
-          --created_;
-          continue;  // (closed when c goes out of scope)
-        }
-        reused = true;
-        return c;
-      }
-      if (created_ < MAX_CONNECTIONS) break;
-      cv_.wait(lk);
-    }
-    ++created_;
-    lk.unlock();
-    reused = false;
-    try {
-      return open_connection();
-    } catch (...) {
-      lk.lock();
-      --created_;
-      cv_.notify_one();
-      throw;
-    }
+    // Not one opened before a connection was seen broken (the server may have restarted).
+    return pool_.acquire([this](Connection& c) { return c.epoch >= epoch_.load() && !c.broken(); },
+                         [this] { return open_connection(); }, &reused);
   }
 
   void release(std::unique_ptr<Connection> c) {
-    {
-      std::lock_guard lk(mu_);
-      if (c->broken() || PQtransactionStatus(c->conn) != PQTRANS_IDLE || c->epoch < epoch_) {
-        --created_;
-        c.reset();
-      } else {
-        idle_.push_back(std::move(c));
-      }
-    }
-    cv_.notify_one();
+    pool_.release(std::move(c), [this](Connection& k) {
+      return !k.broken() && PQtransactionStatus(k.conn) == PQTRANS_IDLE && k.epoch >= epoch_.load();
+    });
   }
 
   void drop(std::unique_ptr<Connection> c) {
     if (!c) return;
-    {
-      std::lock_guard lk(mu_);
-      --created_;
-      ++epoch_;
-    }
-    cv_.notify_one();
+    ++epoch_;
+    pool_.release(std::move(c), [](Connection&) { return false; });
   }
 
   std::unique_ptr<Connection> open_connection() {
     auto c = std::make_unique<Connection>();
-    {
-      std::lock_guard lk(mu_);
-      c->epoch = epoch_;
-    }
+    c->epoch = epoch_.load();
     // Keywords before dbname are defaults the URI may override; those after it win.
     const char* keys[] = {"connect_timeout", "application_name", "dbname", "client_encoding", nullptr};
     const char* vals[] = {"5", "podwrangler", uri_.c_str(), "UTF8", nullptr};
@@ -635,11 +599,8 @@ class PostgresStore final : public Store {
   const std::string uri_;
   const std::string password_;
   const SecretBox box_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::unique_ptr<Connection>> idle_;
-  int created_ = 0;
-  std::uint64_t epoch_ = 0;
+  ConnectionPool<Connection> pool_{MAX_CONNECTIONS};
+  std::atomic<std::uint64_t> epoch_{0};
 };
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "embedded_server/store/sqlite_store.hpp"
 
 #include "embedded_server/store/codec.hpp"
+#include "embedded_server/store/connection_pool.hpp"
 #include "embedded_server/store/migrations.hpp"
 #include "embedded_server/store/secret_box.hpp"
 
@@ -229,11 +230,10 @@ class Tx {
 class SqliteStore final : public Store {
  public:
   SqliteStore(std::string path, SecretBox box)
-      : path_(std::move(path)), box_(std::move(box)), max_(path_ == ":memory:" ? 1 : MAX_CONNECTIONS) {
+      : path_(std::move(path)), box_(std::move(box)), pool_(path_ == ":memory:" ? 1 : MAX_CONNECTIONS) {
     auto c = open_connection();
     migrate(*c);
-    idle_.push_back(std::move(c));
-    created_ = 1;
+    pool_.adopt(std::move(c));
   }
 
   std::string kind() const override { return "sqlite"; }
@@ -484,39 +484,12 @@ class SqliteStore final : public Store {
   };
 
   std::unique_ptr<Connection> acquire() {
-    std::unique_lock lk(mu_);
-    while (true) {
-      if (!idle_.empty()) {
-        auto c = std::move(idle_.back());
-        idle_.pop_back();
-        return c;
-      }
-      if (created_ < max_) break;
-      cv_.wait(lk);
-    }
-    ++created_;
-    lk.unlock();
-    try {
-      return open_connection();
-    } catch (...) {
-      lk.lock();
-      --created_;
-      cv_.notify_one();
-      throw;
-    }
+    return pool_.acquire([](Connection&) { return true; }, [this] { return open_connection(); });
   }
 
   void release(std::unique_ptr<Connection> c) {
-    {
-      std::lock_guard lk(mu_);
-      if (c && !sqlite3_get_autocommit(c->db)) {  // never hand out a connection mid-transaction
-        c.reset();
-        --created_;
-      } else {
-        idle_.push_back(std::move(c));
-      }
-    }
-    cv_.notify_one();
+    // Never hand out a connection mid-transaction.
+    pool_.release(std::move(c), [](Connection& k) { return sqlite3_get_autocommit(k.db) != 0; });
   }
 
   std::unique_ptr<Connection> open_connection() {
@@ -604,11 +577,7 @@ class SqliteStore final : public Store {
 
   const std::string path_;
   const SecretBox box_;
-  const int max_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::unique_ptr<Connection>> idle_;
-  int created_ = 0;
+  ConnectionPool<Connection> pool_;
 };
 
 }  // namespace
