@@ -256,4 +256,12 @@ std::string hex_decode(std::string_view hex) {
   return out;
 }
 
+std::vector<PodRecord> select_pods(const std::vector<PodRecord>& pods, const Labels& selector) {
+  if (selector.empty()) return pods;
+  std::vector<PodRecord> out;
+  for (const auto& p : pods)
+    if (labels_match(p.labels, selector)) out.push_back(p);
+  return out;
+}
+
 }  // namespace pw::server::detail

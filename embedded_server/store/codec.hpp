@@ -5,6 +5,7 @@
 #include "embedded_server/store/store.hpp"
 
 #include <string>
+#include <vector>
 #include <string_view>
 
 namespace pw::server::detail {
@@ -32,6 +33,29 @@ Labels labels_from_json(std::string_view json);
 const Labels& clean(const Labels& selector, Labels& buf);
 // True when `labels` contains every pair of `selector`.
 bool labels_match(const Labels& labels, const Labels& selector) noexcept;
+// The pods whose labels contain every pair of `selector` (all of them for an empty one).
+std::vector<PodRecord> select_pods(const std::vector<PodRecord>& pods, const Labels& selector);
+
+// A connection's last full pod listing and the pods_version it was read under: reused
+// while the version is unchanged (an empty version is never trusted).
+class PodListCache {
+ public:
+  template <class Load>
+  const std::vector<PodRecord>& get(const std::string& version, Load&& load) {
+    if (!valid_ || version.empty() || version != version_) {
+      valid_ = false;
+      pods_ = load();
+      version_ = version;
+      valid_ = true;
+    }
+    return pods_;
+  }
+
+ private:
+  std::vector<PodRecord> pods_;
+  std::string version_;
+  bool valid_ = false;
+};
 
 // A JSON string literal (quotes included) of already-clean text.
 void append_json_string(std::string& out, std::string_view s);

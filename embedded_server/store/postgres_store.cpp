@@ -130,9 +130,7 @@ struct Connection {
   std::uint32_t prepared_list = 0;  // bit per list_commands mask
   UrlCache urls;
   // list_pods' last result (all pods) and the pods_version it was read under.
-  std::vector<PodRecord> pods;
-  bool pods_valid = false;
-  std::string pods_version;
+  PodListCache pods;
 
   Connection() = default;
   Connection(const Connection&) = delete;
@@ -170,21 +168,15 @@ class PostgresStore final : public Store {
         Result v = exec(c, S_PODS_VERSION, {});
         if (PQntuples(v.get()) == 1) version = view(v, 0, 0);
       }
-      if (!c.pods_valid || version.empty() || c.pods_version != version) {
-        c.pods_valid = false;
-        c.pods.clear();
+      const auto& all = c.pods.get(version, [&] {
         Result r = exec(c, S_LIST_PODS, {});
         const int n = PQntuples(r.get());
-        c.pods.reserve(static_cast<std::size_t>(n));
-        for (int i = 0; i < n; ++i) c.pods.push_back(read_pod(c, r, i, labels_from_json(view(r, i, 4))));
-        c.pods_valid = true;
-        c.pods_version = version;
-      }
-      if (selector.empty()) return c.pods;
-      std::vector<PodRecord> out;
-      for (const auto& p : c.pods)
-        if (labels_match(p.labels, selector)) out.push_back(p);
-      return out;
+        std::vector<PodRecord> pods;
+        pods.reserve(static_cast<std::size_t>(n));
+        for (int i = 0; i < n; ++i) pods.push_back(read_pod(c, r, i, labels_from_json(view(r, i, 4))));
+        return pods;
+      });
+      return select_pods(all, selector);
     });
   }
 

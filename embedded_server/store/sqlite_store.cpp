@@ -107,9 +107,7 @@ struct Connection {
   std::array<sqlite3_stmt*, 16> list_stmts{};
   UrlCache urls;
   // list_pods' last result (all pods) and the pods_version it was read under.
-  std::vector<PodRecord> pods;
-  bool pods_valid = false;
-  std::int64_t pods_version = 0;
+  PodListCache pods;
 
   Connection() = default;
   Connection(const Connection&) = delete;
@@ -254,24 +252,18 @@ class SqliteStore final : public Store {
     Lease l(*this);
     Connection& c = *l;
     // Version first, then rows: a change committed in between only costs a re-read later.
-    std::int64_t version = -1;
+    std::string version;  // empty: unknown (never trusted by the cache)
     {
       Use v(c, c.get(S_PODS_VERSION));
-      if (v.step()) version = v.i64(0);
+      if (v.step()) version = std::to_string(v.i64(0));
     }
-    if (!c.pods_valid || c.pods_version != version || version < 0) {
-      c.pods_valid = false;
-      c.pods.clear();
+    const auto& all = c.pods.get(version, [&] {
+      std::vector<PodRecord> pods;
       Use u(c, c.get(S_LIST_PODS));
-      while (u.step()) c.pods.push_back(read_pod(c, u, labels_from_json(u.view(4))));
-      c.pods_valid = true;
-      c.pods_version = version;
-    }
-    if (selector.empty()) return c.pods;
-    std::vector<PodRecord> out;
-    for (const auto& p : c.pods)
-      if (labels_match(p.labels, selector)) out.push_back(p);
-    return out;
+      while (u.step()) pods.push_back(read_pod(c, u, labels_from_json(u.view(4))));
+      return pods;
+    });
+    return select_pods(all, selector);
   }
 
   std::string pods_version() override {
