@@ -9,11 +9,9 @@
 #include <chrono>
 #include <string>
 
-namespace httplib {
-class Server;
-}
-
 namespace pw::server {
+
+class Router;
 
 class SessionPool;
 class Runtime;
@@ -30,11 +28,11 @@ struct Context {
 // A history row / command result as the API shows it.
 nlohmann::json command_json(const CommandRecord& c);
 
-void add_health_routes(httplib::Server& http, Context& ctx);
-void add_pod_routes(httplib::Server& http, Context& ctx);
-void add_exec_routes(httplib::Server& http, Context& ctx);
-void add_command_routes(httplib::Server& http, Context& ctx);
+void add_health_routes(Router& http, Context& ctx);
+void add_pod_routes(Router& http, Context& ctx);
+void add_exec_routes(Router& http, Context& ctx);
+void add_command_routes(Router& http, Context& ctx);
 // GET /openapi.json, GET /docs and its assets (embedded at build time).
-void add_docs_routes(httplib::Server& http, Context& ctx);
+void add_docs_routes(Router& http, Context& ctx);
 
 }  // namespace pw::server

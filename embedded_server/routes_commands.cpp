@@ -1,5 +1,6 @@
 // /api/v1/commands: the command history, newest first, with filters and a cursor.
 #include "embedded_server/http_util.hpp"
+#include "embedded_server/http_server.hpp"
 #include "embedded_server/routes.hpp"
 
 #include <podwrangler/model.hpp>
@@ -36,7 +37,7 @@ long parse_long(const std::string& text, const char* field, long min, long max) 
 
 }  // namespace
 
-void add_command_routes(httplib::Server& http, Context& ctx) {
+void add_command_routes(Router& http, Context& ctx) {
   http.Get("/api/v1/commands/?", [&ctx](const httplib::Request& req, httplib::Response& res) {
     CommandFilter f;
     if ((f.alias = query_param(req, "alias"))) check_alias(*f.alias);

@@ -2,6 +2,7 @@
 // bytes embedded at build time (openapi/assets.cmake): the page works offline.
 #include "embedded_server/http_util.hpp"
 #include "embedded_server/openapi/assets.hpp"
+#include "embedded_server/http_server.hpp"
 #include "embedded_server/routes.hpp"
 
 #include <httplib.h>
@@ -60,7 +61,7 @@ struct Served {
 
 }  // namespace
 
-void add_docs_routes(httplib::Server& http, Context& /*ctx*/) {
+void add_docs_routes(Router& http, Context& /*ctx*/) {
   // Fingerprints are computed once; the table lives as long as the handlers (the server).
   auto served = std::make_shared<std::unordered_map<std::string_view, Served>>();
   for (const DocsAsset& asset : docs_assets()) {

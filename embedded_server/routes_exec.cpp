@@ -3,6 +3,7 @@
 // Each command is recorded `running` before it starts and completed after.
 #include "embedded_server/http_util.hpp"
 #include "embedded_server/pool.hpp"
+#include "embedded_server/http_server.hpp"
 #include "embedded_server/routes.hpp"
 #include "embedded_server/runtime.hpp"
 
@@ -298,7 +299,7 @@ void collect(Context& ctx, FanOut& f, const std::function<void(std::size_t, cons
 
 }  // namespace
 
-void add_exec_routes(httplib::Server& http, Context& ctx) {
+void add_exec_routes(Router& http, Context& ctx) {
   http.Post("/api/v1/pods/([^/]+)/exec/?", [&ctx](const httplib::Request& req, httplib::Response& res) {
     exec_one(ctx, req, res);
   });

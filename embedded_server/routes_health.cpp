@@ -1,5 +1,6 @@
 // GET /health: liveness, version, database reachability, uptime. Never needs auth.
 #include "embedded_server/http_util.hpp"
+#include "embedded_server/http_server.hpp"
 #include "embedded_server/routes.hpp"
 #include "embedded_server/runtime.hpp"
 
@@ -7,7 +8,7 @@
 
 namespace pw::server {
 
-void add_health_routes(httplib::Server& http, Context& ctx) {
+void add_health_routes(Router& http, Context& ctx) {
   http.Get("/health/?", [&ctx](const httplib::Request&, httplib::Response& res) {
     bool db_ok = ctx.store->ping();
     bool draining = ctx.runtime && ctx.runtime->draining();

@@ -1,5 +1,6 @@
 // /api/v1/pods/: register, list, show, update and remove pods.
 #include "embedded_server/http_util.hpp"
+#include "embedded_server/http_server.hpp"
 #include "embedded_server/routes.hpp"
 
 #include <podwrangler/errors.hpp>
@@ -88,7 +89,7 @@ class ListingCache {
   std::map<std::string, std::pair<std::string, std::shared_ptr<const std::string>>> bodies_;
 };
 
-void add_pod_routes(httplib::Server& http, Context& ctx) {
+void add_pod_routes(Router& http, Context& ctx) {
   auto cache = std::make_shared<ListingCache>();
   http.Get("/api/v1/pods/?", [&ctx, cache](const httplib::Request& req, httplib::Response& res) {
     Labels selector;

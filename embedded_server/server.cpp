@@ -1,11 +1,13 @@
 #include "embedded_server/server.hpp"
 
+#include "embedded_server/http_server.hpp"
 #include "embedded_server/http_util.hpp"
 #include "embedded_server/pool.hpp"
 #include "embedded_server/routes.hpp"
 #include "embedded_server/runtime.hpp"
 
 #include <podwrangler/errors.hpp>
+#include <podwrangler/redact.hpp>
 
 #include <httplib.h>
 #include <openssl/crypto.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <cstring>
 #include <iostream>
 #include <thread>
@@ -41,6 +44,22 @@ bool key_matches(const std::string& presented, const std::string& expected) {
   SHA256(reinterpret_cast<const unsigned char*>(presented.data()), presented.size(), a);
   SHA256(reinterpret_cast<const unsigned char*>(expected.data()), expected.size(), b);
   return CRYPTO_memcmp(a, b, sizeof a) == 0;
+}
+
+// RFC 9110 §11.1: the scheme is case-insensitive ("bearer", "BEARER"), then one or more
+// spaces, then the token. nullopt for anything else.
+std::optional<std::string> bearer_token(std::string_view auth) {
+  static constexpr std::string_view kScheme = "bearer";
+  if (auth.size() <= kScheme.size() + 1) return std::nullopt;
+  for (std::size_t i = 0; i < kScheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(auth[i])) != kScheme[i]) return std::nullopt;
+  std::size_t i = kScheme.size();
+  if (auth[i] != ' ') return std::nullopt;
+  while (i < auth.size() && auth[i] == ' ') ++i;
+  std::string_view token = auth.substr(i);
+  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  if (token.empty()) return std::nullopt;
+  return std::string(token);
 }
 
 // Running rows owned by server processes of this host that no longer exist.
@@ -104,102 +123,77 @@ struct Server::Impl {
 
   void make_http() {
     const auto& s = ctx.settings;
-    if (!s.tls_cert.empty()) {
-      auto ssl = std::make_unique<httplib::SSLServer>(s.tls_cert.c_str(), s.tls_key.c_str());
-      if (!ssl->is_valid())
-        throw PodConfigValidationError("tls", "cannot load --tls-cert/--tls-key (" + s.tls_cert + ")");
-      http = std::move(ssl);
-    } else {
-      http = std::make_unique<httplib::Server>();
-    }
-    auto& h = *http;
-    int threads = s.threads;
-    h.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-    h.set_tcp_nodelay(true);
-    h.set_keep_alive_max_count(static_cast<size_t>(s.keep_alive_max_count));
-    h.set_keep_alive_timeout(s.keep_alive_timeout_s);
-    h.set_read_timeout(30, 0);
-    h.set_write_timeout(30, 0);
-    h.set_payload_max_length(s.max_body_bytes);
-    h.set_socket_options([this](int fd) {
-      int one = 1;
-      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      listen_fd = fd;
-    });
-    h.set_default_headers({{"Cache-Control", "no-store"}});
+    HttpLimits limits;
+    limits.max_body_bytes = s.max_body_bytes;
+    limits.request_timeout_s = s.request_timeout_s;
+    limits.keep_alive_timeout_s = s.keep_alive_timeout_s;
+    limits.keep_alive_max_count = s.keep_alive_max_count;
+    limits.max_connections = s.max_connections;
+    limits.max_connections_per_client = s.max_connections_per_client;
+    limits.workers = s.threads;
 
-    h.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (ctx.settings.api_key.empty() || req.path == "/health" || req.path == "/health/")
-        return httplib::Server::HandlerResponse::Unhandled;
+    HttpHooks hooks;
+    hooks.default_headers = {{"Cache-Control", "no-store"}};
+    hooks.pre_routing = [this](const httplib::Request& req, httplib::Response& res) {
+      if (ctx.settings.api_key.empty() || req.path == "/health" || req.path == "/health/") return false;
       std::string auth = req.get_header_value("Authorization");
-      static constexpr std::string_view kBearer = "Bearer ";
-      bool ok = auth.size() > kBearer.size() && auth.compare(0, kBearer.size(), kBearer) == 0 &&
-                key_matches(auth.substr(kBearer.size()), ctx.settings.api_key.reveal());
-      if (ok) return httplib::Server::HandlerResponse::Unhandled;
+      std::optional<std::string> token = bearer_token(auth);
+      if (token && key_matches(*token, ctx.settings.api_key.reveal())) return false;
       res.set_header("WWW-Authenticate", "Bearer");
       send_error(res, 401, "unauthorized",
                  auth.empty() ? "missing Authorization: Bearer <key> header" : "invalid API key");
-      return httplib::Server::HandlerResponse::Handled;
-    });
-    h.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-      try {
-        std::rethrow_exception(ep);
-      } catch (...) {
-        send_current_exception(res);
-      }
-    });
-    // httplib's own errors (no route, body too large, unparsable request) as JSON.
-    h.set_error_handler(httplib::Server::HandlerWithResponse(
-        [](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-      switch (res.status) {
-        case 404: send_error(res, 404, "not_found", "no such endpoint: " + req.method + " " + req.path.substr(0, 200)); break;
-        case 413: send_error(res, 413, "payload_too_large", "request body is larger than the limit"); break;
-        case 405: send_error(res, 405, "method_not_allowed", "method not allowed"); break;
-        case 400: send_error(res, 400, "bad_request", "malformed request"); break;
-        default: send_error(res, res.status, "http_error", "request failed"); break;
-      }
-      return httplib::Server::HandlerResponse::Handled;
-    }));
+      return true;
+    };
+    hooks.on_exception = [](httplib::Response& res) { send_current_exception(res); };
+    hooks.on_error = [](httplib::Response& res, int status, const std::string& code, const std::string& message) {
+      send_error(res, status, code, message);
+    };
     if (s.access_log) {
-      h.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-        std::cerr << req.method << " " << req.path << " " << res.status << "\n";
-      });
+      // One request, one line: every field is escaped (a %0a in a path cannot start a
+      // line of its own); never bodies or headers.
+      hooks.logger = [](const httplib::Request& req, const httplib::Response& res, double seconds) {
+        char ms[32];
+        std::snprintf(ms, sizeof ms, "%.3f", seconds * 1000.0);
+        std::string line = escape_log_field(req.remote_addr, 64) + " \"" + escape_log_field(req.method, 16) + " " +
+                           escape_log_field(redact_url(req.target)) + "\" " + std::to_string(res.status) + " " +
+                           std::to_string(res.body.size()) + " " + ms + "ms\n";
+        std::cerr << line << std::flush;
+      };
     }
-    add_health_routes(h, ctx);
-    add_pod_routes(h, ctx);
-    add_exec_routes(h, ctx);
-    add_command_routes(h, ctx);
-    add_docs_routes(h, ctx);
+    Router router;
+    add_health_routes(router, ctx);
+    add_pod_routes(router, ctx);
+    add_exec_routes(router, ctx);
+    add_command_routes(router, ctx);
+    add_docs_routes(router, ctx);
+    try {
+      http = std::make_unique<HttpServer>(limits, std::move(router), std::move(hooks), s.tls_cert, s.tls_key);
+    } catch (const std::runtime_error& e) {
+      throw PodConfigValidationError("tls", "cannot load --tls-cert/--tls-key (" + s.tls_cert + "): " + e.what());
+    }
   }
 
   int bind() {
     if (bound_port > 0) return bound_port;
     const auto& s = ctx.settings;
-    int port = s.port;
-    if (port == 0) {
-      port = http->bind_to_any_port(s.host);
-      if (port <= 0) throw PodConnectionError("cannot bind " + s.host + ": " + std::strerror(errno));
-    } else if (!http->bind_to_port(s.host, port)) {
-      throw PodConnectionError("cannot listen on " + s.host + ":" + std::to_string(port) + ": " +
-                               std::strerror(errno));
+    try {
+      bound_port = http->bind(s.host, s.port);
+    } catch (const std::system_error& e) {
+      throw PodConfigValidationError("port", "cannot listen on " + s.host + ":" + std::to_string(s.port) + ": " +
+                                                 e.code().message());
     }
-    // httplib listens with a backlog of 5: a burst of clients would wait for SYN
-    // retransmits. listen() again raises it.
-    if (listen_fd >= 0) ::listen(listen_fd, 1024);
-    bound_port = port;
-    return port;
+    return bound_port;
   }
 
   void run() {
     bind();
-    http->listen_after_bind();
+    http->run();
   }
 
   void stop(double grace_s) {
     if (stopped.exchange(true)) return;
     runtime->set_draining();
-    http->stop();  // no new connections; requests in progress go on
+    http->stop();  // no new connections, idle ones closed; requests in progress go on
     auto deadline = std::chrono::steady_clock::now() +
                     std::chrono::milliseconds(static_cast<long>(grace_s * 1000));
     if (!runtime->wait_idle(deadline)) {
@@ -225,9 +219,8 @@ struct Server::Impl {
   // Destroyed in reverse order: the pool's sessions go while the loop object exists.
   std::unique_ptr<Runtime> runtime;
   std::unique_ptr<SessionPool> pool;
-  std::unique_ptr<httplib::Server> http;
+  std::unique_ptr<HttpServer> http;
   std::thread listener;
-  int listen_fd = -1;
   int bound_port = 0;
   std::atomic<bool> stopped{false};
 };
@@ -238,7 +231,7 @@ int Server::bind() { return impl_->bind(); }
 void Server::run() { impl_->run(); }
 int Server::start_background() {
   int port = impl_->bind();
-  impl_->listener = std::thread([this] { impl_->http->listen_after_bind(); });
+  impl_->listener = std::thread([this] { impl_->http->run(); });
   return port;
 }
 void Server::stop(double grace_s) { impl_->stop(grace_s); }

@@ -6,6 +6,8 @@
 
 #include <arpa/inet.h>
 
+#include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <string>
 
@@ -23,6 +25,29 @@ int parse_port(const std::string& text, const char* field) {
   if (text.empty() || *end != '\0' || v < 0 || v > 65535)
     throw PodConfigValidationError(field, "'" + text + "' is not a port number (0-65535)");
   return static_cast<int>(v);
+}
+
+// A whole decimal number in [min, max]: "5x", " 5", "" and out-of-range values are refused.
+long long parse_whole(const std::string& text, const char* field, long long min, long long max) {
+  char* end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(text.c_str(), &end, 10);
+  bool digits = !text.empty() && (std::isdigit(static_cast<unsigned char>(text[0])) != 0);
+  if (!digits || *end != '\0' || errno == ERANGE || v < min || v > max)
+    throw PodConfigValidationError(field, "'" + text.substr(0, 32) + "' is not a whole number in " +
+                                              std::to_string(min) + "-" + std::to_string(max));
+  return v;
+}
+
+double parse_seconds(const std::string& text, const char* field, double max) {
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(text.c_str(), &end);
+  bool digits = !text.empty() && (std::isdigit(static_cast<unsigned char>(text[0])) != 0);
+  if (!digits || *end != '\0' || errno == ERANGE || !(v > 0) || v > max)
+    throw PodConfigValidationError(field, "'" + text.substr(0, 32) + "' is not a number of seconds in (0, " +
+                                              std::to_string(static_cast<long>(max)) + "]");
+  return v;
 }
 
 }  // namespace
@@ -43,6 +68,15 @@ Settings Settings::from_env() {
   if (const char* v = env("PODWRANGLER_API_HOST")) s.host = v;
   if (const char* v = env("PODWRANGLER_API_PORT")) s.port = parse_port(v, "PODWRANGLER_API_PORT");
   if (const char* v = env("PODWRANGLER_API_KEY")) s.api_key = SecretString(v);
+  if (const char* v = env("PODWRANGLER_MAX_BODY_BYTES"))
+    s.max_body_bytes = static_cast<std::size_t>(parse_whole(v, "PODWRANGLER_MAX_BODY_BYTES", 1024, 1LL << 34));
+  if (const char* v = env("PODWRANGLER_REQUEST_TIMEOUT"))
+    s.request_timeout_s = parse_seconds(v, "PODWRANGLER_REQUEST_TIMEOUT", 3600);
+  if (const char* v = env("PODWRANGLER_MAX_CONNECTIONS"))
+    s.max_connections = static_cast<std::size_t>(parse_whole(v, "PODWRANGLER_MAX_CONNECTIONS", 1, 1000000));
+  if (const char* v = env("PODWRANGLER_MAX_CONNECTIONS_PER_CLIENT"))
+    s.max_connections_per_client =
+        static_cast<std::size_t>(parse_whole(v, "PODWRANGLER_MAX_CONNECTIONS_PER_CLIENT", 1, 1000000));
   return s;
 }
 
@@ -67,6 +101,11 @@ void Settings::validate() const {
     throw PodConfigValidationError("PODWRANGLER_API_KEY", "must be at least 16 characters");
   if (threads < 1 || threads > 4096) throw PodConfigValidationError("threads", "must be 1-4096");
   if (max_body_bytes < 1024) throw PodConfigValidationError("max_body_bytes", "must be at least 1024");
+  if (!(request_timeout_s > 0)) throw PodConfigValidationError("request_timeout", "must be positive");
+  if (!(keep_alive_timeout_s > 0)) throw PodConfigValidationError("keep_alive_timeout", "must be positive");
+  if (max_connections < 1) throw PodConfigValidationError("max_connections", "must be at least 1");
+  if (max_connections_per_client < 1)
+    throw PodConfigValidationError("max_connections_per_client", "must be at least 1");
   if (default_parallel < 1 || default_parallel > max_parallel)
     throw PodConfigValidationError("parallel", "must be 1-" + std::to_string(max_parallel));
   if (pool_max_sessions < 1) throw PodConfigValidationError("pool_max_sessions", "must be at least 1");

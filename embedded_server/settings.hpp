@@ -15,10 +15,14 @@ struct Settings {
   SecretString api_key;      // empty: no auth (only allowed on loopback addresses)
   bool insecure_no_auth = false;  // allow a non-loopback address without a key
   std::string tls_cert, tls_key;  // both set: HTTPS
-  std::size_t max_body_bytes = 1 << 20;  // larger request bodies → 413
-  int threads = 64;                 // httplib worker threads (keep-alive connections held)
+  // Request bodies (chunked or not) larger than this are refused while being read: 413.
+  std::size_t max_body_bytes = 1 << 20;
+  int threads = 64;                 // handler threads (idle connections hold none)
   int keep_alive_max_count = 1000;  // requests per keep-alive connection
-  int keep_alive_timeout_s = 5;
+  double keep_alive_timeout_s = 5;  // idle time between requests on a connection
+  double request_timeout_s = 10;    // one deadline for a request's headers and body → 408
+  std::size_t max_connections = 8192;            // open at once; beyond: 503 at once
+  std::size_t max_connections_per_client = 512;  // open at once from one address; beyond: 503
   std::size_t pool_max_sessions = 4096;  // warm sessions kept at most (LRU idle ones go)
   double pool_idle_ttl_s = 300.0;        // idle sessions closed after this
   int default_parallel = 32;             // fan-out width when the request gives none
@@ -27,8 +31,10 @@ struct Settings {
   bool access_log = false;         // one line per request on stderr (never bodies or headers)
 
   // Defaults overlaid with PODWRANGLER_DATABASE_URL, PODWRANGLER_API_HOST,
-  // PODWRANGLER_API_PORT, PODWRANGLER_API_KEY. Throws PodConfigValidationError naming
-  // the variable for a bad value.
+  // PODWRANGLER_API_PORT, PODWRANGLER_API_KEY, PODWRANGLER_MAX_BODY_BYTES,
+  // PODWRANGLER_REQUEST_TIMEOUT, PODWRANGLER_MAX_CONNECTIONS,
+  // PODWRANGLER_MAX_CONNECTIONS_PER_CLIENT. Throws PodConfigValidationError naming the
+  // variable for a bad value.
   static Settings from_env();
   // Validates the combination (port range, TLS pair, auth vs address); throws
   // PodConfigValidationError naming the field.
