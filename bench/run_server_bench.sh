@@ -3,8 +3,11 @@
 #   1. wrk -t2 -c32 -d10s on GET /api/v1/pods/ with 100 pods registered
 #   2. POST /api/v1/pods/{alias}/exec {"command":"true"} on a warm pod, sequential
 #      (wrk -t1 -c1: one request at a time), latency percentiles
-#   3. POST /api/v1/exec "hostname" over N local pods (default 1000): wall time cold and
+#   4. POST /api/v1/exec "hostname" over N local pods (default 1000): wall time cold and
 #      warm, server CPU seconds and peak RSS
+#   3. connection starvation: wrk GET /api/v1/pods/ at 32 and at 256 keep-alive clients in
+#      the same run (p99 ratio, target <= 10x and <= 50 ms), then /health latency while 1,000
+#      half-open connections are held (from 127.0.0.2-5: the per-client cap is 512)
 # The server is `podwrangler serve` on a free loopback port with a fresh SQLite database
 # (or the database URL given as $PW_BENCH_DATABASE_URL), ended by its PID.
 #   bench/run_server_bench.sh [BUILD_DIR] [FANOUT_PODS]
@@ -82,7 +85,50 @@ curl -fsS -X POST -H 'Content-Type: application/json' -d '{"command":"true"}' \
 wrk -t1 -c1 -d10s --latency -s "$work/exec.lua" "$base/api/v1/pods/list-0001/exec"
 
 echo
-echo "== 3. POST /api/v1/exec 'hostname' over $pods local pods (parallel 256)"
+echo "== 3. p99 at 32 vs 256 keep-alive clients (wrk -t2 -d10s GET /api/v1/pods/)"
+p99() {  # wrk --latency output -> p99 in ms
+  awk '$1=="99%"{v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}'
+}
+out32=$(wrk -t2 -c32 -d10s --latency "$base/api/v1/pods/")
+out256=$(wrk -t2 -c256 -d10s --latency "$base/api/v1/pods/")
+r32=$(grep Requests/sec <<<"$out32" | awk '{print $2}')
+r256=$(grep Requests/sec <<<"$out256" | awk '{print $2}')
+p32=$(p99 <<<"$out32")
+p256=$(p99 <<<"$out256")
+printf 'c=32   p99 %8.2f ms  %s req/s\nc=256  p99 %8.2f ms  %s req/s\nratio  %.1fx\n' \
+  "$p32" "$r32" "$p256" "$r256" "$(echo "$p256 / $p32" | bc -l)"
+python3 - "$port" <<'EOF'
+import socket, sys, time
+port = int(sys.argv[1])
+held = []
+for i in range(1000):
+    s = socket.socket()
+    s.bind((f"127.0.0.{2 + i % 4}", 0))
+    s.connect(("127.0.0.1", port))
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: b\r\n")  # headers never finished
+    held.append(s)
+lat = []
+for _ in range(200):
+    t0 = time.perf_counter()
+    c = socket.create_connection(("127.0.0.1", port))
+    c.sendall(b"GET /health HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        data += d
+    c.close()
+    assert data.startswith(b"HTTP/1.1 200"), data[:40]
+    lat.append((time.perf_counter() - t0) * 1000)
+lat.sort()
+print(f"/health with 1,000 half-open connections held: p50 {lat[100]:.2f} ms  p99 {lat[197]:.2f} ms  max {lat[-1]:.2f} ms")
+for s in held:
+    s.close()
+EOF
+
+echo
+echo "== 4. POST /api/v1/exec 'hostname' over $pods local pods (parallel 256)"
 register 1 "$pods" fan-
 req="{\"command\":\"hostname\",\"selector\":\"set=fan\",\"parallel\":256,\"timeout\":60}"
 for run in cold warm warm warm; do

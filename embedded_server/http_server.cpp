@@ -137,7 +137,9 @@ struct ConnBase {
   int client_port = 0;
   std::string local_addr;
   int local_port = 0;
-  bool idle = false;   // waiting for a request (or a TLS handshake): closed by stop()
+  // Waiting for a request, reading one, or in the TLS handshake: stop() closes it (a
+  // request not received whole is dropped; one being handled is answered first).
+  bool idle = false;
   virtual ~ConnBase() = default;
   virtual beast::tcp_stream& lowest() = 0;
 };
@@ -412,7 +414,10 @@ struct HttpServer::Impl {
       p.body_limit(limits.max_body_bytes);
       // One deadline for the whole request, headers and body (not per read).
       low.expires_after(ms(limits.request_timeout_s));
+      c.idle = true;
       co_await http::async_read_header(c.stream, buf, p, asio::redirect_error(use_aw, ec));
+      c.idle = false;
+      if (!ec && stopping.load()) break;
       if (ec) {
         co_await read_failed(c, ec, nullptr);
         co_return;
@@ -449,7 +454,10 @@ struct HttpServer::Impl {
                                      asio::redirect_error(use_aw, ec));
           if (ec) break;
         }
+        c.idle = true;
         co_await http::async_read(c.stream, buf, p, asio::redirect_error(use_aw, ec));
+        c.idle = false;
+        if (!ec && stopping.load()) break;
         if (ec) {
           co_await read_failed(c, ec, &req);
           co_return;
