@@ -2,8 +2,8 @@
 #include <podwrangler/redact.hpp>
 #include <podwrangler/secret.hpp>
 
+#include <algorithm>
 #include <array>
-#include <cctype>
 #include <cstdio>
 #include <string_view>
 
@@ -30,67 +30,6 @@ constexpr std::array<ErrorInfo, 9> kTable{{
      422},
 }};
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
-
-// Messages are free text built by callers from URLs, commands and server answers:
-// hide what carries credentials, word by word. URLs (query tokens, userinfo
-// passwords), bare "token=…" pairs and the word after "Bearer"/"Basic"/"Authorization:".
-std::string redact_text(std::string_view text) {
-  static constexpr std::string_view kOpen = "'\"<([{`";
-  static constexpr std::string_view kClose = "'\">)]}`,;:.";
-  std::string out;
-  out.reserve(text.size());
-  bool hide_next = false;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    if (is_space(text[i])) {
-      out.push_back(text[i++]);
-      continue;
-    }
-    std::size_t j = i;
-    while (j < text.size() && !is_space(text[j])) ++j;
-    std::string_view word = text.substr(i, j - i);
-    i = j;
-    std::size_t a = 0, b = word.size();
-    while (a < b && kOpen.find(word[a]) != std::string_view::npos) ++a;
-    while (b > a && kClose.find(word[b - 1]) != std::string_view::npos) --b;
-    std::string_view core = word.substr(a, b - a);
-    out.append(word.substr(0, a));
-    bool scheme_word = iequals(core, "bearer") || iequals(core, "basic") || iequals(core, "token");
-    if (core.empty()) {
-      // punctuation only
-    } else if (hide_next && !scheme_word) {
-      out.append(REDACTED);
-      hide_next = false;
-    } else if (core.find("://") != std::string_view::npos ||
-               core.find('?') != std::string_view::npos) {
-      out.append(redact_url(core));
-    } else if (std::size_t eq = core.find('=');
-               eq != std::string_view::npos && eq > 0 && is_sensitive_key(core.substr(0, eq))) {
-      out.append(core.substr(0, eq + 1));
-      out.append(REDACTED);
-    } else {
-      out.append(core);
-    }
-    if (!core.empty() && !hide_next) {
-      bool header =
-          iequals(core, "authorization") && word.substr(b).find(':') != std::string_view::npos;
-      hide_next = header || iequals(core, "bearer") || iequals(core, "basic");
-    }
-    out.append(word.substr(b));
-  }
-  return out;
-}
-
 std::string fmt_seconds(double s) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", s);
@@ -99,9 +38,12 @@ std::string fmt_seconds(double s) {
 }  // namespace
 
 std::string shown_command(std::string_view command) {
+  // Redacted before it is cut: a cut in the middle of "https://u:pw@h" would hide the '@'
+  // that marks the password.
   constexpr std::size_t kMax = 200;
-  if (command.size() <= kMax) return std::string(command);
-  std::string out(command.substr(0, kMax));
+  std::string shown = redact_text(command);
+  if (command.size() <= kMax && shown.size() <= kMax) return shown;
+  std::string out(shown.substr(0, std::min(kMax, shown.size())));
   out += "... (";
   out += std::to_string(command.size());
   out += " bytes)";
@@ -154,11 +96,16 @@ namespace {
 std::string shown_url(std::string_view url) {
   // Hostile input may be huge or hold control bytes: show a short, printable, redacted form.
   // Control bytes become '?' before redaction, so "pod=x\0token=…" is seen as two items.
-  std::string r(url.substr(0, 512));
+  // Redacted whole, then cut: cut first, "https://TOKEN…@host" would lose the '@' that
+  // marks TOKEN as userinfo.
+  std::string r(url);
   for (char& c : r)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
   r = redact_url(r);
-  if (url.size() > 512) r += "...";
+  if (r.size() > 512) {
+    r.resize(512);
+    r += "...";
+  }
   return r;
 }
 }  // namespace

@@ -275,6 +275,31 @@ TEST_CASE("messages redact userinfo passwords, URL-less key=value secrets and be
         "connection failed: connect to 10.0.0.1:443 timed out after 15s (attempt 2 of 3)");
 }
 
+// Issue 11 items 4-6: one redactor for every message; ordinary words are not mangled.
+TEST_CASE("security: messages hide bare userinfo and nested passwords, and keep ordinary words") {
+  PodURLParseError e1("pod", "missing pod query parameter", "wss://TOKENbare1234@host/exec/1/?token=abc");
+  CHECK_FALSE(contains(e1.what(), "TOKENbare1234"));
+  CHECK(contains(e1.what(), "wss://***@host/exec/1/?token=***"));
+  PodURLParseError e2("scheme", "expected ws:// or wss://", "https://TOKENbare5678@host");
+  CHECK_FALSE(contains(e2.what(), "TOKENbare5678"));
+  PodConnectionError e3("GET wss://h/exec/1/?token=t&pod=p&server=https://u:NESTEDpw9@x failed");
+  CHECK_FALSE(contains(e3.what(), "NESTEDpw9"));
+  CHECK_FALSE(contains(e3.reason(), "NESTEDpw9"));
+  PodConfigValidationError e4("token", "only bearer tokens are supported");
+  CHECK(std::string(e4.what()) == "invalid token: only bearer tokens are supported");
+  PodClientError e5("Basic authentication is required for user alice@example.com");
+  CHECK(std::string(e5.what()) == "Basic authentication is required for user alice@example.com");
+}
+
+TEST_CASE("security: a command cut for a message is redacted before it is cut") {
+  // Cut first, "curl https://u:PASSWORD…" would lose the '@' that marks the password.
+  std::string cmd = "curl https://user:" + std::string(300, 'P') + "@h/x";
+  PodCommandError c(cmd, 7, "");
+  CHECK_FALSE(contains(c.what(), "PPPP"));
+  CHECK(c.command() == cmd);  // the field keeps the command
+  CHECK(shown_command("curl https://u:pw1234@h/") == "curl https://***@h/");
+}
+
 TEST_SUITE_END();
 
 TEST_CASE("errors: long commands are cut in messages but kept whole in the fields") {

@@ -2,7 +2,9 @@
 #include <doctest/doctest.h>
 #include <podwrangler/redact.hpp>
 
+#include <cstdio>
 #include <string>
+#include <vector>
 
 using namespace pw;
 using namespace std::string_literals;
@@ -20,7 +22,7 @@ TEST_CASE("redact_url: token query parameter") {
         "wss://k8s.provider.com/exec/45582/?token=***&cols=220&pod=p");
   CHECK(redact_url("wss://h/exec/1/?cols=220&pod=p&token=eyJ.abc.def") ==
         "wss://h/exec/1/?cols=220&pod=p&token=***");
-  CHECK(redact_url("ws://h/?token=") == "ws://h/?token=***");
+  CHECK(redact_url("ws://h/?token=") == "ws://h/?token=");  // empty: nothing to hide
 }
 
 TEST_CASE("redact_url: access_token, password, api_key and other sensitive names") {
@@ -39,17 +41,20 @@ TEST_CASE("redact_url: every occurrence, and repeated keys") {
   CHECK(redact_url("wss://h/?token=A1234&token=B5678") == "wss://h/?token=***&token=***");
 }
 
-TEST_CASE("redact_url: userinfo password") {
-  CHECK(redact_url("postgresql://user:hunter2@db.example/pods") ==
-        "postgresql://user:***@db.example/pods");
+TEST_CASE("redact_url: userinfo is hidden whole (user:password and bare tokens)") {
+  CHECK(redact_url("postgresql://user:hunter2@db.example/pods") == "postgresql://***@db.example/pods");
   CHECK(redact_url("postgresql+asyncpg://user:p%40ss@db:5432/pods?sslmode=require") ==
-        "postgresql+asyncpg://user:***@db:5432/pods?sslmode=require");
+        "postgresql+asyncpg://***@db:5432/pods?sslmode=require");
   CHECK(redact_url("wss://user:pass@host/exec/1/?token=t0k3n&pod=p") ==
-        "wss://user:***@host/exec/1/?token=***&pod=p");
+        "wss://***@host/exec/1/?token=***&pod=p");
   // A password holding '@' is cut at the last '@' of the authority.
-  CHECK(redact_url("https://u:a@b@host/x") == "https://u:***@host/x");
-  // No password: the user name is shown.
-  CHECK(redact_url("ssh://git@host/repo") == "ssh://git@host/repo");
+  CHECK(redact_url("https://u:a@b@host/x") == "https://***@host/x");
+  // A bare user part may be a token (https://TOKEN@host, https://TOKEN:x-oauth-basic@host).
+  CHECK(redact_url("ssh://git@host/repo") == "ssh://***@host/repo");
+  CHECK(redact_url("https://ghp_T0KEN:x-oauth-basic@github.com/o/r") == "https://***@github.com/o/r");
+  // k8s://CONTEXT@ns/pod: a kubeconfig context name, not a credential.
+  CHECK(redact_url("k8s://prod@shop/web-1") == "k8s://prod@shop/web-1");
+  CHECK(redact_url("k8s://prod:pw@shop/web-1") == "k8s://***@shop/web-1");
 }
 
 TEST_CASE("redact_url: leaves URLs without secrets unchanged") {
@@ -108,9 +113,9 @@ TEST_CASE("redact_url: hostile inputs do not crash and do not leak") {
   CHECK(redact_url("://") == "://");
   CHECK(redact_url("?") == "?");
   CHECK(redact_url("?token") == "?token");
-  CHECK(redact_url("?token=") == "?token=***");
+  CHECK(redact_url("?token=") == "?token=");  // nothing to hide
   CHECK(redact_url("wss://@") == "wss://@");
-  CHECK(redact_url("wss://:@h") == "wss://:***@h");
+  CHECK(redact_url("wss://:@h") == "wss://***@h");
 }
 
 TEST_CASE("redact_value") {
@@ -141,6 +146,170 @@ TEST_CASE("is_sensitive_key") {
     INFO(std::string(k));
     CHECK_FALSE(is_sensitive_key(k));
   }
+}
+
+
+namespace {
+struct Leak {
+  std::string input;
+  std::vector<std::string> secrets;  // none of these may survive
+  std::string kept;                  // this must survive (the URL stays readable)
+};
+}  // namespace
+
+// Issue 11 items 4 and 5: nested URLs, bare userinfo, encodings, and the other shapes a
+// secret takes inside a URL or a message.
+TEST_CASE("security: no secret survives redaction, whatever shape the URL has") {
+  const std::vector<Leak> table = {
+      // 4: a password inside a URL nested in a query string
+      {"wss://h/exec/1/?token=Tq1x&pod=p&server=https://u:PWnest1@x", {"Tq1x", "PWnest1"}, "server=https://***@x"},
+      {"https://a/?u=https://b/?v=https://c:PWdeep2@d", {"PWdeep2"}, "v=https://***@d"},
+      {"https://web.archive.org/web/2020/https://u:PWpath3@x/", {"PWpath3"}, "/web/2020/https://***@x/"},
+      // 5: bare userinfo
+      {"wss://TOKENbare4@host/exec/1/?token=Tq2x&pod=p", {"TOKENbare4", "Tq2x"}, "wss://***@host/exec/1/"},
+      {"https://TOKENbare5@host", {"TOKENbare5"}, "https://***@host"},
+      {"HTTPS://u:PWcase6@H/", {"PWcase6"}, "HTTPS://***@H/"},
+      {"https://:PWempty7@h/", {"PWempty7"}, "https://***@h/"},
+      {"https://user:@h/", {}, "https://***@h/"},
+      // percent-encoded nested URLs, single, double and lowercase escapes
+      {"wss://h/?pod=p&next=https%3A%2F%2Fu%3APWenc8%40x", {"PWenc8"}, "next=https%3A%2F%2F***%40x"},
+      {"wss://h/?next=https%253A%252F%252Fu%253APWdbl9%2540x", {"PWdbl9"}, "next=https%253A%252F%252F***%2540x"},
+      {"wss://h/?next=https%3a%2f%2fu%3aPWlow10%40x", {"PWlow10"}, "wss://h/?next="},
+      {"wss://h/?next=%2Fcb%3Fa%3D1%26access_token%3DATenc11", {"ATenc11"}, "%2Fcb%3Fa%3D1%26access_token%3D***"},
+      {"wss://h/?%74oken=ENCkey12&pod=p", {"ENCkey12"}, "pod=p"},
+      {"https://u:p%40ss%3AENCpw13@h/", {"ENCpw13"}, "https://***@h/"},
+      // IPv6 hosts and ports
+      {"wss://u:PWv6a14@[::1]:8443/exec/1/?pod=p", {"PWv6a14"}, "wss://***@[::1]:8443/exec/1/?pod=p"},
+      {"https://[fe80::1]:8443/?access_token=ATv6b15", {"ATv6b15"}, "https://[fe80::1]:8443/?access_token=***"},
+      {"https://u:PWport16@h:8443/x", {"PWport16"}, "https://***@h:8443/x"},
+      // fragments
+      {"https://app/cb#access_token=ATfrag17&state=xyz", {"ATfrag17"}, "state=xyz"},
+      {"wss://h/exec/1/?token=T&pod=p#&token=FRAGtok18", {"FRAGtok18"}, "pod=p#&token=***"},
+      // repeated parameters, uppercase and vendor keys
+      {"wss://h/?token=RPa19&token=RPb20", {"RPa19", "RPb20"}, "token=***&token=***"},
+      {"https://h/?API_KEY=UPk21&X-Amz-Signature=AMZs22&X-Amz-Credential=AKIAcred23%2F2024&X-Amz-Security-Token=AMZt24",
+       {"UPk21", "AMZs22", "AKIAcred23", "AMZt24"}, "X-Amz-Signature=***"},
+      {"https://acct.blob.core.windows.net/c/b?sv=2020&sig=SASsig25%3D&se=2030", {"SASsig25"}, "sv=2020&sig=***&se=2030"},
+      {"https://h/?apiKey=CAMEL26&accessToken=CAMEL27&Key-Pair-Id=KPI28&Signature=CF29",
+       {"CAMEL26", "CAMEL27", "KPI28", "CF29"}, "apiKey=***"},
+      {"https://h/?client_secret=CS30&passwd=PD31&jwt=JW32&auth=AU33&sessionid=SE34&pass=PS35",
+       {"CS30", "PD31", "JW32", "AU33", "SE34", "PS35"}, "client_secret=***"},
+      // separators inside a value, matrix parameters
+      {"wss://h/?pod=x;token=SEMI36&cols=1", {"SEMI36"}, "cols=1"},
+      {"wss://h/?token=SEMIa37;SEMIb38&cols=1", {"SEMIa37", "SEMIb38"}, "cols=1"},
+      {"https://h/app;jsessionid=JSESS39?x=1", {"JSESS39"}, "https://h/app;jsessionid=***"},
+      // '@' in paths; passwords holding a delimiter
+      {"https://h/@scope/pkg?token=PATHtok40", {"PATHtok40"}, "https://h/@scope/pkg?token=***"},
+      {"https://user:pa/SLsec41@host/x", {"SLsec41"}, "@host/x"},
+      {"https://user:pa#HSsec42@host/x", {"HSsec42"}, "@host/x"},
+      {"https://user:pa?QMsec43@host/x", {"QMsec43"}, "@host/x"},
+      {"wss://h/?pod=p&server=https://u:pa&AMPsec44@x/", {"AMPsec44"}, "@x/"},
+      {"https://u:a@AT45@host/x", {"AT45"}, "https://***@host/x"},
+      // control bytes and non-ASCII
+      {"wss://h/?pod=p\x01token=CTRL46", {"CTRL46"}, "pod=p"},
+      {"https://user:PWunic\xC3\xA9" "47@h/", {"PWunic"}, "https://***@h/"},
+  };
+  for (const auto& t : table) {
+    CAPTURE(t.input);
+    std::string url = redact_url(t.input);
+    std::string text = redact_text("refused '" + t.input + "': bad URL");
+    CAPTURE(url);
+    CAPTURE(text);
+    for (const auto& secret : t.secrets) {
+      CHECK_FALSE(has(url, secret));
+      CHECK_FALSE(has(text, secret));
+    }
+    CHECK(has(url, t.kept));
+    CHECK(has(text, t.kept));
+    CHECK(redact_url(url) == url);  // idempotent
+    CHECK(redact_text(text) == text);
+  }
+}
+
+TEST_CASE("security: redact_text hides secrets in messages, JSON, headers and key=value pairs") {
+  const std::vector<Leak> table = {
+      {"cannot connect to postgresql://pw:hunter2secret@db.local/pods", {"hunter2secret"}, "db.local"},
+      {"ssh alice:PWnoscheme1@db:5432 failed", {"PWnoscheme1"}, "***@db:5432 failed"},
+      {"server rejected 'Authorization: Bearer abcdef0123456789'", {"abcdef0123456789"}, "Authorization: Bearer ***'"},
+      {"Authorization: Basic dXNlcjpQV2hkcjI3", {"dXNlcjpQV2hkcjI3"}, "Authorization: Basic ***"},
+      {"got Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig123 from the client", {"eyJhbGciOiJIUzI1NiJ9"}, "from the client"},
+      {"X-Api-Key: KEYhdr2 was refused", {"KEYhdr2"}, "was refused"},
+      {"bad request token=abcdef0123456789 sent", {"abcdef0123456789"}, "token=*** sent"},
+      {"run with --api-key=CLIflag3 --verbose", {"CLIflag3"}, "--verbose"},
+      {"password='two WORDS4 here' next", {"WORDS4"}, "' next"},
+      {R"(body {"url":"wss://h/?token=JSONtok5&pod=p","password":"JSONpw6","alias":"a"})",
+       {"JSONtok5", "JSONpw6"}, R"("alias":"a")"},
+      {R"({"password": "spaced JSONpw7 value", "alias": "a"})", {"JSONpw7"}, R"("alias": "a")"},
+      {R"({"api_key": 12345678, "alias": "a"})", {"12345678"}, R"("alias": "a")"},
+      {"cookie set: sessionid=SESS8; Path=/", {"SESS8"}, "Path=/"},
+  };
+  for (const auto& t : table) {
+    CAPTURE(t.input);
+    std::string text = redact_text(t.input);
+    CAPTURE(text);
+    for (const auto& secret : t.secrets) CHECK_FALSE(has(text, secret));
+    CHECK(has(text, t.kept));
+    CHECK(redact_text(text) == text);
+  }
+}
+
+TEST_CASE("security: redact_text leaves ordinary text alone") {
+  for (const char* t : {
+           "only bearer tokens are supported",
+           "Basic authentication is required; bearer or basic",
+           "scheme must be Bearer",
+           "connect to 10.0.0.1:443 timed out after 15s (attempt 2 of 3)",
+           "--label wants KEY=VALUE (got 'x')",
+           "missing token query parameter",
+           "no bearer token for the API server (URL token=, options or kubeconfig)",
+           "set api_key=${API_KEY} or token=<jwt> or PASSWORD=PASSWORD or token=... or KEY=VALUE",
+           "mail alice@example.com or bob@example.org; mailto:carol@example.com",
+           "git@github.com:org/repo.git",
+           "invalid URL (port): not a port number in 'wss://h:99999/'",
+           "wss://[::1]:8443/exec/1/?cols=220&pod=p#top",
+           "https://h/@scope/pkg and https://h/a/b#frag",
+           "limit=5%00abc and limit=%205 and 100% done, 50%off",
+           "use http://HOST:PORT or https://HOST:PORT",
+           "2026-11-25T16:00:00.123Z exit_code=1 status=failed duration=0.5",
+           "password authentication failed for user \"alice\"",
+           "token: must not be empty; the session key is rotated",
+           "k8s://prod@shop/web-1?server=https://10.1.2.3:6443",
+           R"({"code":"not_found","message":"no such route"})",
+           "not a podwrangler API at http://127.0.0.1:8000 (HTTP 404, text/html)",
+           "local://name?shell=/bin/bash&cwd=/tmp",
+           "",
+           "   ",
+       }) {
+    CAPTURE(std::string(t));
+    CHECK(redact_text(t) == t);
+  }
+}
+
+TEST_CASE("security: redaction is bounded on hostile input") {
+  // Deep encodings are hidden whole past the depth limit; long inputs stay linear.
+  std::string deep = "u:PWdeep@x";
+  for (int i = 0; i < 8; ++i) {
+    std::string enc;
+    for (char c : deep) {
+      if (c == ':' || c == '@' || c == '%') {
+        char buf[4];
+        std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
+        enc += buf;
+      } else {
+        enc += c;
+      }
+    }
+    deep = enc;
+  }
+  CHECK_FALSE(has(redact_url("https://h/?next=" + deep), "PWdeep"));
+  std::string many;
+  for (int i = 0; i < 20000; ++i) many += "x://ab:cd@";
+  CHECK(redact_text(many).size() < many.size());
+  std::string ats(200000, '@');
+  CHECK(redact_text(ats) == ats);
+  std::string colons;
+  for (int i = 0; i < 20000; ++i) colons += "x://h:p/";
+  CHECK(redact_text(colons) == colons);
 }
 
 TEST_SUITE_END();

@@ -220,7 +220,24 @@ TEST_CASE("parse_url_strict: hostile input") {
 TEST_CASE("parse_url_strict: error messages name the problem and show a redacted URL") {
   std::string w = expect_parse_error("wss://user:"s + kTok + "@h:bad/", "port");
   CHECK(w.find("port") != std::string::npos);
-  CHECK(w.find("user:***@") != std::string::npos);
+  CHECK(w.find("'wss://***@h:bad/'") != std::string::npos);  // the whole userinfo is hidden
+}
+
+// Issue 11 item 5: a refused URL was echoed whole, bare userinfo and nested passwords included.
+TEST_CASE("security: a refused URL is quoted redacted (bare userinfo, nested URLs, cut URLs)") {
+  std::string w = expect_parse_error("https://"s + kTok + "@ho$t/", "host");
+  CHECK(w.find("https://***@ho$t/") != std::string::npos);
+  w = expect_parse_error("wss://h:99999/exec/1/?token=t&pod=p&server=https://u:"s + kTok + "@x", "port");
+  CHECK(w.find("server=https://***@x") != std::string::npos);
+  w = expect_parse_error("wss://h:1/?next=https%3A%2F%2Fu%3A"s + "SECRET-SIG-42" + "%40x&a=%zz", "query");
+  CHECK(w.find("next=https%3A%2F%2F***%40x") != std::string::npos);
+  // A long token in the userinfo: redacted before the message cuts the URL to 512 bytes.
+  std::string long_tok(600, 'Z');
+  w = expect_parse_error("https://" + long_tok + "@h:bad/", "port");
+  CHECK(w.find("ZZZZ") == std::string::npos);
+  std::string long_pw = "u:" + std::string(600, 'Q');
+  w = expect_parse_error("wss://h:1/?pod=p&server=https://" + long_pw + "@x&a=%zz", "query");
+  CHECK(w.find("QQQQ") == std::string::npos);
 }
 
 TEST_CASE("percent_decode") {
