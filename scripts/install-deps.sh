@@ -18,6 +18,7 @@ PACKAGES=(
   chromium
   # benchmarks
   hyperfine wrk valgrind
+  shellcheck  # lints tests/security/run.sh (the security_shellcheck test)
 )
 
 missing=()
