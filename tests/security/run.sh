@@ -46,7 +46,7 @@ cleanup() {
     kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
   done
   pw_pg_stop
-  rm -rf "$work"
+  if [[ -n ${PW_SECURITY_KEEP:-} ]]; then echo "run.sh: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 export PW_PG_DIR=$work/pg15/pg  # where item 15's cluster lives (pw_pg_stop on exit finds it)
@@ -430,7 +430,8 @@ item_2() {
   printf 'GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' >&"$fd"
   add_local_pod sec-fd
   # shellcheck disable=SC2016  # $$ is for the pod's shell
-  cmd='for f in /proc/$$/fd/*; do printf "%s %s\n" "${f##*/}" "$(readlink "$f")"; done'
+  # (no command substitution: its pipe would be the shell's own fd)
+  cmd='for f in /proc/$$/fd/*; do printf "%s " "${f##*/}"; readlink "$f"; done'
   code=$(pexec sec-fd "$cmd")
   exec {fd}>&-
   out=$(jq -r '.output // empty' "$B" | tr -d '\r')
@@ -439,6 +440,8 @@ item_2() {
     return
   fi
   # 0-2 may be anything; above them only the shell's own: its terminal, /dev/null, /proc
+  # (an fd without a target was closed meanwhile: the glob's own directory fd)
+  out=$(awk 'NF >= 2' <<<"$out")
   bad=$(awk '$1 > 2 && $2 !~ /^(\/dev\/pts\/[0-9]+|\/dev\/tty|\/dev\/null|\/proc\/.*)$/ { printf "%s->%s ", $1, $2 }' <<<"$out")
   [[ -z $bad ]]
   verdict 2 "fds of a local shell (ls /proc/\$\$/fd), a client connected" $? \
@@ -460,7 +463,7 @@ item_3() {
 }
 
 # stored_secret ITEM ATTEMPT ALIAS URL SECRET...: the URL is registered; no SECRET may show in
-# the add, get or list responses or in the SQLite files.
+# the add, get or list responses, an exec's error or history row, the SQLite files or the log.
 stored_secret() {
   local item=$1 attempt=$2 alias=$3 url=$4
   shift 4
@@ -469,10 +472,19 @@ stored_secret() {
   cp "$B" "$B.add"
   gcode=$(api GET "/api/v1/pods/$alias"); cp "$B" "$B.get"
   lcode=$(api GET /api/v1/pods/); cp "$B" "$B.list"
+  # a failed connection's error (the pod is 127.0.0.1:1) and its history row
+  : >"$B.exec"
+  : >"$B.history"
+  if [[ $code == 201 ]]; then
+    pexec "$alias" true 5 >/dev/null
+    cp "$B" "$B.exec"
+    api GET "/api/v1/commands?alias=$alias" >/dev/null
+    cp "$B" "$B.history"
+  fi
   local dbs
   mapfile -t dbs < <(db_files)
   for s in "$@"; do
-    where+=$(leaks "$s" "$B.add" "$B.get" "$B.list" "${dbs[@]}")
+    where+=$(leaks "$s" "$B.add" "$B.get" "$B.list" "$B.exec" "$B.history" "${dbs[@]}" "$mainlog")
   done
   where=${where//body.$ITEM./}
   if [[ $code == 422 ]]; then  # refused: fine as long as nothing leaked
@@ -481,7 +493,7 @@ stored_secret() {
     return
   fi
   [[ $code == 201 && $gcode == 200 && $lcode == 200 && -z $where ]]
-  verdict "$item" "$attempt" $? "add $code get $gcode list $lcode; ${where:+secret in: }${where:-secret nowhere (responses, db)}"
+  verdict "$item" "$attempt" $? "add $code get $gcode list $lcode; ${where:+secret in: }${where:-secret nowhere (responses, history, db, log)}"
 }
 
 item_4() {
@@ -593,7 +605,7 @@ item_11() {
     code=$(api "$m" /api/v1/pods/ "" 5)
     allow=$(grep -i '^allow:' "$B.h" | tr -d '\r' | cut -d: -f2- | xargs)
     [[ $code == 405 && -n $allow ]]
-    verdict 11 "$m /api/v1/pods/" $? "answered $code${allow:+, Allow: $allow}${allow:-, no Allow header}"
+    verdict 11 "$m /api/v1/pods/" $? "answered $code, $([[ -n $allow ]] && echo "Allow: $allow" || echo 'no Allow header')"
   done
   local long
   printf -v long '%*s' 20000 ''
@@ -729,8 +741,13 @@ item_16() {
     verdict 16 "PATCH /api/v1/pods/{alias} with the document's example" $? "answered $code"
     api DELETE "/api/v1/pods/$alias" >/dev/null
   fi
-  # every field of a fan-out answer is declared
   add_local_pod sec-fan
+  # the exec example, on a local pod (the document's own pod URLs are not reachable from here)
+  ex=$("$PY" "$work/oas.py" "$doc" example POST '/api/v1/pods/{alias}/exec' 2>/dev/null)
+  code=$(api POST /api/v1/pods/sec-fan/exec "$ex" 60)
+  [[ $code == 200 ]]
+  verdict 16 "POST /api/v1/pods/{alias}/exec with the document's example" $? "answered $code"
+  # every field of a fan-out answer is declared
   code=$(api POST /api/v1/exec '{"command":"true","aliases":["sec-fan"]}' 30)
   local undeclared
   undeclared=$(comm -23 <(jq -r '.summary | keys[]' "$B" 2>/dev/null | sort) \
@@ -842,6 +859,10 @@ item_15() {
     local tk tdone=0 st="" fin
     tk=$(now_ms)
     kill -KILL "$apid" 2>/dev/null
+    sleep 0.2
+    if curl -fsS --noproxy '*' -m 1 "$a/health" -o /dev/null 2>/dev/null; then
+      record 15 "SIGKILL replica A during sleep 60" FAIL "replica A (pid $apid) still answers after SIGKILL"
+    fi
     local limit_ms
     limit_ms=$(awk -v h=$hb -v l=$lease 'BEGIN { printf "%d", (h + l + 3) * 1000 }')
     while (($(now_ms) - tk < limit_ms)); do
@@ -895,7 +916,8 @@ item_15() {
 # run every item in its own subshell (one failing, crashing or exiting stops nothing)
 
 t_start=$(now_ms)
-# PW_SECURITY_ITEMS="2 8 fidelity" runs a subset (while developing a fix)
+# PW_SECURITY_ITEMS="2 8 fidelity" runs a subset (while developing a fix); PW_SECURITY_KEEP=1
+# keeps the work directory (logs of every serve) for a look afterwards
 for it in ${PW_SECURITY_ITEMS:-1 2 3 4 5 6 10 7 8 9 11 12 13 fidelity 16 14 15}; do
   n_before=$(wc -l <"$results")
   t_item=$(now_ms)
