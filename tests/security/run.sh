@@ -76,6 +76,11 @@ verdict() {  # item attempt condition-status words  (condition-status: 0 = pass)
 
 now_ms() { date +%s%3N; }
 track() { echo "$1" >>"$work/pids.$ITEM"; }  # a background process of the current item
+stop_pid() {  # SIGTERM, up to 5 s to stop, then SIGKILL (the process need not be our child)
+  kill -TERM "$1" 2>/dev/null || return 0
+  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null
+}
 
 free_port() {
   "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -681,8 +686,7 @@ item_13() {
       [[ $m == 600 ]] || ok=1
     fi
   done
-  kill -TERM "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
+  stop_pid "$pid"
   verdict 13 "an existing 0644 pods.db opened by serve" $ok "$modes"
 }
 
@@ -826,21 +830,37 @@ item_15() {
     kill -0 "$upid" 2>/dev/null || break
     sleep 0.05
   done
-  if ((aup)); then
-    record 15 "$A" FAIL "replica A did not start: $(head -c 150 "$work/serve15a.log")"
-    pw_pg_stop
-    return
-  fi
   apid=$upid
   if ((${#awrap[@]})); then  # the serve process itself: unshare's child's child
     local kid
     kid=$(awk '{print $1}' "/proc/$upid/task/$upid/children" 2>/dev/null)
     [[ -n $kid ]] && apid=$kid
   fi
-  local bpid bport
+  local bpid bport bup=0
   read -r bpid bport < <(start_serve "$work/serve15b.log" "${envs[@]}" -- --database-url "$db")
   track "$bpid"
+  curl -fsS --noproxy '*' -m 2 "http://127.0.0.1:$bport/health" -o /dev/null 2>/dev/null || bup=1
   local a=http://127.0.0.1:$aport b=http://127.0.0.1:$bport
+  if ((aup || bup)); then
+    record 15 "SIGKILL replica A during sleep 60" FAIL "replica $( ((aup)) && echo A || echo B) did not start: $(head -c 150 "$work/serve15$( ((aup)) && echo a || echo b).log")"
+  else
+    replica_death "$a" "$b" "$apid" "$hb" "$lease"
+  fi
+  kill -KILL "$upid" 2>/dev/null
+  wait "$upid" 2>/dev/null
+  if ((bup)); then
+    record 15 "serve with another PODWRANGLER_SECRET_KEY on the same db" FAIL "no correctly keyed replica ran on the database first"
+  else
+    wrong_key "$db"
+  fi
+  stop_pid "$bpid"
+  pw_pg_stop
+}
+
+# replica_death A-URL B-URL A-PID HEARTBEAT LEASE: A runs `sleep 60` and is SIGKILLed; B must
+# mark the command interrupted within lease + heartbeat, finished at the time of death.
+replica_death() {
+  local a=$1 b=$2 apid=$3 hb=$4 lease=$5
   curl -sS --noproxy '*' -m 10 -o /dev/null -H 'Content-Type: application/json' \
     -d '{"alias":"sec-replica","url":"local://sec-replica"}' "$b/api/v1/pods/" 2>/dev/null
   curl -sS --noproxy '*' -m 90 -o /dev/null -H 'Content-Type: application/json' \
@@ -864,7 +884,7 @@ item_15() {
       record 15 "SIGKILL replica A during sleep 60" FAIL "replica A (pid $apid) still answers after SIGKILL"
     fi
     local limit_ms
-    limit_ms=$(awk -v h=$hb -v l=$lease 'BEGIN { printf "%d", (h + l + 3) * 1000 }')
+    limit_ms=$(awk -v h="$hb" -v l="$lease" 'BEGIN { printf "%d", (h + l + 3) * 1000 }')
     while (($(now_ms) - tk < limit_ms)); do
       st=$(curl -fsS --noproxy '*' -m 2 "$b/api/v1/commands/$id" 2>/dev/null | tee "$B.15" | jq -r '.status // empty')
       if [[ $st == interrupted ]]; then tdone=$(now_ms); break; fi
@@ -880,10 +900,13 @@ item_15() {
     verdict 15 "SIGKILL replica A (own hostname/PID ns) during sleep 60" $? \
       "$([[ $st == interrupted ]] && echo "B marked it interrupted after $((tdone - tk)) ms (lease ${lease}+${hb} s)" || echo "still '${st:-?}' after $((limit_ms / 1000)) s"), finished_at $([[ $death_ok -eq 0 ]] && echo '= time of death' || echo "${fin:-none}")"
   fi
-  kill -KILL "$upid" "$cpid" 2>/dev/null
-  wait "$upid" "$cpid" 2>/dev/null
-  # a replica with another PODWRANGLER_SECRET_KEY must refuse to start
-  local cport cpid2 out rc=0 lines
+  kill -KILL "$cpid" 2>/dev/null
+  wait "$cpid" 2>/dev/null
+}
+
+# wrong_key DB: a replica with another PODWRANGLER_SECRET_KEY must refuse to start, in one line
+wrong_key() {
+  local db=$1 cport cpid2 out rc=0 lines
   cport=$(free_port)
   env PODWRANGLER_SECRET_KEY=sec-WRONG-key-9d1c "$pw" serve --host 127.0.0.1 --port "$cport" --database-url "$db" \
     >"$work/serve15c.log" 2>&1 &
@@ -907,9 +930,6 @@ item_15() {
   [[ $running -eq 0 && $rc -ne 0 && $lines -eq 1 && $out == *PODWRANGLER_SECRET_KEY* && $out != *sec-WRONG-key-9d1c* && $out != *"$SECRET_KEY"* ]]
   verdict 15 "serve with another PODWRANGLER_SECRET_KEY on the same db" $? \
     "$([[ $running -eq 1 ]] && echo 'it started and served' || echo "exit $rc, $lines line(s): ${out:0:60}")"
-  kill -TERM "$bpid" 2>/dev/null
-  wait "$bpid" 2>/dev/null
-  pw_pg_stop
 }
 
 # ----------------------------------------------------------------------------------------
