@@ -357,6 +357,7 @@ PY
 
 cat >"$work/oas.py" <<'PY'
 # oas.py DOC example METHOD PATH       → the request body example of an operation
+# oas.py DOC composed METHOD PATH      → a body made of its schema's property examples
 # oas.py DOC props SCHEMA               → the property names a schema declares, one a line
 import json, sys
 doc = json.load(open(sys.argv[1]))
@@ -367,9 +368,9 @@ def resolve(node):
         for part in ref:
             node = node[part]
     return node
-def example_of(schema):
+def example_of(schema, whole=True):
     schema = resolve(schema)
-    if "example" in schema:
+    if whole and "example" in schema:
         return schema["example"]
     if "examples" in schema and isinstance(schema["examples"], list) and schema["examples"]:
         return schema["examples"][0]
@@ -381,7 +382,10 @@ def example_of(schema):
                 out[name] = ex
         return out
     return schema.get("default")
-if sys.argv[2] == "example":
+if sys.argv[2] == "composed":
+    op = doc["paths"][sys.argv[4]][sys.argv[3].lower()]
+    print(json.dumps(example_of(op["requestBody"]["content"]["application/json"]["schema"], whole=False)))
+elif sys.argv[2] == "example":
     op = doc["paths"][sys.argv[4]][sys.argv[3].lower()]
     media = op["requestBody"]["content"]["application/json"]
     if "example" in media:
@@ -739,10 +743,15 @@ item_16() {
   [[ $code == 2* ]]
   verdict 16 "POST /api/v1/pods/ with the document's example" $? "answered $code$([[ $code != 2* ]] && printf ': %s' "$(jq -r '.message // empty' "$B" 2>/dev/null | cut -c1-60)")"
   if [[ -n $alias ]]; then
+    [[ $code == 2* ]] || add_local_pod "$alias"  # PATCH needs the pod, whatever POST said
     ex=$("$PY" "$work/oas.py" "$doc" example PATCH '/api/v1/pods/{alias}' 2>/dev/null)
     code=$(api PATCH "/api/v1/pods/$alias" "$ex")
     [[ $code == 2* ]]
     verdict 16 "PATCH /api/v1/pods/{alias} with the document's example" $? "answered $code"
+    ex=$("$PY" "$work/oas.py" "$doc" composed PATCH '/api/v1/pods/{alias}' 2>/dev/null)
+    code=$(api PATCH "/api/v1/pods/$alias" "$ex")
+    [[ $code == 2* ]]
+    verdict 16 "PATCH /api/v1/pods/{alias} with its properties' examples" $? "answered $code$([[ $code != 2* ]] && printf ': %s' "$(jq -r '.message // empty' "$B" 2>/dev/null | cut -c1-60)")"
     api DELETE "/api/v1/pods/$alias" >/dev/null
   fi
   add_local_pod sec-fan
