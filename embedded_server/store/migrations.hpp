@@ -12,6 +12,15 @@
 // which stays right with several replicas on one database.
 // Times are fixed-width RFC 3339 UTC text ("2026-11-25T16:00:00.123Z") so string order is
 // time order on both backends. Text columns hold valid UTF-8 without NUL (codec.hpp).
+//
+// Version 2:
+// - `commands.output_raw` (BLOB/bytea) holds the exact bytes of an output that is not
+//   clean text (NUL or invalid UTF-8); `output` then holds its sanitised form (what older
+//   versions show). NULL (every older row) means `output` is the exact output.
+// - `replicas`: one lease per running server (replicas.hpp): renewed every heartbeat; a
+//   live server closes the running rows of a server whose lease expired.
+// - `meta`: name → bytes; "key_check" holds a value sealed with the database's secret key
+//   (secret_box.hpp), checked by every store at open.
 #include <array>
 
 namespace pw::server::detail {
@@ -33,7 +42,7 @@ inline constexpr const char* POSTGRES_MIGRATIONS_TABLE =
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
     " version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)";
 
-inline constexpr std::array<Migration, 1> MIGRATIONS{{
+inline constexpr std::array<Migration, 2> MIGRATIONS{{
     {1, "pods and command history",
      R"sql(
 CREATE TABLE pods (
@@ -111,6 +120,33 @@ BEGIN
 END $$;
 CREATE TRIGGER pods_version_bump AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pods
   FOR EACH STATEMENT EXECUTE FUNCTION pods_version_bump();
+)sql"},
+    {2, "exact output bytes, replica leases, key check",
+     R"sql(
+ALTER TABLE commands ADD COLUMN output_raw BLOB;
+CREATE TABLE replicas (
+  server_id  TEXT PRIMARY KEY,
+  started_at TEXT NOT NULL,
+  last_seen  TEXT NOT NULL,
+  expires_at TEXT NOT NULL
+);
+CREATE TABLE meta (
+  name  TEXT PRIMARY KEY,
+  value BLOB NOT NULL
+);
+)sql",
+     R"sql(
+ALTER TABLE commands ADD COLUMN output_raw BYTEA;
+CREATE TABLE replicas (
+  server_id  TEXT COLLATE "C" PRIMARY KEY,
+  started_at TEXT COLLATE "C" NOT NULL,
+  last_seen  TEXT COLLATE "C" NOT NULL,
+  expires_at TEXT COLLATE "C" NOT NULL
+);
+CREATE TABLE meta (
+  name  TEXT COLLATE "C" PRIMARY KEY,
+  value BYTEA NOT NULL
+);
 )sql"},
 }};
 

@@ -10,6 +10,7 @@
 //   3. PW_PG_MODULE_BUILD_PATH, where the build tree puts it.
 // It stays loaded for the life of the process (never dlclose()d).
 #include "embedded_server/store/postgres_store.hpp"
+#include "embedded_server/store/private_files.hpp"
 #include "embedded_server/store/sqlite_store.hpp"
 #include "embedded_server/store/store.hpp"
 
@@ -246,26 +247,47 @@ ParsedUrl parse(const std::string& url) {
                                      "' (use sqlite:///… or postgresql://…)");
 }
 
+// The key check failed: one line naming the variable (the message never holds the key).
+[[noreturn]] void key_mismatch(const std::string& why) {
+  std::string line = why;
+  for (char& c : line)
+    if (c == '\n' || c == '\r') c = ' ';
+  throw PodConfigValidationError("PODWRANGLER_SECRET_KEY", line);
+}
+
+std::unique_ptr<Store> open_sqlite(const std::string& path) {
+  if (path != ":memory:") {
+    // Directories it creates are 0700; the data directory is made 0700 again if loosened
+    // (other existing directories are the user's: left alone).
+    const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty()) {
+      detail::make_private_dirs(parent);
+      std::error_code ec;
+      if (std::filesystem::equivalent(parent, data_dir_path(), ec)) detail::tighten_dir(parent);
+    } else {
+      std::error_code ec;
+      if (std::filesystem::equivalent(".", data_dir_path(), ec)) detail::tighten_dir(".");
+    }
+  }
+  try {
+    return detail::open_sqlite_store(path);
+  } catch (const StoreKeyMismatchError& e) {
+    key_mismatch(e.what());
+  }
+}
+
 }  // namespace
 
 std::string database_kind(const std::string& database_url) { return parse(database_url).kind; }
 
 std::unique_ptr<Store> open_store(const std::string& database_url) {
   ParsedUrl p = parse(database_url);
-  if (p.kind == "sqlite") {
-    if (p.sqlite_path != ":memory:") {
-      std::filesystem::path parent = std::filesystem::path(p.sqlite_path).parent_path();
-      std::error_code ec;
-      if (!parent.empty() && !std::filesystem::exists(parent, ec)) {
-        std::filesystem::create_directories(parent, ec);
-        if (ec) throw StoreError("cannot create " + parent.string() + ": " + ec.message());
-      }
-    }
-    return detail::open_sqlite_store(p.sqlite_path);
-  }
+  if (p.kind == "sqlite") return open_sqlite(p.sqlite_path);
   try {
     std::array<char, 4096> err{};
-    Store* store = pg_module().open(p.pg_uri.c_str(), p.password.c_str(), err.data(), err.size());
+    int kind = PW_PG_ERR_STORE;
+    Store* store = pg_module().open(p.pg_uri.c_str(), p.password.c_str(), err.data(), err.size(), &kind);
+    if (!store && kind == PW_PG_ERR_KEY_MISMATCH) key_mismatch(err.data());
     if (!store) throw StoreError(err.data());
     return std::unique_ptr<Store>(store);
   } catch (const StoreError& e) {

@@ -10,6 +10,11 @@
 // pool (a stale connection). A PostgreSQL restart thus costs no failed call once the
 // server is back. Every message from libpq is scrubbed of the password before it goes into
 // a StoreError.
+//
+// Replica leases use the database's clock (now() as RFC 3339 UTC text), so replicas on
+// several hosts need no synchronised clocks; expired leases are taken with FOR UPDATE SKIP
+// LOCKED, so replicas reaping at once neither wait for nor deadlock with each other, and a
+// lease being renewed is never reaped.
 #include "embedded_server/store/postgres_store.hpp"
 
 #include "embedded_server/store/codec.hpp"
@@ -40,7 +45,7 @@ constexpr int MAX_CONNECTIONS = 8;
 #define POD_COLUMNS "alias, url_redacted, url_secret, provider, labels, created_at, updated_at"
 #define COMMAND_COLUMNS                                                                        \
   "id, alias, command, status, exit_code, output, error, duration, truncated, pod_label, " \
-  "started_at, finished_at, server_id"
+  "started_at, finished_at, server_id, output_raw"
 
 enum StmtId {
   S_LIST_PODS,
@@ -51,12 +56,23 @@ enum StmtId {
   S_INSERT_COMMANDS,
   S_FINISH_COMMAND,
   S_INTERRUPT_SERVER,
+  S_INTERRUPT_ORPHAN,
   S_RUNNING_SERVERS,
+  S_RENEW_LEASE,
+  S_INSERT_LEASE,
+  S_DELETE_LEASE,
+  S_REAP,
+  S_LIST_LEASES,
   S_GET_COMMAND,
   S_PING,
   S_PODS_VERSION,
   S_COUNT
 };
+
+// The database's clock as stored times ("2026-11-25T16:00:00.123Z"), and that plus $2 seconds.
+#define PG_TIME_TEXT(ts) "to_char((" ts ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define PG_NOW_TEXT PG_TIME_TEXT("now()")
+#define PG_NOW_PLUS_TEXT PG_TIME_TEXT("now() + make_interval(secs => $2::double precision)")
 
 constexpr std::array<const char*, S_COUNT> SQL{
     "SELECT " POD_COLUMNS " FROM pods ORDER BY alias",
@@ -72,11 +88,32 @@ constexpr std::array<const char*, S_COUNT> SQL{
     "started_at, server_id) SELECT x.a, x.c, 'running', '', 0, FALSE, x.l, $2::text, $3::text FROM "
     "json_to_recordset($1::json) AS x(i bigint, a text, c text, l text) ORDER BY x.i RETURNING id",
     "UPDATE commands SET status = $2::text, exit_code = $3::integer, output = $4::text, error = "
-    "$5::text, duration = $6::double precision, truncated = $7::boolean, finished_at = $8::text "
-    "WHERE id = $1::bigint",
+    "$5::text, duration = $6::double precision, truncated = $7::boolean, finished_at = $8::text, "
+    "output_raw = $9::bytea WHERE id = $1::bigint",
     "UPDATE commands SET status = 'interrupted', finished_at = $2::text, error = COALESCE(error, "
     "$3::text) WHERE status = 'running' AND server_id = $1::text",
+    // A dead server's rows end at its last heartbeat when it held a lease, else now.
+    "UPDATE commands SET status = 'interrupted', finished_at = COALESCE((SELECT "
+    "GREATEST(r.last_seen, commands.started_at) FROM replicas r WHERE r.server_id = $1::text), "
+    "$2::text), error = COALESCE(error, $3::text) WHERE status = 'running' AND server_id = $1::text",
     "SELECT DISTINCT server_id FROM commands WHERE status = 'running' ORDER BY server_id",
+    "UPDATE replicas SET last_seen = " PG_NOW_TEXT ", expires_at = " PG_NOW_PLUS_TEXT
+    " WHERE server_id = $1::text",
+    "INSERT INTO replicas (server_id, started_at, last_seen, expires_at) VALUES ($1::text, "
+    "COALESCE(NULLIF($3::text, ''), " PG_NOW_TEXT "), " PG_NOW_TEXT ", " PG_NOW_PLUS_TEXT
+    ") ON CONFLICT (server_id) DO UPDATE SET last_seen = EXCLUDED.last_seen, expires_at = "
+    "EXCLUDED.expires_at",
+    "DELETE FROM replicas WHERE server_id = $1::text",
+    // One statement: take the expired leases (skipping any another replica is reaping or
+    // its owner is renewing), close their running rows at their last heartbeat, report.
+    "WITH dead AS (DELETE FROM replicas WHERE server_id IN (SELECT server_id FROM replicas WHERE "
+    "expires_at < " PG_NOW_TEXT " AND server_id <> $1::text FOR UPDATE SKIP LOCKED) RETURNING "
+    "server_id, last_seen), closed AS (UPDATE commands c SET status = 'interrupted', finished_at = "
+    "GREATEST(d.last_seen, c.started_at), error = COALESCE(c.error, $2::text) FROM dead d WHERE "
+    "c.status = 'running' AND c.server_id = d.server_id RETURNING c.server_id) SELECT d.server_id, "
+    "d.last_seen, (SELECT count(*) FROM closed x WHERE x.server_id = d.server_id) FROM dead d "
+    "ORDER BY d.server_id",
+    "SELECT server_id, started_at, last_seen, expires_at FROM replicas ORDER BY server_id",
     "SELECT " COMMAND_COLUMNS " FROM commands WHERE id = $1::bigint",
     "SELECT 1",
     "SELECT version FROM pods_version WHERE id = 1",
@@ -290,7 +327,10 @@ class PostgresStore final : public Store {
     if (!is_valid_status(done.status))
       throw StoreError("invalid command status '" + sanitize_text(done.status) + "'");
     std::string b1, b2;
-    const std::string& output = clean(done.output, b1);
+    // The output's exact bytes: as text when it is clean text, else sanitised text for
+    // readers of `output` plus the bytes in output_raw (bytea, sent in binary).
+    const bool raw = !is_clean_text(done.output);
+    const std::string& output = raw ? (b1 = sanitize_text(done.output)) : done.output;
     std::optional<std::string> error;
     if (done.error) error = clean(*done.error, b2);
     std::string finished = now_rfc3339();
@@ -307,7 +347,8 @@ class PostgresStore final : public Store {
            {Param::text(id), Param::text(done.status),
             done.exit_code ? Param::text(exit_code) : Param::null(), Param::text(output),
             error ? Param::text(*error) : Param::null(), Param::text(duration),
-            Param::text(truncated), Param::text(finished)});
+            Param::text(truncated), Param::text(finished),
+            raw ? Param::binary(done.output) : Param::null()});
       return 0;
     });
   }
@@ -320,13 +361,68 @@ class PostgresStore final : public Store {
 
   int interrupt_orphans(const std::vector<std::string>& dead_server_ids) override {
     if (dead_server_ids.empty()) return 0;
+    const std::string now = now_rfc3339();
+    const std::string why = "the server process running the command ended";
     return with_conn([&](Connection& c) {
       simple(c, "BEGIN");
       int n = 0;
-      for (const auto& id : dead_server_ids)
-        n += interrupt(c, id, "the server process running the command ended");
+      for (const auto& id : dead_server_ids) {
+        std::string b;
+        const std::string& sid = clean(id, b);
+        n += affected(exec(c, S_INTERRUPT_ORPHAN, {Param::text(sid), Param::text(now), Param::text(why)}));
+        exec(c, S_DELETE_LEASE, {Param::text(sid)});
+      }
       simple(c, "COMMIT");
       return n;
+    });
+  }
+
+  bool heartbeat(const std::string& server_id, const std::string& started_at, double lease_s) override {
+    std::string b1, b2;
+    const std::string& sid = clean(server_id, b1);
+    const std::string& started = clean(started_at, b2);
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.3f", lease_s == lease_s ? lease_s : 0.0);
+    const std::string lease = buf;
+    return with_conn([&](Connection& c) {
+      if (affected(exec(c, S_RENEW_LEASE, {Param::text(sid), Param::text(lease)})) > 0) return true;
+      exec(c, S_INSERT_LEASE, {Param::text(sid), Param::text(lease), Param::text(started)});
+      return false;
+    });
+  }
+
+  void release_lease(const std::string& server_id) override {
+    std::string b;
+    const std::string& sid = clean(server_id, b);
+    with_conn([&](Connection& c) {
+      exec(c, S_DELETE_LEASE, {Param::text(sid)});
+      return 0;
+    });
+  }
+
+  std::vector<ReapedReplica> reap_expired_replicas(const std::string& self_id) override {
+    std::string b;
+    const std::string& self = clean(self_id, b);
+    const std::string why =
+        "the server running the command stopped renewing its lease (it ended or lost the database)";
+    return with_conn([&](Connection& c) {
+      Result r = exec(c, S_REAP, {Param::text(self), Param::text(why)});
+      std::vector<ReapedReplica> out;
+      for (int i = 0; i < PQntuples(r.get()); ++i)
+        out.push_back({std::string(view(r, i, 0)), std::string(view(r, i, 1)),
+                       std::atoi(PQgetvalue(r.get(), i, 2))});
+      return out;
+    });
+  }
+
+  std::vector<ReplicaLeaseRow> replicas() override {
+    return with_conn([&](Connection& c) {
+      Result r = exec(c, S_LIST_LEASES, {});
+      std::vector<ReplicaLeaseRow> out;
+      for (int i = 0; i < PQntuples(r.get()); ++i)
+        out.push_back({std::string(view(r, i, 0)), std::string(view(r, i, 1)),
+                       std::string(view(r, i, 2)), std::string(view(r, i, 3))});
+      return out;
     });
   }
 
@@ -500,14 +596,18 @@ class PostgresStore final : public Store {
   }
 
   Result exec(Connection& c, StmtId id, const std::vector<Param>& params) {
-    static constexpr std::array<const char*, S_COUNT> NAMES{"pw0", "pw1", "pw2", "pw3", "pw4", "pw5",
-                                                            "pw6", "pw7", "pw8", "pw9", "pw10", "pw11"};
+    static_assert(S_COUNT <= 32, "Connection::prepared has one bit per statement");
+    static const std::array<std::string, S_COUNT> NAMES = [] {
+      std::array<std::string, S_COUNT> n;
+      for (std::size_t i = 0; i < n.size(); ++i) n[i] = "pw" + std::to_string(i);
+      return n;
+    }();
     const auto i = static_cast<std::size_t>(id);
     if (!(c.prepared & (1u << i))) {
-      prepare(c, NAMES[i], SQL[i]);
+      prepare(c, NAMES[i].c_str(), SQL[i]);
       c.prepared |= 1u << i;
     }
-    return run_prepared(c, NAMES[i], params);
+    return run_prepared(c, NAMES[i].c_str(), params);
   }
 
   void simple(Connection& c, const char* sql) {
@@ -527,7 +627,8 @@ class PostgresStore final : public Store {
     PodRecord p;
     p.alias = view(r, i, 0);
     p.url_redacted = view(r, i, 1);
-    p.url = SecretString(c.urls.get(box_, p.alias, view(r, i, 2), true));
+    if (const std::string* url = c.urls.get(box_, p.alias, view(r, i, 2), true)) p.url = SecretString(*url);
+    else p.url_error = URL_UNREADABLE;
     p.provider = view(r, i, 3);
     p.labels = std::move(labels);
     p.created_at = view(r, i, 5);
@@ -542,7 +643,13 @@ class PostgresStore final : public Store {
     c.command = view(r, i, 2);
     c.status = view(r, i, 3);
     if (!is_null(r, i, 4)) c.exit_code = std::atoi(PQgetvalue(r.get(), i, 4));
-    c.output = view(r, i, 5);
+    if (is_null(r, i, 13)) {
+      c.output = view(r, i, 5);
+    } else {  // output_raw, the exact bytes, as bytea text "\x…"
+      const std::string_view raw = view(r, i, 13);
+      if (raw.size() < 2 || raw[0] != '\\' || raw[1] != 'x') throw StoreError("corrupt output_raw value");
+      c.output = hex_decode(raw.substr(2));
+    }
     if (!is_null(r, i, 6)) c.error = std::string(view(r, i, 6));
     c.duration = std::strtod(PQgetvalue(r.get(), i, 7), nullptr);
     c.truncated = PQgetvalue(r.get(), i, 8)[0] == 't';
@@ -559,6 +666,43 @@ class PostgresStore final : public Store {
     const std::string now = now_rfc3339();
     Result r = exec(c, S_INTERRUPT_SERVER, {Param::text(sid), Param::text(now), Param::text(why)});
     return affected(r);
+  }
+
+  // Runs a query with binary results (bytea as raw bytes); throws on failure.
+  Result query_binary(Connection& c, const char* sql, const std::vector<Param>& params) {
+    std::array<const char*, 4> values{};
+    std::array<int, 4> lengths{}, formats{};
+    for (std::size_t i = 0; i < params.size() && i < values.size(); ++i) {
+      values[i] = params[i].data;
+      lengths[i] = params[i].length;
+      formats[i] = params[i].format;
+    }
+    Result r(PQexecParams(c.conn, sql, static_cast<int>(params.size()), nullptr, values.data(),
+                          lengths.data(), formats.data(), 1));
+    auto st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) fail(c, r.get(), "key check");
+    return r;
+  }
+
+  // In the migration transaction (under its advisory lock): the database's key check opens
+  // with our key, or is created. A database from before the key check (pods but no check)
+  // must have at least one pod URL our key opens, so the check is never made with a wrong key.
+  void check_key(Connection& c) {
+    const std::string name = KEY_CHECK_NAME;
+    Result k = query_binary(c, "SELECT value FROM meta WHERE name = $1::text", {Param::text(name)});
+    if (PQntuples(k.get()) > 0) {
+      if (!box_.opens_key_check(view(k, 0, 0))) throw StoreKeyMismatchError(box_.mismatch_message());
+      return;
+    }
+    Result pods = query_binary(c, "SELECT url_secret, alias FROM pods", {});
+    const int n = PQntuples(pods.get());
+    bool opened = n == 0;
+    for (int i = 0; i < n && !opened; ++i)
+      opened = box_.open(view(pods, i, 0), view(pods, i, 1)).has_value();
+    if (!opened) throw StoreKeyMismatchError(box_.mismatch_message());
+    const std::string check = box_.seal_key_check();
+    query_binary(c, "INSERT INTO meta (name, value) VALUES ($1::text, $2::bytea)",
+                 {Param::text(name), Param::binary(check)});
   }
 
   void migrate(Connection& c) {
@@ -581,6 +725,7 @@ class PostgresStore final : public Store {
                                 2, nullptr, vals, nullptr, nullptr, 0));
         if (!ins || PQresultStatus(ins.get()) != PGRES_COMMAND_OK) fail(c, ins.get(), "migrations");
       }
+      check_key(c);
       simple(c, "COMMIT");
     } catch (...) {
       if (PQtransactionStatus(c.conn) != PQTRANS_IDLE) Result r(PQexec(c.conn, "ROLLBACK"));
@@ -643,10 +788,14 @@ int pw_pg_conninfo_parse(const char* uri, pw_pg_option_fn emit, void* ctx, char*
 }
 
 pw::server::Store* pw_store_open_postgres(const char* uri, const char* password, char* err,
-                                          std::size_t errlen) {
+                                          std::size_t errlen, int* kind) {
+  if (kind) *kind = PW_PG_ERR_STORE;
   try {
     return pw::server::detail::open_postgres_store(uri ? uri : "", password ? password : "")
         .release();
+  } catch (const pw::server::StoreKeyMismatchError& e) {
+    if (kind) *kind = PW_PG_ERR_KEY_MISMATCH;
+    copy_message(e.what(), err, errlen);
   } catch (const std::exception& e) {
     copy_message(e.what(), err, errlen);
   } catch (...) {

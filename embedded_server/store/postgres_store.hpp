@@ -30,7 +30,7 @@ std::unique_ptr<Store> open_postgres_store(const std::string& uri, const std::st
 #define PW_PG_EXPORT __attribute__((visibility("default")))
 
 // Bumped whenever a signature below, store.hpp's Store or a record type changes.
-#define PW_PG_MODULE_ABI 1
+#define PW_PG_MODULE_ABI 2
 
 extern "C" {
 
@@ -45,9 +45,13 @@ PW_PG_EXPORT int pw_pg_module_abi(void);
 PW_PG_EXPORT int pw_pg_conninfo_parse(const char* uri, pw_pg_option_fn emit, void* ctx, char* err,
                                       std::size_t errlen);
 
+// What pw_store_open_postgres failed with.
+enum { PW_PG_ERR_STORE = 0, PW_PG_ERR_KEY_MISMATCH = 1 };
+
 // open_postgres_store(uri, password): a new Store the caller owns (delete it), or nullptr
-// with the message (password scrubbed) in `err`.
+// with the message (password scrubbed) in `err` and in `*kind` PW_PG_ERR_KEY_MISMATCH for a
+// StoreKeyMismatchError, else PW_PG_ERR_STORE.
 PW_PG_EXPORT pw::server::Store* pw_store_open_postgres(const char* uri, const char* password,
-                                                       char* err, std::size_t errlen);
+                                                       char* err, std::size_t errlen, int* kind);
 
 }  // extern "C"

@@ -62,14 +62,17 @@ bool write_all(int fd, const unsigned char* p, std::size_t n) {
 }
 
 std::array<unsigned char, 32> read_key_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) throw StoreError("cannot read the secret key file " + path + ": " + errno_text());
   struct stat st {};
-  if (::fstat(fd, &st) == 0 && (st.st_mode & 077) != 0)
-    std::fprintf(stderr,
-                 "podwrangler: warning: the secret key file %s is readable by group or others "
-                 "(chmod 600 it)\n",
-                 path.c_str());
+  if (::fstat(fd, &st) == 0 && (st.st_mode & 077) != 0) {
+    // Ours: take group/other access away. Not ours (or fchmod refused): say so.
+    if (!(S_ISREG(st.st_mode) && st.st_uid == ::geteuid() && ::fchmod(fd, st.st_mode & 0700) == 0))
+      std::fprintf(stderr,
+                   "podwrangler: warning: the secret key file %s is readable by group or others "
+                   "(chmod 600 it)\n",
+                   path.c_str());
+  }
   std::array<unsigned char, 32> key{};
   bool ok = read_exact(fd, key.data(), key.size());
   ::close(fd);
@@ -77,8 +80,9 @@ std::array<unsigned char, 32> read_key_file(const std::string& path) {
   return key;
 }
 
-std::array<unsigned char, 32> key_file_key() {
-  const std::string path = data_dir() + "/secret.key";
+std::string key_file_path() { return data_dir() + "/secret.key"; }
+
+std::array<unsigned char, 32> key_file_key(const std::string& path) {
   if (::access(path.c_str(), F_OK) == 0) return read_key_file(path);
 
   std::array<unsigned char, 32> key{};
@@ -122,10 +126,33 @@ SecretBox SecretBox::from_environment() {
     OPENSSL_cleanse(key.data(), key.size());
     return box;
   }
-  auto key = key_file_key();
+  const std::string path = key_file_path();
+  auto key = key_file_key(path);
   SecretBox box(key);
   OPENSSL_cleanse(key.data(), key.size());
+  box.source_ = path;
   return box;
+}
+
+namespace {
+constexpr std::string_view KEY_CHECK_PLAINTEXT = "podwrangler key check v1";
+constexpr std::string_view KEY_CHECK_AAD = "podwrangler:key_check";
+}  // namespace
+
+std::string SecretBox::seal_key_check() const { return seal(KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD); }
+
+bool SecretBox::opens_key_check(std::string_view sealed) const {
+  auto v = open(sealed, KEY_CHECK_AAD);
+  return v && *v == KEY_CHECK_PLAINTEXT;
+}
+
+std::string SecretBox::mismatch_message() const {
+  if (source_.empty())
+    return "the database was encrypted with a different key: start every server on this database "
+           "with the PODWRANGLER_SECRET_KEY it was created with";
+  return "PODWRANGLER_SECRET_KEY is unset and the key file " + source_ +
+         " is not the key the database was encrypted with: set PODWRANGLER_SECRET_KEY to the key "
+         "it was created with";
 }
 
 std::string SecretBox::seal(std::string_view plaintext, std::string_view aad) const {
@@ -178,24 +205,24 @@ std::optional<std::string> SecretBox::open(std::string_view sealed, std::string_
   return out;
 }
 
-const std::string& UrlCache::get(const SecretBox& box, const std::string& alias,
+const std::string* UrlCache::get(const SecretBox& box, const std::string& alias,
                                  std::string_view stored, bool hex) {
   auto it = map_.find(stored);
-  if (it != map_.end() && it->second.alias == alias) return it->second.url;
+  if (it != map_.end() && it->second.alias == alias) return &it->second.url;
   std::optional<std::string> url;
-  if (!hex) url = box.open(stored, alias);
-  else if (stored.size() >= 2 && stored[0] == '\\' && stored[1] == 'x')
-    url = box.open(hex_decode(stored.substr(2)), alias);
-  if (!url)
-    throw StoreError("cannot decrypt pod URL for '" + alias +
-                     "': the secret key differs from the one it was stored with "
-                     "(PODWRANGLER_SECRET_KEY)");
+  try {
+    if (!hex) url = box.open(stored, alias);
+    else if (stored.size() >= 2 && stored[0] == '\\' && stored[1] == 'x')
+      url = box.open(hex_decode(stored.substr(2)), alias);
+  } catch (const StoreError&) {  // corrupt hex: as undecryptable
+  }
+  if (!url) return nullptr;
   if (it != map_.end()) {
     it->second = Entry{alias, std::move(*url)};
-    return it->second.url;
+    return &it->second.url;
   }
   if (map_.size() >= 4096) map_.clear();
-  return map_.emplace(std::string(stored), Entry{alias, std::move(*url)}).first->second.url;
+  return &map_.emplace(std::string(stored), Entry{alias, std::move(*url)}).first->second.url;
 }
 
 }  // namespace pw::server::detail

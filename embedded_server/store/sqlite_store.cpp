@@ -8,11 +8,16 @@
 // WAL, synchronous=NORMAL, foreign_keys=ON, busy_timeout 5000 ms. Multi-statement writes
 // run in BEGIN IMMEDIATE transactions (the write lock up front: no deadlock upgrading a
 // read lock); single statements are atomic on their own.
+//
+// Files: the database file is created 0600 before SQLite opens it (SQLite gives its -wal,
+// -shm and -journal files the database file's mode), and existing files we own lose any
+// group/other bits at open (private_files.hpp).
 #include "embedded_server/store/sqlite_store.hpp"
 
 #include "embedded_server/store/codec.hpp"
 #include "embedded_server/store/connection_pool.hpp"
 #include "embedded_server/store/migrations.hpp"
+#include "embedded_server/store/private_files.hpp"
 #include "embedded_server/store/secret_box.hpp"
 
 #include <podwrangler/redact.hpp>
@@ -22,6 +27,7 @@
 #include <algorithm>
 #include <array>
 #include <condition_variable>
+#include <filesystem>
 #include <mutex>
 #include <utility>
 
@@ -35,7 +41,7 @@ constexpr int BUSY_TIMEOUT_MS = 5000;
 #define POD_COLUMNS "alias, url_redacted, url_secret, provider, labels, created_at, updated_at"
 #define COMMAND_COLUMNS                                                                        \
   "id, alias, command, status, exit_code, output, error, duration, truncated, pod_label, " \
-  "started_at, finished_at, server_id"
+  "started_at, finished_at, server_id, output_raw"
 
 enum StmtId {
   S_LIST_PODS,
@@ -46,7 +52,14 @@ enum StmtId {
   S_INSERT_COMMAND,
   S_FINISH_COMMAND,
   S_INTERRUPT_SERVER,
+  S_INTERRUPT_ORPHAN,
   S_RUNNING_SERVERS,
+  S_RENEW_LEASE,
+  S_INSERT_LEASE,
+  S_DELETE_LEASE,
+  S_EXPIRED_LEASES,
+  S_REAP_COMMANDS,
+  S_LIST_LEASES,
   S_GET_COMMAND,
   S_PING,
   S_PODS_VERSION,
@@ -67,10 +80,24 @@ constexpr std::array<const char*, S_COUNT> SQL{
     "INSERT INTO commands (alias, command, status, output, duration, truncated, pod_label, "
     "started_at, server_id) VALUES (?1, ?2, 'running', '', 0, 0, ?3, ?4, ?5)",
     "UPDATE commands SET status = ?2, exit_code = ?3, output = ?4, error = ?5, duration = ?6, "
-    "truncated = ?7, finished_at = ?8 WHERE id = ?1",
+    "truncated = ?7, finished_at = ?8, output_raw = ?9 WHERE id = ?1",
     "UPDATE commands SET status = 'interrupted', finished_at = ?2, error = COALESCE(error, ?3) "
     "WHERE status = 'running' AND server_id = ?1",
+    // A dead server's rows end at its last heartbeat when it held a lease, else now.
+    "UPDATE commands SET status = 'interrupted', finished_at = COALESCE((SELECT max(r.last_seen, "
+    "commands.started_at) FROM replicas r WHERE r.server_id = ?1), ?2), error = COALESCE(error, ?3) "
+    "WHERE status = 'running' AND server_id = ?1",
     "SELECT DISTINCT server_id FROM commands WHERE status = 'running' ORDER BY server_id",
+    "UPDATE replicas SET last_seen = ?2, expires_at = ?3 WHERE server_id = ?1",
+    "INSERT INTO replicas (server_id, started_at, last_seen, expires_at) VALUES (?1, ?4, ?2, ?3) "
+    "ON CONFLICT (server_id) DO UPDATE SET last_seen = excluded.last_seen, expires_at = "
+    "excluded.expires_at",
+    "DELETE FROM replicas WHERE server_id = ?1",
+    "SELECT server_id, last_seen FROM replicas WHERE expires_at < ?1 AND server_id <> ?2 ORDER BY "
+    "server_id",
+    "UPDATE commands SET status = 'interrupted', finished_at = max(?2, started_at), error = "
+    "COALESCE(error, ?3) WHERE status = 'running' AND server_id = ?1",
+    "SELECT server_id, started_at, last_seen, expires_at FROM replicas ORDER BY server_id",
     "SELECT " COMMAND_COLUMNS " FROM commands WHERE id = ?1",
     "SELECT 1",
     "SELECT version FROM pods_version WHERE id = 1",
@@ -229,6 +256,7 @@ class SqliteStore final : public Store {
  public:
   SqliteStore(std::string path, SecretBox box)
       : path_(std::move(path)), box_(std::move(box)), pool_(path_ == ":memory:" ? 1 : MAX_CONNECTIONS) {
+    if (path_ != ":memory:") secure_files();
     auto c = open_connection();
     migrate(*c);
     pool_.adopt(std::move(c));
@@ -379,7 +407,10 @@ class SqliteStore final : public Store {
   void finish_command(const CommandRecord& done) override {
     if (!is_valid_status(done.status)) throw StoreError("invalid command status '" + sanitize_text(done.status) + "'");
     std::string b1, b2;
-    const std::string& output = clean(done.output, b1);
+    // The output's exact bytes: as text when it is clean text, else sanitised text for
+    // readers of `output` plus the bytes in output_raw.
+    const bool raw = !is_clean_text(done.output);
+    const std::string& output = raw ? (b1 = sanitize_text(done.output)) : done.output;
     std::optional<std::string> error;
     if (done.error) error = clean(*done.error, b2);
     std::string finished = now_rfc3339();
@@ -395,6 +426,7 @@ class SqliteStore final : public Store {
     u.real(6, done.duration);
     u.integer(7, done.truncated ? 1 : 0);
     u.text(8, finished);
+    if (raw) u.blob(9, done.output);
     u.run();
   }
 
@@ -405,13 +437,98 @@ class SqliteStore final : public Store {
 
   int interrupt_orphans(const std::vector<std::string>& dead_server_ids) override {
     if (dead_server_ids.empty()) return 0;
+    const std::string now = now_rfc3339();
     Lease l(*this);
     Tx tx(*l);
     int n = 0;
-    for (const auto& id : dead_server_ids)
-      n += interrupt(*l, id, "the server process running the command ended");
+    for (const auto& id : dead_server_ids) {
+      std::string b;
+      const std::string& sid = clean(id, b);
+      {
+        Use u(*l, l->get(S_INTERRUPT_ORPHAN));
+        u.text(1, sid);
+        u.text(2, now);
+        u.text(3, ORPHAN_REASON);
+        u.run();
+        n += sqlite3_changes(l->db);
+      }
+      Use d(*l, l->get(S_DELETE_LEASE));
+      d.text(1, sid);
+      d.run();
+    }
     tx.commit();
     return n;
+  }
+
+  bool heartbeat(const std::string& server_id, const std::string& started_at, double lease_s) override {
+    std::string b1, b2;
+    const std::string& sid = clean(server_id, b1);
+    const std::string& started = clean(started_at, b2);
+    const std::string now = now_rfc3339();
+    const std::string expires = now_plus_rfc3339(lease_s);
+    Lease l(*this);
+    {
+      Use u(*l, l->get(S_RENEW_LEASE));
+      u.text(1, sid);
+      u.text(2, now);
+      u.text(3, expires);
+      u.run();
+      if (sqlite3_changes(l->db) > 0) return true;
+    }
+    Use u(*l, l->get(S_INSERT_LEASE));
+    u.text(1, sid);
+    u.text(2, now);
+    u.text(3, expires);
+    u.text(4, started.empty() ? now : started);
+    u.run();
+    return false;
+  }
+
+  void release_lease(const std::string& server_id) override {
+    std::string b;
+    const std::string& sid = clean(server_id, b);
+    Lease l(*this);
+    Use d(*l, l->get(S_DELETE_LEASE));
+    d.text(1, sid);
+    d.run();
+  }
+
+  std::vector<ReapedReplica> reap_expired_replicas(const std::string& self_id) override {
+    std::string b;
+    const std::string& self = clean(self_id, b);
+    const std::string now = now_rfc3339();
+    std::vector<ReapedReplica> out;
+    Lease l(*this);
+    Tx tx(*l);
+    {
+      Use u(*l, l->get(S_EXPIRED_LEASES));
+      u.text(1, now);
+      u.text(2, self);
+      while (u.step()) out.push_back({u.str(0), u.str(1), 0});
+    }
+    for (auto& r : out) {
+      {
+        Use u(*l, l->get(S_REAP_COMMANDS));
+        u.text(1, r.server_id);
+        u.text(2, r.last_seen);
+        u.text(3, LEASE_REASON);
+        u.run();
+        r.commands = sqlite3_changes(l->db);
+      }
+      Use d(*l, l->get(S_DELETE_LEASE));
+      d.text(1, r.server_id);
+      d.run();
+    }
+    tx.commit();
+    return out;
+  }
+
+  std::vector<ReplicaLeaseRow> replicas() override {
+    Lease l(*this);
+    Use u(*l, l->get(S_LIST_LEASES));
+    std::vector<ReplicaLeaseRow> out;
+    while (u.step()) out.push_back({u.str(0), u.str(1), u.str(2), u.str(3)});
+    return out;
   }
 
   std::vector<std::string> running_server_ids() override {
@@ -496,6 +613,63 @@ class SqliteStore final : public Store {
     return c;
   }
 
+  // The database file exists 0600 before SQLite opens it (its -wal/-shm/-journal files
+  // then get the same mode), and older files lose group/other access.
+  void secure_files() {
+    ensure_private_file(path_);
+    std::error_code ec;
+    // SQLite puts the side files next to the file a symlink points to.
+    std::string real = std::filesystem::canonical(path_, ec).string();
+    if (ec) real = path_;
+    if (real != path_) tighten_file(real);
+    for (const char* suffix : {"-wal", "-shm", "-journal"}) tighten_file(real + suffix);
+  }
+
+  // In the migration transaction: the database's key check opens with our key, or is
+  // created. A database from before the key check (pods but no check) must have at least
+  // one pod URL our key opens, so that the check is not made with a wrong key.
+  void check_key(Connection& c) {
+    auto one = [&](const char* sql, auto&& row) {
+      sqlite3_stmt* s = nullptr;
+      if (sqlite3_prepare_v2(c.db, sql, -1, &s, nullptr) != SQLITE_OK) fail(c.db, "key check");
+      sqlite3_bind_text(s, 1, KEY_CHECK_NAME, -1, SQLITE_STATIC);
+      int rc;
+      bool more = true;
+      while (more && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const auto* p = static_cast<const char*>(sqlite3_column_blob(s, 0));
+        const auto n = static_cast<std::size_t>(sqlite3_column_bytes(s, 0));
+        const auto* a = reinterpret_cast<const char*>(sqlite3_column_text(s, 1));
+        more = row(std::string_view(p ? p : "", n), std::string(a ? a : ""));
+      }
+      sqlite3_finalize(s);
+    };
+    std::optional<bool> stored;
+    one("SELECT value, name FROM meta WHERE name = ?1", [&](std::string_view v, const std::string&) {
+      stored = box_.opens_key_check(v);
+      return false;
+    });
+    if (stored) {
+      if (!*stored) throw StoreKeyMismatchError(box_.mismatch_message());
+      return;
+    }
+    bool any = false, opened = false;
+    one("SELECT url_secret, alias FROM pods", [&](std::string_view v, const std::string& alias) {
+      any = true;
+      opened = box_.open(v, alias).has_value();
+      return !opened;
+    });
+    if (any && !opened) throw StoreKeyMismatchError(box_.mismatch_message());
+    const std::string check = box_.seal_key_check();
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(c.db, "INSERT INTO meta (name, value) VALUES (?1, ?2)", -1, &s, nullptr) != SQLITE_OK)
+      fail(c.db, "key check");
+    sqlite3_bind_text(s, 1, KEY_CHECK_NAME, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, check.data(), static_cast<int>(check.size()), SQLITE_STATIC);
+    const int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) fail(c.db, "key check");
+  }
+
   void migrate(Connection& c) {
     Tx tx(c);
     c.exec(SQLITE_MIGRATIONS_TABLE);
@@ -522,6 +696,7 @@ class SqliteStore final : public Store {
       sqlite3_finalize(s);
       if (rc != SQLITE_DONE) fail(c.db, "migration " + std::to_string(m.version));
     }
+    check_key(c);
     tx.commit();
   }
 
@@ -529,7 +704,8 @@ class SqliteStore final : public Store {
     PodRecord r;
     r.alias = u.str(0);
     r.url_redacted = u.str(1);
-    r.url = SecretString(c.urls.get(box_, r.alias, u.view(2)));
+    if (const std::string* url = c.urls.get(box_, r.alias, u.view(2))) r.url = SecretString(*url);
+    else r.url_error = URL_UNREADABLE;
     r.provider = u.str(3);
     r.labels = std::move(labels);
     r.created_at = u.str(5);
@@ -544,7 +720,7 @@ class SqliteStore final : public Store {
     r.command = u.str(2);
     r.status = u.str(3);
     if (!u.is_null(4)) r.exit_code = static_cast<int>(u.i64(4));
-    r.output = u.str(5);
+    r.output = u.is_null(13) ? u.str(5) : u.str(13);  // output_raw: the exact bytes
     if (!u.is_null(6)) r.error = u.str(6);
     r.duration = u.dbl(7);
     r.truncated = u.i64(8) != 0;
@@ -554,6 +730,10 @@ class SqliteStore final : public Store {
     r.server_id = u.str(12);
     return r;
   }
+
+  static constexpr const char* ORPHAN_REASON = "the server process running the command ended";
+  static constexpr const char* LEASE_REASON =
+      "the server running the command stopped renewing its lease (it ended or lost the database)";
 
   static int interrupt(Connection& c, const std::string& server_id, const std::string& why) {
     std::string b;

@@ -26,6 +26,13 @@ class StoreError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+// The secret key cannot decrypt the key check stored in the database: the database was
+// written with another key. Thrown by the stores while opening (nothing has been written);
+// open_store() turns it into pw::PodConfigValidationError("PODWRANGLER_SECRET_KEY", …).
+class StoreKeyMismatchError : public StoreError {
+ public:
+  using StoreError::StoreError;
+};
 
 using Labels = std::map<std::string, std::string>;
 
@@ -37,6 +44,10 @@ struct PodRecord {
   Labels labels;
   std::string created_at;  // RFC 3339 UTC with milliseconds, set by the store
   std::string updated_at;
+  // Non-empty when the stored URL cannot be decrypted with this server's key (a row written
+  // by a mis-keyed server before the key check existed, or a corrupt value): `url` is then
+  // empty and this says why, without secrets. Listing never fails because of such a row.
+  std::string url_error;
 };
 
 // Partial update: unset fields stay as they are.
@@ -62,7 +73,7 @@ struct CommandRecord {
   std::string command;  // as given (commands are the user's text, not secrets)
   std::string status = STATUS_RUNNING;
   std::optional<int> exit_code;
-  std::string output;
+  std::string output;  // exact bytes (any byte values, NUL and invalid UTF-8 included)
   std::optional<std::string> error;
   double duration = 0.0;  // seconds
   bool truncated = false;
@@ -78,6 +89,20 @@ struct CommandFilter {
   std::optional<std::string> since;  // RFC 3339 UTC: started_at >= since
   std::optional<std::int64_t> before_id;  // pagination cursor: id < before_id
   int limit = 50;                         // newest first
+};
+
+// A replica's lease row (see replicas.hpp). Times are RFC 3339 UTC with milliseconds.
+struct ReplicaLeaseRow {
+  std::string server_id;
+  std::string started_at;
+  std::string last_seen;   // the last heartbeat
+  std::string expires_at;  // last_seen + the lease the replica announced
+};
+// A replica whose lease expired, closed by reap_expired_replicas.
+struct ReapedReplica {
+  std::string server_id;
+  std::string last_seen;  // its last heartbeat: the finished_at of its closed rows
+  int commands = 0;       // running rows marked interrupted
 };
 
 struct CommandStart {
@@ -117,16 +142,40 @@ class Store {
   virtual void finish_command(const CommandRecord& done) = 0;
   // Marks this server's still-running rows `interrupted` (graceful shutdown); returns how many.
   virtual int interrupt_running(const std::string& server_id) = 0;
-  // Marks running rows of server ids that are no longer alive (same host, dead pid).
+  // Marks running rows of server ids that are no longer alive (same host, dead pid), with
+  // finished_at = the server's last heartbeat when it held a lease (else now), and drops
+  // their leases.
   virtual int interrupt_orphans(const std::vector<std::string>& dead_server_ids) = 0;
   // The distinct server ids that own `running` rows.
   virtual std::vector<std::string> running_server_ids() = 0;
 
   virtual std::vector<CommandRecord> list_commands(const CommandFilter& filter) = 0;
   virtual std::optional<CommandRecord> get_command(std::int64_t id) = 0;
+
+  // ---- replica leases (replicas.hpp runs them) ----
+  // Registers or renews `server_id`'s lease: last_seen = now, expires_at = now + lease_s.
+  // "now" is the database's clock on PostgreSQL (replicas on several hosts need no
+  // synchronised clocks) and the local clock on SQLite (one host). Returns false when no
+  // lease row existed (the first call, or another replica had already reaped this one).
+  virtual bool heartbeat(const std::string& server_id, const std::string& started_at,
+                         double lease_s) = 0;
+  // Deletes `server_id`'s lease (a clean stop, after interrupt_running).
+  virtual void release_lease(const std::string& server_id) = 0;
+  // Every lease whose expires_at has passed (but `self_id`'s): in one transaction, marks its
+  // running rows `interrupted` with finished_at = its last heartbeat (or the row's
+  // started_at when the command started after it) and deletes the lease. Several replicas
+  // may call this at once: each dead replica is closed by exactly one of them.
+  virtual std::vector<ReapedReplica> reap_expired_replicas(const std::string& self_id) = 0;
+  // The lease rows, by server id.
+  virtual std::vector<ReplicaLeaseRow> replicas() = 0;
 };
 
-// Opens (and migrates) the store a database URL names:
+// Opens (and migrates) the store a database URL names, and checks the secret key: the first
+// open stores an AES-256-GCM encrypted known value (the key check) in the database; every
+// later open must decrypt it, else pw::PodConfigValidationError (field
+// "PODWRANGLER_SECRET_KEY", one line, never the key) and nothing is written.
+// SQLite files (database, -wal, -shm, -journal) are made 0600 and directories it creates
+// 0700, also when they exist with looser modes (files we own).
 //   sqlite+aiosqlite:///./pods.db, sqlite:///relative.db, sqlite:////abs/path.db,
 //   sqlite:///:memory: ; postgresql+asyncpg://user:pass@host:port/db, postgresql://…,
 //   postgres://…
@@ -137,13 +186,18 @@ std::unique_ptr<Store> open_store(const std::string& database_url);
 // "sqlite" or "postgresql" for a database URL (the same forms); throws like open_store.
 std::string database_kind(const std::string& database_url);
 
-// $XDG_DATA_HOME/podwrangler (or ~/.local/share/podwrangler), created 0700 on demand.
+// $XDG_DATA_HOME/podwrangler (or ~/.local/share/podwrangler), created 0700 on demand
+// (missing parents too, as the XDG spec says), chmod 0700 when it exists looser and we own it.
 std::string data_dir();
+// The same path, without creating or changing anything.
+std::string data_dir_path();
 // sqlite:///<data_dir>/pods.db — the default database.
 std::string default_database_url();
 
 // Now as RFC 3339 UTC with milliseconds: 2026-11-25T16:00:00.123Z.
 std::string now_rfc3339();
+// Now + `seconds` (may be fractional or negative) in the same form.
+std::string now_plus_rfc3339(double seconds);
 // Normalises a user-given time (RFC 3339 with or without fraction/zone, or a unix
 // timestamp in seconds) to the stored form; nullopt when it is not a time.
 std::optional<std::string> normalize_time(const std::string& text);

@@ -159,6 +159,18 @@ std::string now_rfc3339() {
   return *format_ms(ms);
 }
 
+std::string now_plus_rfc3339(double seconds) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  const double off = seconds == seconds ? seconds * 1000.0 : 0.0;  // NaN: no offset
+  // Clamped: a nonsense offset gives a far (but formattable) time, never UB.
+  const double clamped = off > 1e14 ? 1e14 : (off < -1e12 ? -1e12 : off);
+  ms += static_cast<std::int64_t>(clamped);
+  if (auto t = format_ms(ms)) return *t;
+  return ms < 0 ? "1970-01-01T00:00:00.000Z" : "9999-12-31T23:59:59.999Z";
+}
+
 std::optional<std::string> normalize_time(const std::string& text) {
   if (text.empty() || text.size() > 64) return std::nullopt;
   if (text.size() >= 5 && digit(text[0]) && digit(text[1]) && digit(text[2]) && digit(text[3]) &&

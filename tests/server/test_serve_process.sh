@@ -2,7 +2,10 @@
 # `podwrangler serve` as a process: SIGTERM stops it gracefully (running commands past the
 # grace are recorded `interrupted`), SIGKILL mid-command leaves a truthful `running` row that
 # the next server start marks `interrupted`, HTTPS with --tls-cert/--tls-key, the refusal to
-# listen on a non-loopback address without a key, and PODWRANGLER_* settings.
+# listen on a non-loopback address without a key, and PODWRANGLER_* settings; private
+# SQLite files; replicas on one PostgreSQL: a SIGKILLed replica's running command is closed
+# by a live one within the lease, at its last heartbeat, and a replica with another
+# PODWRANGLER_SECRET_KEY does not start.
 #   tests/server/test_serve_process.sh BUILD_DIR
 set -uo pipefail
 build=${1:?usage: $0 BUILD_DIR}
@@ -57,6 +60,8 @@ rc=$?
 t1=$(date +%s%N)
 wait $q $s
 check "SIGTERM: exit status 0" test "$rc" -eq 0
+check "SQLite: the database, WAL and SHM files are 0600" \
+  test "$(stat -c %a "$work/pods.db" "$work/pods.db-wal" "$work/pods.db-shm" 2>&1 | sort -u)" = 600
 check "SIGTERM: stopped within the grace (+2 s)" test $(((t1 - t0) / 1000000)) -lt 3000
 check "SIGTERM: the quick command finished" jq -e '.output == "quick\n"' "$work/quick.json"
 check "SIGTERM: the slow one was interrupted" jq -e '.result.status == "interrupted"' "$work/slow.json"
@@ -86,6 +91,11 @@ check "no key on 0.0.0.0: refused with a non-zero exit" test "$rc" -ne 0
 check "no key on 0.0.0.0: one clear line" bash -c "[[ \$(wc -l <<<'$out') -eq 1 && '$out' == *PODWRANGLER_API_KEY* ]]"
 out=$(PODWRANGLER_API_PORT=notaport "$pw" serve --database-url "$db" 2>&1)
 check "bad PODWRANGLER_API_PORT: refused, names the variable" bash -c "[[ '$out' == *PODWRANGLER_API_PORT* ]]"
+out=$(PODWRANGLER_SECRET_KEY=another-key-Hunter2 "$pw" serve --port 0 --database-url "$db" 2>&1)
+rc=$?
+check "another PODWRANGLER_SECRET_KEY (SQLite): refused with a non-zero exit" test "$rc" -ne 0
+check "another PODWRANGLER_SECRET_KEY (SQLite): one line naming the variable, not the key" \
+  bash -c "[[ \$(wc -l <<<'$out') -eq 1 && '$out' == *PODWRANGLER_SECRET_KEY* && '$out' != *another-key-Hunter2* ]]"
 out=$("$pw" serve --port 0 --database-url "postgresql://pw:hunter2secret@127.0.0.1:1/x" 2>&1)
 check "unreachable PostgreSQL: refused without the password" bash -c "[[ -n '$out' && '$out' != *hunter2secret* ]]"
 
@@ -136,6 +146,46 @@ if pw_pg_start "$work"; then
     bash -c "[[ \$(curl -fsS '$a/api/v1/pods/' | jq length) == 20 ]]"
   kill -TERM "$apid" "$bpid"
   wait "$apid" "$bpid"
+
+  # --- replica leases: heartbeat 0.2 s, lease 1 s (the defaults are 5 s and 20 s) ---
+  export PODWRANGLER_REPLICA_HEARTBEAT_S=0.2 PODWRANGLER_REPLICA_LEASE_S=1
+  pgdb=$(pw_pg_createdb leases)
+  start --database-url "$pgdb"
+  cpid=$spid c=$base
+  start --database-url "$pgdb"
+  dpid=$spid d=$base
+  curl -sS -X POST -H 'Content-Type: application/json' -d '{"alias":"victim","url":"local://victim"}' "$c/api/v1/pods/" >/dev/null
+  curl -sS -X POST -H 'Content-Type: application/json' -d '{"command":"sleep 60","timeout":120}' \
+    "$d/api/v1/pods/victim/exec" >/dev/null 2>&1 &
+  running() { curl -fsS "$c/api/v1/commands?status=running" | jq -e '.items | length == 1' >/dev/null; }
+  for _ in $(seq 100); do running && break; sleep 0.05; done
+  check "PG leases: C sees the command D runs as running" running
+  sleep 0.5  # both replicas heartbeat and sweep a few times: nothing is closed
+  check "PG leases: a live replica's command stays running" running
+  killed_at=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
+  t0=$(date +%s%N)
+  kill -KILL "$dpid"
+  wait "$dpid" 2>/dev/null
+  for _ in $(seq 200); do running || break; sleep 0.05; done
+  t1=$(date +%s%N)
+  row=$(curl -fsS "$c/api/v1/commands?alias=victim&limit=1" | jq -c '.items[0]')
+  check "PG leases: C marks the SIGKILLed replica's command interrupted" \
+    jq -e '.status == "interrupted"' <<<"$row"
+  check "PG leases: within lease + heartbeat (1.2 s, +1 s slack) of the kill" test $(((t1 - t0) / 1000000)) -lt 2200
+  check "PG leases: finished_at is the last heartbeat, before the kill (not the discovery)" \
+    jq -e --arg k "$killed_at" '.finished_at <= $k and .finished_at >= .started_at' <<<"$row"
+  check "PG leases: C logged it" grep -q "stopped renewing its lease" "$work/serve.log"
+  out=$(PODWRANGLER_SECRET_KEY=wrong-replica-key "$pw" serve --port 0 --database-url "$pgdb" 2>&1)
+  rc=$?
+  check "PG: a replica with another PODWRANGLER_SECRET_KEY exits non-zero" test "$rc" -ne 0
+  check "PG: ... with one line naming the variable, not the key" \
+    bash -c "[[ \$(wc -l <<<'$out') -eq 1 && '$out' == *PODWRANGLER_SECRET_KEY* && '$out' != *wrong-replica-key* ]]"
+  check "PG: the correctly keyed replica still lists its pods" \
+    bash -c "curl -fsS '$c/api/v1/pods/' | jq -e 'length == 1' >/dev/null"
+  spid=$cpid
+  kill -TERM "$cpid"
+  wait "$cpid"
+  unset PODWRANGLER_REPLICA_HEARTBEAT_S PODWRANGLER_REPLICA_LEASE_S
 else
   echo "FAIL PostgreSQL cluster did not start"
   fails=$((fails + 1))

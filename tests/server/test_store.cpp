@@ -2,15 +2,21 @@
 // file) and on a real PostgreSQL 15 (one throwaway cluster for the binary, a fresh database
 // per case); backend-specific cases (URL forms, key file, PG restart, racing migrations)
 // follow.
+#include "embedded_server/replicas.hpp"
 #include "embedded_server/store/codec.hpp"
+#include "embedded_server/store/migrations.hpp"
+#include "embedded_server/store/secret_box.hpp"
 #include "embedded_server/store/store.hpp"
 
 #include <podwrangler/errors.hpp>
 #include <podwrangler/redact.hpp>
 
 #include <doctest/doctest.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fixtures.hpp"
@@ -23,6 +29,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -106,6 +113,18 @@ struct SqliteDb {
   std::string raw_pods() const {
     return pw::testing::read_file(path) + pw::testing::read_file(path + "-wal");
   }
+  // Runs SQL that changes the database (as another program would).
+  void exec(const std::string& sql) const {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    CAPTURE(std::string(err ? err : ""));
+    sqlite3_free(err);
+    sqlite3_close(db);
+    REQUIRE(rc == SQLITE_OK);
+  }
 };
 
 struct PostgresDb {
@@ -120,6 +139,7 @@ struct PostgresDb {
     return query("SELECT t::text FROM pods t") + "\n" +
            query("SELECT encode(url_secret, 'escape') FROM pods");
   }
+  void exec(const std::string& sql) const { (void)query(sql); }
 };
 
 #define BOTH_BACKENDS SqliteDb, PostgresDb
@@ -586,7 +606,7 @@ TEST_CASE_TEMPLATE("store: text round-trips, with defined sanitisation", B, BOTH
     CHECK(r->alias == "pod" + c.out);
     CHECK(r->command == "cmd " + c.out);
     CHECK(r->pod_label == "label " + c.out);
-    CHECK(r->output == "out " + c.out);
+    CHECK(r->output == "out " + c.in);  // output bytes are kept exactly (other text is sanitised)
     CHECK(r->error == std::optional<std::string>("err " + c.out));
     CHECK(r->server_id == "srv " + c.out);
     // The filters find the row under its stored (sanitised) and given spelling.
@@ -640,44 +660,100 @@ TEST_CASE_TEMPLATE("store: the token never appears in plain text in the database
         std::to_string(1 + 12 + url.size() + 16));
 }
 
-TEST_CASE_TEMPLATE("store: another secret key cannot decrypt", B, BOTH_BACKENDS) {
+TEST_CASE_TEMPLATE("store: a pod URL moved to another row does not decrypt; listing still works", B,
+                   BOTH_BACKENDS) {
   B db;
-  open_store(db.url)->create_pod(pod("web-1"));
-  {
-    ScopedEnv key("PODWRANGLER_SECRET_KEY", "a-different-key");
-    auto store = open_store(db.url);
-    try {
-      store->get_pod("web-1");
-      FAIL("decrypted with the wrong key");
-    } catch (const StoreError& e) {
-      CHECK(std::string(e.what()) ==
-            "cannot decrypt pod URL for 'web-1': the secret key differs from the one it was "
-            "stored with (PODWRANGLER_SECRET_KEY)");
-    }
-    CHECK_THROWS_AS(store->list_pods(), StoreError);
-    // Commands do not depend on the key.
-    CHECK(store->begin_commands({{"web-1", "ls", ""}}, "s").size() == 1);
-  }
   auto store = open_store(db.url);
+  store->create_pod(pod("web-1", {{"app", "web"}}));
+  store->create_pod(pod("web-2", {{"app", "web"}}));
   CHECK(store->get_pod("web-1")->url.reveal() == "wss://pods.example:8443/x?token=tok-web-1");
   // A ciphertext moved to another row does not decrypt (the alias is authenticated).
-  store->create_pod(pod("web-2"));
-  if constexpr (std::is_same_v<B, SqliteDb>) {
-    sqlite3* raw = nullptr;
-    REQUIRE(sqlite3_open(db.path.c_str(), &raw) == SQLITE_OK);
-    sqlite3_busy_timeout(raw, 5000);
-    REQUIRE(sqlite3_exec(raw,
-                         "UPDATE pods SET url_secret = (SELECT url_secret FROM pods WHERE alias = "
-                         "'web-1') WHERE alias = 'web-2'",
-                         nullptr, nullptr, nullptr) == SQLITE_OK);
-    sqlite3_close(raw);
-  } else {
-    db.query("UPDATE pods SET url_secret = (SELECT url_secret FROM pods WHERE alias = 'web-1') "
-             "WHERE alias = 'web-2'");
+  db.exec("UPDATE pods SET url_secret = (SELECT url_secret FROM pods WHERE alias = 'web-1') "
+          "WHERE alias = 'web-2'");
+  auto fresh = open_store(db.url);  // no decrypted-URL cache yet
+  for (auto* s : {store.get(), fresh.get()}) {
+    auto bad = s->get_pod("web-2");
+    REQUIRE(bad);
+    CHECK(bad->url.empty());
+    CHECK(bad->url_error == detail::URL_UNREADABLE);
+    CHECK(bad->url_redacted == "wss://pods.example:8443/x?token=***");
+    // One unreadable row never fails a listing (it would fail every fan-out): it is listed
+    // with its reason, the others as usual.
+    auto pods = s->list_pods({{"app", "web"}});
+    REQUIRE(pods.size() == 2);
+    CHECK(pods[0].url.reveal() == "wss://pods.example:8443/x?token=tok-web-1");
+    CHECK(pods[0].url_error.empty());
+    CHECK(pods[1].url.empty());
+    CHECK(pods[1].url_error == detail::URL_UNREADABLE);
   }
-  auto fresh = open_store(db.url);
-  CHECK_THROWS_AS(fresh->get_pod("web-2"), StoreError);
-  CHECK(fresh->get_pod("web-1"));
+  // Registering the URL again repairs it.
+  PodPatch patch;
+  patch.url = pw::SecretString("wss://pods.example:8443/x?token=tok-web-2b");
+  store->update_pod("web-2", patch);
+  CHECK(store->get_pod("web-2")->url.reveal() == "wss://pods.example:8443/x?token=tok-web-2b");
+  CHECK(store->get_pod("web-2")->url_error.empty());
+}
+
+TEST_CASE_TEMPLATE("security: a server whose secret key cannot open the database's key check does not start",
+                   B, BOTH_BACKENDS) {
+  const std::string other_key = "a-different-key-Hunter2";
+  auto refused = [&](const std::string& url) {
+    try {
+      open_store(url);
+      return std::string("opened");
+    } catch (const pw::PodConfigValidationError& e) {
+      const std::string msg = e.what();
+      CHECK(e.field() == "PODWRANGLER_SECRET_KEY");
+      CHECK(msg.find("PODWRANGLER_SECRET_KEY") != std::string::npos);
+      CHECK(msg.find("different key") != std::string::npos);
+      CHECK(msg.find('\n') == std::string::npos);  // one line
+      CHECK(msg.find(other_key) == std::string::npos);
+      CHECK(msg.find(TEST_KEY) == std::string::npos);
+      return std::string("refused");
+    }
+  };
+  B db;
+  {
+    auto store = open_store(db.url);  // first open: the key check is made
+    store->create_pod(pod("web-1"));
+    store->begin_commands({{"web-1", "ls", ""}}, "s");
+  }
+  CHECK(db.query("SELECT name FROM meta") == "key_check");
+  const std::string hex = std::is_same_v<B, PostgresDb> ? "encode(value, 'hex')" : "hex(value)";
+  auto snapshot = [&] {
+    return db.query("SELECT count(*) FROM pods") + "/" + db.query("SELECT count(*) FROM commands") + "/" +
+           db.query("SELECT count(*) FROM replicas") + "/" + db.query("SELECT " + hex + " FROM meta") +
+           "/" + db.query("SELECT count(*) FROM schema_migrations");
+  };
+  const std::string before = snapshot();
+  {
+    ScopedEnv key("PODWRANGLER_SECRET_KEY", other_key.c_str());
+    CHECK(refused(db.url) == "refused");
+  }
+  CHECK(snapshot() == before);  // the mis-keyed server wrote nothing
+  CHECK(open_store(db.url)->get_pod("web-1")->url.reveal() == "wss://pods.example:8443/x?token=tok-web-1");
+
+  // A database from before the key check (pods, no check): the first key to open it must
+  // decrypt its pods; a wrong one does not get to plant its own check.
+  db.exec("DELETE FROM meta");
+  {
+    ScopedEnv key("PODWRANGLER_SECRET_KEY", other_key.c_str());
+    CHECK(refused(db.url) == "refused");
+  }
+  CHECK(db.query("SELECT count(*) FROM meta") == "0");
+  CHECK(open_store(db.url)->get_pod("web-1"));
+  CHECK(db.query("SELECT name FROM meta") == "key_check");
+  {
+    ScopedEnv key("PODWRANGLER_SECRET_KEY", other_key.c_str());
+    CHECK(refused(db.url) == "refused");
+  }
+  // An empty database takes whichever key opens it first.
+  B fresh;
+  {
+    ScopedEnv key("PODWRANGLER_SECRET_KEY", other_key.c_str());
+    open_store(fresh.url)->create_pod(pod("x"));
+  }
+  CHECK(refused(fresh.url) == "refused");
 }
 
 TEST_CASE_TEMPLATE("store: migrations are applied once; reopening is a no-op", B, BOTH_BACKENDS) {
@@ -698,7 +774,7 @@ TEST_CASE_TEMPLATE("store: migrations are applied once; reopening is a no-op", B
     CHECK(s2->list_pods().size() == 2);
   }
   CHECK(db.query("SELECT version, applied_at FROM schema_migrations ORDER BY version") == before);
-  CHECK(db.query("SELECT count(*) FROM schema_migrations") == "1");
+  CHECK(db.query("SELECT count(*) FROM schema_migrations") == std::to_string(detail::MIGRATIONS.size()));
 }
 
 TEST_CASE_TEMPLATE("store: changes made by another store on the database are seen at once", B,
@@ -781,6 +857,293 @@ TEST_CASE_TEMPLATE("store: concurrent begin/finish from 8 threads", B, BOTH_BACK
   }
   CHECK(complete == THREADS * PER_THREAD);
   CHECK(store->running_server_ids().empty());
+}
+
+// ---- fidelity: output bytes ----
+
+namespace {
+std::string sha256_hex(const std::string& s) {
+  unsigned char d[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
+  static constexpr char HEX[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : d) {
+    out += HEX[c >> 4];
+    out += HEX[c & 0xF];
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("fidelity: command output bytes round-trip exactly (all 256 byte values, 1 MiB random)",
+                   B, BOTH_BACKENDS) {
+  B db;
+  auto store = open_store(db.url);
+  std::string all256;
+  for (int round = 0; round < 2; ++round)
+    for (int b = 0; b < 256; ++b) all256 += static_cast<char>(b);
+  std::string random(1 << 20, '\0');
+  REQUIRE(RAND_bytes(reinterpret_cast<unsigned char*>(random.data()), static_cast<int>(random.size())) == 1);
+  struct Case {
+    const char* name;
+    std::string bytes;
+  };
+  const std::vector<Case> cases{{"all 256 byte values", all256},
+                                {"1 MiB random", random},
+                                {"NUL only", std::string(3, '\0')},
+                                {"invalid UTF-8", "\xff\xfe lone \xc3 overlong \xc0\xaf surrogate \xed\xa0\x80"},
+                                {"clean text", "héllo ✓ 🚀\ttab\r\n"},
+                                {"empty", ""}};
+  std::vector<std::int64_t> ids;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    CAPTURE(cases[i].name);
+    auto id = store->begin_commands({{"bin", "head -c 1M /dev/urandom", ""}}, "s")[0];
+    ids.push_back(id);
+    CommandRecord done = finished(id, STATUS_SUCCEEDED, 0, cases[i].bytes);
+    done.truncated = i % 2 == 1;  // stored as given, either way
+    store->finish_command(done);
+    auto r = store->get_command(id);
+    REQUIRE(r);
+    CHECK(r->output.size() == cases[i].bytes.size());
+    CHECK(sha256_hex(r->output) == sha256_hex(cases[i].bytes));
+    CHECK(r->truncated == (i % 2 == 1));
+  }
+  // Listing returns the same bytes, and a fresh store (no cache) too.
+  auto fresh = open_store(db.url);
+  CommandFilter f;
+  f.alias = "bin";
+  const auto rows = fresh->list_commands(f);
+  REQUIRE(rows.size() == cases.size());
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    CAPTURE(cases[i].name);
+    const auto& r = rows[cases.size() - 1 - i];  // newest first
+    CHECK(r.id == ids[i]);
+    CHECK(sha256_hex(r.output) == sha256_hex(cases[i].bytes));
+    CHECK(r.truncated == (i % 2 == 1));
+  }
+  // Clean text stays plain text in `output` (no second copy); the rest keeps a sanitised
+  // text for older readers next to the exact bytes.
+  CHECK(db.query("SELECT count(*) FROM commands WHERE output_raw IS NULL") == "2");
+  // Rows written before output_raw existed (output_raw NULL) read as they were.
+  db.exec("UPDATE commands SET output = 'legacy text', output_raw = NULL WHERE id = " +
+          std::to_string(ids[0]));
+  CHECK(fresh->get_command(ids[0])->output == "legacy text");
+}
+
+// ---- replica leases ----
+
+TEST_CASE_TEMPLATE("replicas: an expired lease's running rows become interrupted at its last heartbeat", B,
+                   BOTH_BACKENDS) {
+  B db;
+  auto live = open_store(db.url);
+  auto doomed = open_store(db.url);  // the replica that will die
+  const std::string dead_id = "elsewhere:1:1:m", live_id = "here:2:2:m";
+  CHECK_FALSE(doomed->heartbeat(dead_id, "2026-01-01T00:00:00.000Z", 0.4));  // registered
+  auto ids = doomed->begin_commands({{"p", "sleep 60", ""}, {"q", "sleep 60", ""}}, dead_id);
+  auto quick = doomed->begin_commands({{"p", "true", ""}}, dead_id)[0];
+  doomed->finish_command(finished(quick, STATUS_SUCCEEDED, 0, "ok"));
+  auto other = live->begin_commands({{"p", "sleep 60", ""}}, "never-leased:3:3");
+  sleep_ms(30);
+  CHECK(doomed->heartbeat(dead_id, "2026-01-01T00:00:00.000Z", 0.4));  // renewed
+  const auto leases = live->replicas();
+  REQUIRE(leases.size() == 1);
+  CHECK(leases[0].server_id == dead_id);
+  CHECK(leases[0].started_at == "2026-01-01T00:00:00.000Z");
+  CHECK(is_stored_time(leases[0].last_seen));
+  CHECK(leases[0].expires_at > leases[0].last_seen);
+  const std::string last_seen = leases[0].last_seen;
+  CHECK(last_seen >= live->get_command(ids[1])->started_at);
+
+  CHECK(live->reap_expired_replicas(live_id).empty());  // not expired yet
+  CHECK(live->get_command(ids[0])->status == "running");
+  doomed.reset();  // it dies: no more heartbeats, nothing released
+  sleep_ms(600);
+  // Its own lease is never reaped by itself.
+  CHECK(live->reap_expired_replicas(dead_id).empty());
+  const auto reaped = live->reap_expired_replicas(live_id);
+  REQUIRE(reaped.size() == 1);
+  CHECK(reaped[0].server_id == dead_id);
+  CHECK(reaped[0].last_seen == last_seen);
+  CHECK(reaped[0].commands == 2);
+  for (auto id : ids) {
+    auto r = live->get_command(id);
+    CHECK(r->status == "interrupted");
+    CHECK(r->finished_at == std::optional<std::string>(last_seen));  // the time of death
+    REQUIRE(r->error);
+    CHECK(r->error->find("lease") != std::string::npos);
+  }
+  CHECK(live->get_command(quick)->status == "succeeded");
+  CHECK(live->get_command(quick)->output == "ok");
+  CHECK(live->get_command(other[0])->status == "running");  // no lease, not judged here
+  CHECK(live->replicas().empty());
+  CHECK(live->reap_expired_replicas(live_id).empty());  // closed once
+
+  // A replica that was presumed dead and comes back gets its lease again, and is told.
+  CHECK_FALSE(live->heartbeat(dead_id, "", 30));
+  CHECK(live->heartbeat(dead_id, "", 30));
+}
+
+TEST_CASE_TEMPLATE("replicas: a live lease's rows are left alone", B, BOTH_BACKENDS) {
+  B db;
+  auto a = open_store(db.url);
+  auto b = open_store(db.url);
+  a->heartbeat("a:1:1:m", "", 30);
+  b->heartbeat("b:2:2:m", "", 0.3);  // short lease, renewed in time below
+  auto ra = a->begin_commands({{"p", "sleep 60", ""}}, "a:1:1:m");
+  auto rb = b->begin_commands({{"p", "sleep 60", ""}}, "b:2:2:m");
+  // b renews every 100 ms while a reaps as fast as it can, for about a second.
+  std::atomic<bool> stop{false};
+  std::atomic<int> reaped{0};
+  std::thread reaper([&] {
+    while (!stop) reaped += static_cast<int>(a->reap_expired_replicas("a:1:1:m").size());
+  });
+  for (int i = 0; i < 10; ++i) {
+    sleep_ms(100);
+    CHECK(b->heartbeat("b:2:2:m", "", 0.3));
+  }
+  stop = true;
+  reaper.join();
+  CHECK(reaped == 0);
+  CHECK(b->reap_expired_replicas("b:2:2:m").empty());
+  CHECK(a->get_command(ra[0])->status == "running");
+  CHECK(a->get_command(rb[0])->status == "running");
+  CHECK(a->replicas().size() == 2);
+  // A clean stop releases the lease; its rows were closed by interrupt_running first.
+  CHECK(b->interrupt_running("b:2:2:m") == 1);
+  b->release_lease("b:2:2:m");
+  CHECK(a->replicas().size() == 1);
+}
+
+TEST_CASE_TEMPLATE("replicas: interrupt_orphans ends a leased server's rows at its last heartbeat", B,
+                   BOTH_BACKENDS) {
+  B db;
+  auto store = open_store(db.url);
+  store->heartbeat("h:10:1:m", "", 30);
+  auto ids = store->begin_commands({{"p", "x", ""}}, "h:10:1:m");
+  sleep_ms(20);
+  store->heartbeat("h:10:1:m", "", 30);
+  const std::string last_seen = store->replicas().at(0).last_seen;
+  auto unleased = store->begin_commands({{"p", "y", ""}}, "h:20:1");
+  sleep_ms(20);
+  CHECK(store->interrupt_orphans({"h:10:1:m", "h:20:1"}) == 2);
+  CHECK(store->get_command(ids[0])->finished_at == std::optional<std::string>(last_seen));
+  CHECK(*store->get_command(unleased[0])->finished_at > last_seen);  // no lease: now
+  CHECK(store->replicas().empty());
+}
+
+TEST_CASE_TEMPLATE("replicas: a live replica closes a dead one's rows within lease + heartbeat", B,
+                   BOTH_BACKENDS) {
+  B db;
+  auto sa = open_store(db.url);
+  auto sb = open_store(db.url);
+  const ReplicaTiming timing{0.1, 0.4};
+  std::mutex mu;
+  std::vector<std::string> lines;
+  auto log = [&](const std::string& l) {
+    std::lock_guard lk(mu);
+    lines.push_back(l);
+  };
+  const std::string a_id = "host-a:101:1:m", b_id = "host-b:202:1:m";
+  auto a = std::make_unique<ReplicaLease>(*sa, a_id, timing, log);
+  ReplicaLease b(*sb, b_id, timing, log);
+  auto ids = sa->begin_commands({{"p", "sleep 60", ""}}, a_id);
+  sleep_ms(800);  // several leases long: both alive, nothing closed
+  CHECK(sb->get_command(ids[0])->status == "running");
+  CHECK(sb->replicas().size() == 2);
+
+  a.reset();  // its heartbeats stop, as after SIGKILL (the lease is not released)
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string last_seen;
+  for (const auto& r : sb->replicas())
+    if (r.server_id == a_id) last_seen = r.last_seen;
+  REQUIRE_FALSE(last_seen.empty());
+  std::optional<CommandRecord> row;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
+    row = sb->get_command(ids[0]);
+    if (row->status != "running") break;
+    sleep_ms(20);
+  }
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(row->status == "interrupted");
+  CHECK(row->finished_at == std::optional<std::string>(last_seen));
+  CHECK(took <= timing.max_detection_s() + 0.3);
+  MESSAGE("dead replica's row closed after " << took << " s (lease " << timing.lease_s << " s, heartbeat "
+                                             << timing.heartbeat_s << " s)");
+  {
+    std::lock_guard lk(mu);
+    bool said = false;
+    for (const auto& l : lines) said = said || l.find(a_id + " stopped renewing its lease") != std::string::npos;
+    CHECK(said);
+  }
+  b.stop();  // clean stop: the lease goes
+  CHECK(sb->replicas().empty());
+}
+
+TEST_CASE("replicas: server ids, dead local servers, timing settings") {
+  const std::string self = make_server_id();
+  const auto f = [](const std::string& id) {
+    std::vector<std::string> out;
+    std::size_t i = 0, j;
+    while ((j = id.find(':', i)) != std::string::npos) {
+      out.push_back(id.substr(i, j - i));
+      i = j + 1;
+    }
+    out.push_back(id.substr(i));
+    return out;
+  }(self);
+  REQUIRE(f.size() == 4);
+  CHECK(f[1] == std::to_string(::getpid()));
+  const std::string host = f[0], machine = f[3];
+
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  REQUIRE(child > 0);
+  ::waitpid(child, nullptr, 0);  // a pid that no longer exists
+  const std::string gone = std::to_string(child), alive = std::to_string(::getppid());
+  const std::vector<std::string> ids{
+      self,
+      host + ":" + gone + ":5:" + machine,                       // dead, here: yes
+      host + ":" + alive + ":5:" + machine,                      // alive: no
+      host + ":" + std::to_string(::getpid()) + ":4:" + machine,  // our pid, earlier start: yes
+      host + ":" + gone + ":5:" + "ffffffff.1",                  // another machine/namespace: no
+      host + ":" + gone + ":5",                                  // the older form: hostname only
+      "other-host:" + gone + ":5:" + machine,                    // another host: no
+      host + ":notapid:5:" + machine, host + ":-3:5:" + machine, "junk"};
+  CHECK(dead_local_servers(ids, self) ==
+        std::vector<std::string>{ids[1], ids[3], ids[5]});
+
+  {
+    ScopedEnv h("PODWRANGLER_REPLICA_HEARTBEAT_S", nullptr);
+    ScopedEnv l("PODWRANGLER_REPLICA_LEASE_S", nullptr);
+    auto t = ReplicaTiming::from_env();
+    CHECK(t.heartbeat_s == 5.0);
+    CHECK(t.lease_s == 20.0);
+    CHECK(t.max_detection_s() == 25.0);
+  }
+  {
+    ScopedEnv h("PODWRANGLER_REPLICA_HEARTBEAT_S", "0.5");
+    ScopedEnv l("PODWRANGLER_REPLICA_LEASE_S", "2");
+    auto t = ReplicaTiming::from_env();
+    CHECK(t.heartbeat_s == 0.5);
+    CHECK(t.lease_s == 2.0);
+  }
+  for (auto [name, value] : std::vector<std::pair<const char*, const char*>>{
+           {"PODWRANGLER_REPLICA_HEARTBEAT_S", "0"},
+           {"PODWRANGLER_REPLICA_HEARTBEAT_S", "5s"},
+           {"PODWRANGLER_REPLICA_HEARTBEAT_S", " 5"},
+           {"PODWRANGLER_REPLICA_LEASE_S", "nan"},
+           {"PODWRANGLER_REPLICA_LEASE_S", "-1"},
+           {"PODWRANGLER_REPLICA_LEASE_S", "9"}}) {  // less than two heartbeats
+    CAPTURE(name);
+    CAPTURE(value);
+    ScopedEnv e(name, value);
+    try {
+      ReplicaTiming::from_env();
+      FAIL("accepted");
+    } catch (const pw::PodConfigValidationError& err) {
+      CHECK(err.field() == name);
+    }
+  }
 }
 
 // ================= SQLite only =================
@@ -875,7 +1238,84 @@ TEST_CASE("sqlite: WAL journal and the history indexes") {
   CHECK(db.query("PRAGMA journal_mode") == "wal");
   CHECK(db.query("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name") ==
         "commands_alias_id\ncommands_running_server\ncommands_started_at\ncommands_status_id\n"
-        "sqlite_autoindex_pods_1");
+        "sqlite_autoindex_meta_1\nsqlite_autoindex_pods_1\nsqlite_autoindex_replicas_1");
+}
+
+TEST_CASE("security: the SQLite database, its WAL and SHM and the key file are 0600, the data dir 0700") {
+  TempDir xdg;
+  ScopedEnv e1("XDG_DATA_HOME", xdg.path().c_str());
+  ScopedEnv e2("PODWRANGLER_SECRET_KEY", nullptr);  // the key file is made too
+  struct Umask {
+    mode_t old = ::umask(022);  // the usual umask, under which SQLite's files were 0644
+    ~Umask() { ::umask(old); }
+  } umask_022;
+  auto mode = [](const std::string& p) -> unsigned {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) return 01000000;  // missing
+    return st.st_mode & 07777;
+  };
+  const std::string dir = xdg.file("podwrangler");
+  const std::string db = dir + "/pods.db";
+  {
+    auto store = open_store(default_database_url());
+    store->create_pod(pod("m"));
+    auto id = store->begin_commands({{"m", "ls", ""}}, "s")[0];
+    store->finish_command(finished(id, STATUS_SUCCEEDED, 0, "history"));
+    CHECK(mode(dir) == 0700);
+    CHECK(mode(db) == 0600);
+    CHECK(mode(db + "-wal") == 0600);  // present while the store is open
+    CHECK(mode(db + "-shm") == 0600);
+    CHECK(mode(dir + "/secret.key") == 0600);
+
+    // Loosened while in use (an older version made them 0644, a user ran chmod): the next
+    // open makes them private again.
+    for (const auto& f : {db, db + "-wal", db + "-shm", dir + "/secret.key"}) ::chmod(f.c_str(), 0644);
+    ::chmod(dir.c_str(), 0755);
+    auto again = open_store(default_database_url());
+    CHECK(again->get_pod("m"));
+    CHECK(mode(dir) == 0700);
+    CHECK(mode(db) == 0600);
+    CHECK(mode(db + "-wal") == 0600);
+    CHECK(mode(db + "-shm") == 0600);
+    CHECK(mode(dir + "/secret.key") == 0600);
+  }
+
+  // A database file that exists 0644 before the first open, in a directory of the user's.
+  TempDir own;
+  ::chmod(own.path().c_str(), 0755);
+  const std::string pre = own.file("pre.db");
+  { std::ofstream touch(pre); }
+  ::chmod(pre.c_str(), 0644);
+  {
+    auto store = open_store("sqlite:///" + pre);
+    store->create_pod(pod("p"));
+    CHECK(mode(pre) == 0600);
+    CHECK(mode(pre + "-wal") == 0600);
+    CHECK(mode(pre + "-shm") == 0600);
+  }
+  CHECK(mode(own.path().string()) == 0755);  // the user's own directory is left alone
+  // Directories it creates for a database are 0700, each of them.
+  {
+    auto store = open_store("sqlite:///" + own.file("new/sub/pods.db"));
+    store->create_pod(pod("n"));
+    CHECK(mode(own.file("new")) == 0700);
+    CHECK(mode(own.file("new/sub")) == 0700);
+    CHECK(mode(own.file("new/sub/pods.db")) == 0600);
+    CHECK(mode(own.file("new/sub/pods.db-wal")) == 0600);
+  }
+  // Under a permissive umask too.
+  {
+    struct Umask0 {
+      mode_t old = ::umask(0);
+      ~Umask0() { ::umask(old); }
+    } umask_0;
+    auto store = open_store("sqlite:///" + own.file("open/pods.db"));
+    store->create_pod(pod("o"));
+    CHECK(mode(own.file("open")) == 0700);
+    CHECK(mode(own.file("open/pods.db")) == 0600);
+    CHECK(mode(own.file("open/pods.db-wal")) == 0600);
+    CHECK(mode(own.file("open/pods.db-shm")) == 0600);
+  }
 }
 
 TEST_CASE("store: key file when PODWRANGLER_SECRET_KEY is unset") {
@@ -903,10 +1343,27 @@ TEST_CASE("store: key file when PODWRANGLER_SECRET_KEY is unset") {
   CHECK(open_store(default_database_url())->get_pod("k")->url.reveal() ==
         "wss://pods.example:8443/x?token=tok-k");
   CHECK(pw::testing::read_file(key_path) == key);
-  // The key file is not the env key: with the env key set, the pod does not decrypt.
+  // The key file is not the env key: with the env key set, the database does not open.
   {
     ScopedEnv e3("PODWRANGLER_SECRET_KEY", TEST_KEY);
-    CHECK_THROWS_AS(open_store(default_database_url())->get_pod("k"), StoreError);
+    CHECK_THROWS_AS(open_store(default_database_url()), pw::PodConfigValidationError);
+  }
+  // And the other way round: the message names the variable and the key file.
+  {
+    TempDir other;
+    ScopedEnv e4("XDG_DATA_HOME", other.path().c_str());
+    {
+      ScopedEnv e5("PODWRANGLER_SECRET_KEY", TEST_KEY);
+      open_store("sqlite:///" + other.file("env.db"))->create_pod(pod("e"));
+    }
+    try {
+      open_store("sqlite:///" + other.file("env.db"));
+      FAIL("opened with the key file");
+    } catch (const pw::PodConfigValidationError& e) {
+      const std::string msg = e.what();
+      CHECK(msg.find("PODWRANGLER_SECRET_KEY is unset") != std::string::npos);
+      CHECK(msg.find(other.file("podwrangler/secret.key")) != std::string::npos);
+    }
   }
   // A truncated key file is an error, not a silently new key.
   {
@@ -1010,7 +1467,7 @@ TEST_CASE("postgresql: two servers migrating one database at once both succeed")
       CAPTURE(errors[i]);
       CHECK(stores[i]);
     }
-    CHECK(c.psql(db, "SELECT count(*) FROM schema_migrations") == "1");
+    CHECK(c.psql(db, "SELECT count(*) FROM schema_migrations") == std::to_string(detail::MIGRATIONS.size()));
     stores[0]->create_pod(pod("p"));
     CHECK(stores[3]->get_pod("p"));
   }
