@@ -515,8 +515,9 @@ struct HttpServer::Impl {
       const std::string msg = "request headers are larger than " + std::to_string(limits.max_header_bytes) + " bytes";
       co_await answer_and_close(c, req, 431, "headers_too_large", msg);
     } else if (ec == beast::error::timeout) {
-      const std::string msg = "request not received within the request timeout";
-      co_await answer_and_close(c, req, 408, "request_timeout", msg);
+      // Beast has closed the socket at the deadline: no answer is owed to a client that
+      // did not send its request in time (nginx's client_header_timeout does the same).
+      c.lowest().close();
     } else if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
                ec == asio::error::eof || ec == asio::error::connection_reset ||
                ec == asio::error::operation_aborted || ec.category() == asio::error::get_ssl_category()) {

@@ -20,7 +20,7 @@ struct Settings {
   int threads = 64;                 // handler threads (idle connections hold none)
   int keep_alive_max_count = 1000;  // requests per keep-alive connection
   double keep_alive_timeout_s = 5;  // idle time between requests on a connection
-  double request_timeout_s = 10;    // one deadline for a request's headers and body → 408
+  double request_timeout_s = 10;    // one deadline for a request's headers and body, then the connection is closed
   std::size_t max_connections = 8192;            // open at once; beyond: 503 at once
   std::size_t max_connections_per_client = 512;  // open at once from one address; beyond: 503
   std::size_t pool_max_sessions = 4096;  // warm sessions kept at most (LRU idle ones go)

@@ -288,11 +288,12 @@ TEST_CASE("security: the request deadline covers the whole request, not each rea
     pollfd p{c.fd(), POLLIN, 0};
     if (::poll(&p, 1, 0) > 0) break;
   }
-  std::string r = c.recv(2s);
+  c.recv(2s);
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  // Closed at the deadline (like nginx's client_header_timeout: no answer is owed to a
+  // client that did not finish its request in time).
+  CHECK(c.closed());
   CHECK(secs < 2.0);
-  CHECK(status_of(r) == 408);
-  CHECK(body_of(r).find("request_timeout") != std::string::npos);
 }
 
 TEST_CASE("security: connections over the per-client cap are answered 503 at once, others still served") {
@@ -413,12 +414,12 @@ TEST_CASE("security: the access log writes one escaped line per request (%0a can
   {
     TestServer s(HttpLimits{}, std::move(hooks));
     Raw c(s.port);
-    c.send("GET /api/v1/pods/x%0a200%20GET%20/forged HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    c.send("GET /api/v1/pods/x%0aFORGED%20200 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     CHECK(status_of(c.recv(5s)) == 200);
   }
   REQUIRE(lines.size() == 1);
   CHECK(lines[0].find('\n') == std::string::npos);
-  CHECK(lines[0] == "GET /api/v1/pods/x%250a200%2520GET%2520/forged 200");
+  CHECK(lines[0] == "GET /api/v1/pods/x%250aFORGED%2520200 200");
 }
 
 TEST_CASE("security: every descriptor the server opens is close-on-exec") {
