@@ -7,8 +7,13 @@
 #include <podwrangler/url.hpp>
 
 #include <httplib.h>
+#include <openssl/evp.h>
 
+#include <algorithm>
+#include <charconv>
 #include <iostream>
+#include <set>
+#include <vector>
 
 namespace pw::server {
 
@@ -39,20 +44,79 @@ bool nesting_exceeds(const std::string& body, int limit) {
 
 }  // namespace
 
+namespace {
+
+// The media type of a Content-Type value: lower-cased, parameters and spaces dropped.
+std::string media_type(std::string_view ct) {
+  ct = ct.substr(0, ct.find(';'));
+  while (!ct.empty() && (ct.front() == ' ' || ct.front() == '\t')) ct.remove_prefix(1);
+  while (!ct.empty() && (ct.back() == ' ' || ct.back() == '\t')) ct.remove_suffix(1);
+  std::string out(ct);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Tracks the keys of every open object while nlohmann parses, to find a repeated one.
+struct DuplicateKeys {
+  struct Frame {
+    bool object = false;
+    std::set<std::string> keys;
+    std::string last;
+  };
+  std::vector<Frame> stack;
+  std::optional<std::string> found;  // dotted path of the first repeated key
+
+  bool operator()(int, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) {
+    using E = nlohmann::json::parse_event_t;
+    switch (ev) {
+      case E::object_start: stack.push_back(Frame{true, {}, {}}); break;
+      case E::array_start: stack.push_back(Frame{false, {}, {}}); break;
+      case E::object_end:
+      case E::array_end:
+        if (!stack.empty()) stack.pop_back();
+        break;
+      case E::key:
+        if (!stack.empty() && parsed.is_string()) {
+          auto& f = stack.back();
+          f.last = parsed.get<std::string>();
+          if (!found && !f.keys.insert(f.last).second) {
+            std::string path;
+            for (const auto& fr : stack) {
+              if (!fr.object) continue;
+              if (!path.empty()) path += '.';
+              path += fr.last;
+            }
+            found = path;
+          }
+        }
+        break;
+      default: break;
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
 nlohmann::json parse_object_body(const httplib::Request& req, int max_depth) {
   if (req.has_header("Content-Type")) {
-    std::string ct = req.get_header_value("Content-Type");
-    if (ct.rfind("application/json", 0) != 0 && ct.find("+json") == std::string::npos)
-      throw HttpError(415, "unsupported_media_type", "request bodies must be application/json");
+    std::string mt = media_type(req.get_header_value("Content-Type"));
+    bool json = mt == "application/json" ||
+                (mt.rfind("application/", 0) == 0 && mt.size() > 5 && mt.ends_with("+json"));
+    if (!json) throw HttpError(415, "unsupported_media_type", "request bodies must be application/json");
   }
   // Checked before parsing: nlohmann's parser recurses, a deeply nested body must not
   // reach it.
   if (nesting_exceeds(req.body, max_depth))
     throw HttpError(422, "validation_error",
                     "JSON nested deeper than " + std::to_string(max_depth) + " levels");
-  nlohmann::json j = nlohmann::json::parse(req.body, nullptr, false);
+  DuplicateKeys dup;
+  nlohmann::json j = nlohmann::json::parse(
+      req.body, [&dup](int d, nlohmann::json::parse_event_t ev, nlohmann::json& p) { return dup(d, ev, p); },
+      false);
   if (j.is_discarded()) throw HttpError(400, "bad_request", "request body is not valid JSON");
   if (!j.is_object()) throw HttpError(400, "bad_request", "request body must be a JSON object");
+  if (dup.found) throw validation_error(shown(*dup.found), "given more than once");
   return j;
 }
 
@@ -60,10 +124,7 @@ void reject_unknown_fields(const nlohmann::json& body, std::initializer_list<con
   for (const auto& [key, value] : body.items()) {
     bool ok = false;
     for (const char* a : allowed) ok = ok || key == a;
-    if (!ok) {
-      std::string shown = key.size() > 64 ? key.substr(0, 64) + "…" : key;
-      throw validation_error(shown, "unknown field");
-    }
+    if (!ok) throw validation_error(shown(key), "unknown field");
   }
 }
 
@@ -84,7 +145,7 @@ void send_current_exception(httplib::Response& res) {
   try {
     throw;
   } catch (const HttpError& e) {
-    send_error(res, e.status(), e.code(), e.what(), e.extra());
+    send_error(res, e.status(), e.code(), e.message(), e.extra());
   } catch (const PodClientError& e) {
     // Library messages are redacted at construction.
     nlohmann::json extra = nlohmann::json::object();
@@ -129,12 +190,6 @@ bool valid_label_value(std::string_view v) noexcept {
   return true;
 }
 
-std::string shown(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 64)) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
-  return s.size() > 64 ? out + "…" : out;
-}
-
 }  // namespace
 
 bool is_valid_alias(std::string_view a) noexcept {
@@ -174,7 +229,7 @@ Labels parse_selector(const std::string& text, const std::string& field) {
     std::size_t comma = text.find(',', pos);
     std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     pos = comma == std::string::npos ? text.size() : comma + 1;
-    if (item.empty()) continue;
+    if (item.empty()) throw validation_error(field, "empty item in '" + shown(text) + "' (k=v,k2=v2)");
     auto eq = item.find('=');
     if (eq == std::string::npos)
       throw validation_error(field, "'" + shown(item) + "' is not key=value");
@@ -187,30 +242,119 @@ Labels parse_selector(const std::string& text, const std::string& field) {
   return out;
 }
 
+std::string shown(std::string_view s, std::size_t max) {
+  bool cut = s.size() > max;
+  if (cut) {
+    std::size_t n = max;
+    // Back off to the start of a UTF-8 sequence (a continuation byte is 10xxxxxx).
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+    s = s.substr(0, n);
+  }
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size() + 4);
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      out += "\\x";
+      out += hex[u >> 4];
+      out += hex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  return cut ? out + "…" : out;
+}
+
+std::int64_t parse_integer(std::string_view text, const std::string& field, std::int64_t min,
+                           std::int64_t max) {
+  auto fail = [&]() -> HttpError {
+    return validation_error(field, "must be an integer " + std::to_string(min) + "-" + std::to_string(max) +
+                                       " (got '" + shown(text, 32) + "')");
+  };
+  std::string_view digits = text;
+  if (min < 0 && !digits.empty() && digits.front() == '-') digits.remove_prefix(1);
+  if (digits.empty()) throw fail();
+  for (char c : digits)
+    if (c < '0' || c > '9') throw fail();
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v, 10);
+  if (ec != std::errc() || end != text.data() + text.size() || v < min || v > max) throw fail();
+  return v;
+}
+
+void check_token_text(std::string_view value, const std::string& field) {
+  for (char c : value) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f)
+      throw validation_error(field, "must not contain control characters (got '" + shown(value) + "')");
+  }
+  if (!value.empty() && (value.front() == ' ' || value.back() == ' '))
+    throw validation_error(field, "must not start or end with a space (got '" + shown(value) + "')");
+}
+
 std::optional<std::string> query_param(const httplib::Request& req, std::string_view name) {
   auto q = req.target.find('?');
   if (q == std::string::npos) return std::nullopt;
+  std::string_view query(req.target);
+  query.remove_prefix(q + 1);
+  const std::string field(name);
+  std::optional<std::string> found;
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view item = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    auto eq = item.find('=');
+    std::string key;
+    try {
+      key = pw::percent_decode(item.substr(0, eq), true);
+    } catch (const std::invalid_argument&) {
+      continue;  // some other parameter's malformed name: not ours
+    }
+    if (key != name) continue;
+    if (found) throw validation_error(field, "given more than once");
+    try {
+      found = eq == std::string_view::npos ? std::string{} : pw::percent_decode(item.substr(eq + 1), true);
+    } catch (const std::invalid_argument&) {
+      throw validation_error(field, "malformed percent escape");
+    }
+    check_token_text(*found, field);
+  }
+  return found;
+}
+
+void reject_unknown_params(const httplib::Request& req, std::initializer_list<const char*> allowed) {
+  auto q = req.target.find('?');
+  if (q == std::string::npos) return;
   std::string_view query(req.target);
   query.remove_prefix(q + 1);
   while (!query.empty()) {
     auto amp = query.find('&');
     std::string_view item = query.substr(0, amp);
     query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    auto eq = item.find('=');
-    if (pw::percent_decode(item.substr(0, eq), true) != name) continue;
-    return eq == std::string_view::npos ? std::string{} : pw::percent_decode(item.substr(eq + 1), true);
+    if (item.empty()) continue;  // "a=1&&b=2", a trailing '&'
+    std::string key;
+    try {
+      key = pw::percent_decode(item.substr(0, item.find('=')), true);
+    } catch (const std::invalid_argument&) {
+      throw validation_error(shown(item.substr(0, item.find('='))), "malformed percent escape");
+    }
+    bool ok = false;
+    for (const char* a : allowed) ok = ok || key == a;
+    if (!ok) throw validation_error(shown(key), "unknown query parameter");
   }
-  return std::nullopt;
 }
 
 std::optional<std::string> optional_string(const nlohmann::json& body, const char* field,
                                            std::size_t max_len) {
   auto it = body.find(field);
-  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (it == body.end()) return std::nullopt;  // null is not a value of any field
   if (!it->is_string()) throw validation_error(field, "must be a string");
   const auto& s = it->get_ref<const std::string&>();
   if (s.size() > max_len)
     throw validation_error(field, "longer than " + std::to_string(max_len) + " bytes");
+  if (s.find('\0') != std::string::npos)
+    throw validation_error(field, "must not contain a NUL byte (\\u0000)");
   return s;
 }
 
@@ -223,7 +367,7 @@ std::string required_string(const nlohmann::json& body, const char* field, std::
 
 std::optional<double> optional_seconds(const nlohmann::json& body, const char* field, double max) {
   auto it = body.find(field);
-  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (it == body.end()) return std::nullopt;  // null is not a value of any field
   if (!it->is_number()) throw validation_error(field, "must be a number of seconds");
   double v = it->get<double>();
   if (!(v > 0) || v > max)
@@ -233,19 +377,89 @@ std::optional<double> optional_seconds(const nlohmann::json& body, const char* f
 
 std::optional<bool> optional_bool(const nlohmann::json& body, const char* field) {
   auto it = body.find(field);
-  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (it == body.end()) return std::nullopt;  // null is not a value of any field
   if (!it->is_boolean()) throw validation_error(field, "must be true or false");
   return it->get<bool>();
 }
 
 std::optional<long> optional_int(const nlohmann::json& body, const char* field, long min, long max) {
   auto it = body.find(field);
-  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (it == body.end()) return std::nullopt;  // null is not a value of any field
   if (!it->is_number_integer()) throw validation_error(field, "must be an integer");
   long v = it->get<long>();
   if (v < min || v > max)
     throw validation_error(field, "must be " + std::to_string(min) + "-" + std::to_string(max));
   return v;
+}
+
+// ---- byte-faithful output ------------------------------------------------------------
+
+namespace {
+
+// Length of the well-formed UTF-8 sequence at s[i] (Unicode table 3-7), 0 if none.
+std::size_t utf8_seq(std::string_view s, std::size_t i) noexcept {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  const std::size_t left = s.size() - i;
+  if (c < 0x80) return 1;
+  const auto cont = [&](std::size_t k, unsigned char lo = 0x80, unsigned char hi = 0xBF) {
+    return k < left && b(k) >= lo && b(k) <= hi;
+  };
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
+  if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) return cont(1) && cont(2) ? 3 : 0;
+  if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
+  if (c == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
+  if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
+  if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
+  return 0;
+}
+
+}  // namespace
+
+bool is_valid_utf8(std::string_view s) noexcept {
+  for (std::size_t i = 0; i < s.size();) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {  // ASCII runs: the common case
+      ++i;
+      continue;
+    }
+    std::size_t n = utf8_seq(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string utf8_lossy(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + s.size() / 2);
+  for (std::size_t i = 0; i < s.size();) {
+    std::size_t n = utf8_seq(s, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+std::string base64_encode(std::string_view bytes) {
+  // EVP_EncodeBlock takes an int length and NUL-terminates: encode in chunks of a multiple
+  // of 3 bytes (so the pieces join into one padded encoding) into a scratch buffer.
+  constexpr std::size_t kChunk = 3 * 256 * 1024;
+  std::string out;
+  out.reserve(4 * ((bytes.size() + 2) / 3));
+  std::vector<unsigned char> buf(4 * (kChunk / 3) + 1);
+  for (std::size_t pos = 0; pos < bytes.size(); pos += kChunk) {
+    std::size_t n = std::min(kChunk, bytes.size() - pos);
+    int len = EVP_EncodeBlock(buf.data(), reinterpret_cast<const unsigned char*>(bytes.data() + pos),
+                              static_cast<int>(n));
+    out.append(reinterpret_cast<const char*>(buf.data()), static_cast<std::size_t>(len));
+  }
+  return out;
 }
 
 }  // namespace pw::server

@@ -7,38 +7,38 @@
 
 #include <httplib.h>
 
+#include <cstdint>
+#include <limits>
+
 namespace pw::server {
 
 nlohmann::json command_json(const CommandRecord& c) {
-  return {{"id", c.id},
-          {"alias", c.alias},
-          {"command", c.command},
-          {"status", c.status},
-          {"exit_code", c.exit_code ? nlohmann::json(*c.exit_code) : nlohmann::json(nullptr)},
-          {"output", c.output},
-          {"error", c.error ? nlohmann::json(*c.error) : nlohmann::json(nullptr)},
-          {"duration", c.duration},
-          {"truncated", c.truncated},
-          {"pod_label", c.pod_label},
-          {"started_at", c.started_at},
-          {"finished_at", c.finished_at ? nlohmann::json(*c.finished_at) : nlohmann::json(nullptr)}};
+  nlohmann::json j = {{"id", c.id},
+                      {"alias", c.alias},
+                      {"command", c.command},
+                      {"status", c.status},
+                      {"exit_code", c.exit_code ? nlohmann::json(*c.exit_code) : nlohmann::json(nullptr)},
+                      {"error", c.error ? nlohmann::json(*c.error) : nlohmann::json(nullptr)},
+                      {"duration", c.duration},
+                      {"truncated", c.truncated},
+                      {"pod_label", c.pod_label},
+                      {"started_at", c.started_at},
+                      {"finished_at", c.finished_at ? nlohmann::json(*c.finished_at) : nlohmann::json(nullptr)}};
+  // Bytes stay faithful: valid UTF-8 (NUL included, as \u0000) passes as it is; anything
+  // else gets a readable lossy `output` (U+FFFD per bad byte) and the exact bytes in
+  // `output_b64`. Nothing is dropped here, so `truncated` stays the session's own.
+  if (is_valid_utf8(c.output)) {
+    j["output"] = c.output;
+  } else {
+    j["output"] = utf8_lossy(c.output);
+    j["output_b64"] = base64_encode(c.output);
+  }
+  return j;
 }
-
-namespace {
-
-long parse_long(const std::string& text, const char* field, long min, long max) {
-  char* end = nullptr;
-  errno = 0;
-  long v = std::strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno == ERANGE || v < min || v > max)
-    throw validation_error(field, "must be an integer " + std::to_string(min) + "-" + std::to_string(max));
-  return v;
-}
-
-}  // namespace
 
 void add_command_routes(Router& http, Context& ctx) {
   http.Get("/api/v1/commands/?", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    reject_unknown_params(req, {"alias", "status", "since", "limit", "before"});
     CommandFilter f;
     if ((f.alias = query_param(req, "alias"))) check_alias(*f.alias);
     if ((f.status = query_param(req, "status"))) {
@@ -49,9 +49,9 @@ void add_command_routes(Router& http, Context& ctx) {
       f.since = normalize_time(*since);
       if (!f.since) throw validation_error("since", "must be an RFC 3339 time or unix seconds");
     }
-    if (auto limit = query_param(req, "limit")) f.limit = static_cast<int>(parse_long(*limit, "limit", 1, 1000));
+    if (auto limit = query_param(req, "limit")) f.limit = static_cast<int>(parse_integer(*limit, "limit", 1, 1000));
     if (auto before = query_param(req, "before"))
-      f.before_id = parse_long(*before, "before", 1, std::numeric_limits<long>::max());
+      f.before_id = parse_integer(*before, "before", 1, std::numeric_limits<std::int64_t>::max());
     auto rows = ctx.store->list_commands(f);
     nlohmann::json items = nlohmann::json::array();
     for (const auto& c : rows) items.push_back(command_json(c));
@@ -62,11 +62,16 @@ void add_command_routes(Router& http, Context& ctx) {
 
   http.Get("/api/v1/commands/([^/]+)/?", [&ctx](const httplib::Request& req, httplib::Response& res) {
     std::string text = req.matches[1];
-    char* end = nullptr;
-    long id = std::strtol(text.c_str(), &end, 10);
+    // The whole segment is the id ("5%00abc" and " 5" name no command, not command 5).
+    std::optional<std::int64_t> id;
+    try {
+      id = parse_integer(text, "id", 1, std::numeric_limits<std::int64_t>::max());
+    } catch (const HttpError&) {
+      // Not an id at all: no such command.
+    }
     std::optional<CommandRecord> c;
-    if (!text.empty() && *end == '\0' && id > 0) c = ctx.store->get_command(id);
-    if (!c) throw HttpError(404, "command_not_found", "no command with id '" + text.substr(0, 32) + "'");
+    if (id) c = ctx.store->get_command(*id);
+    if (!c) throw HttpError(404, "command_not_found", "no command with id '" + shown(text, 32) + "'");
     send_json(res, 200, command_json(*c));
   });
 }

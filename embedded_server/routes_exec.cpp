@@ -82,7 +82,7 @@ void record_finish(Context& ctx, const CommandRecord& r) {
 
 void exec_one(Context& ctx, const httplib::Request& req, httplib::Response& res) {
   std::string alias = req.matches[1];
-  if (!is_valid_alias(alias)) throw PodNotFoundError(alias.substr(0, 64));
+  if (!is_valid_alias(alias)) throw PodNotFoundError(shown(alias));
   auto body = parse_object_body(req);
   reject_unknown_fields(body, {"command", "timeout", "check"});
   std::string command = required_string(body, "command", ctx.settings.max_body_bytes);
@@ -153,9 +153,11 @@ std::shared_ptr<FanOut> parse_fan_out(Context& ctx, const httplib::Request& req)
   f->timeout = optional_seconds(body, "timeout", kMaxTimeout).value_or(DEFAULT_COMMAND_TIMEOUT);
   f->width = static_cast<std::size_t>(
       optional_int(body, "parallel", 1, ctx.settings.max_parallel).value_or(ctx.settings.default_parallel));
-  bool has_aliases = body.contains("aliases") && !body["aliases"].is_null();
+  bool has_aliases = body.contains("aliases");
   auto selector = optional_string(body, "selector", 4096);
-  bool all = optional_bool(body, "all").value_or(false);
+  auto all_given = optional_bool(body, "all");
+  if (all_given && !*all_given) throw validation_error("all", "must be true when given (leave it out otherwise)");
+  bool all = all_given.value_or(false);
   int chosen = int(has_aliases) + int(selector.has_value()) + int(all);
   if (chosen != 1)
     throw validation_error("aliases", "give exactly one of aliases, selector or all=true");

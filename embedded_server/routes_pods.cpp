@@ -34,8 +34,17 @@ std::shared_ptr<ProviderSpec> provider_named(const std::string& name) {
   return p;
 }
 
+// A URL is one token: no control bytes (NUL included) and no spaces anywhere (a space in a
+// path or query is written %20).
+void check_url_text(const std::string& url) {
+  check_token_text(url, "url");
+  if (url.find(' ') != std::string::npos) throw validation_error("url", "must not contain spaces (write %20)");
+}
+
 // Checks that `provider` understands `url`; returns the provider's canonical name.
 std::string check_url(const std::string& url, const std::optional<std::string>& provider_name) {
+  check_url_text(url);
+  if (provider_name) check_token_text(*provider_name, "provider");
   std::shared_ptr<ProviderSpec> provider;
   if (provider_name) {
     provider = provider_named(*provider_name);
@@ -58,8 +67,9 @@ std::string check_url(const std::string& url, const std::optional<std::string>& 
 
 std::string path_alias(const httplib::Request& req) {
   std::string alias = req.matches[1];
-  // An alias that cannot exist is simply not found (no hint about its shape needed).
-  if (!is_valid_alias(alias)) throw PodNotFoundError(alias.size() > 64 ? alias.substr(0, 64) : alias);
+  // An alias that cannot exist is simply not found (no hint about its shape needed); the
+  // message shows it escaped (a NUL would end the library's C-string message).
+  if (!is_valid_alias(alias)) throw PodNotFoundError(shown(alias));
   return alias;
 }
 
@@ -92,6 +102,7 @@ class ListingCache {
 void add_pod_routes(Router& http, Context& ctx) {
   auto cache = std::make_shared<ListingCache>();
   http.Get("/api/v1/pods/?", [&ctx, cache](const httplib::Request& req, httplib::Response& res) {
+    reject_unknown_params(req, {"selector"});
     Labels selector;
     if (auto sel = query_param(req, "selector")) selector = parse_selector(*sel);
     std::string key;
@@ -117,7 +128,7 @@ void add_pod_routes(Router& http, Context& ctx) {
     check_alias(rec.alias);
     std::string url = required_string(body, "url", kMaxUrl);
     rec.provider = check_url(url, optional_string(body, "provider", 64));
-    if (auto it = body.find("labels"); it != body.end() && !it->is_null()) rec.labels = parse_labels(*it);
+    if (auto it = body.find("labels"); it != body.end()) rec.labels = parse_labels(*it);
     rec.url_redacted = redact_url(url);
     rec.url = SecretString(std::move(url));
     auto created = ctx.store->create_pod(rec);
@@ -139,13 +150,13 @@ void add_pod_routes(Router& http, Context& ctx) {
     auto url = optional_string(body, "url", kMaxUrl);
     auto provider = optional_string(body, "provider", 64);
     PodPatch patch;
-    if (auto it = body.find("labels"); it != body.end() && !it->is_null()) patch.labels = parse_labels(*it);
+    if (auto it = body.find("labels"); it != body.end()) patch.labels = parse_labels(*it);
     if (url || provider) {
+      if (url && url->empty()) throw validation_error("url", "must not be empty");
       auto cur = ctx.store->get_pod(alias);
       if (!cur) throw PodNotFoundError(alias);
       std::string new_url = url ? *url : cur->url.reveal();
       std::string name = check_url(new_url, provider ? provider : std::optional<std::string>(cur->provider));
-      if (url && url->empty()) throw validation_error("url", "must not be empty");
       patch.provider = name;
       patch.url_redacted = redact_url(new_url);
       patch.url = SecretString(std::move(new_url));

@@ -13,7 +13,7 @@ PACKAGES=(
   libyaml-cpp-dev libarchive-dev uuid-dev
   # real components the tests start
   websocketd openssl util-linux procps iproute2 docker.io postgresql-15
-  python3 python3-kubernetes jq tmux bsdextrautils busybox-static
+  python3 python3-kubernetes python3-jsonschema jq tmux bsdextrautils busybox-static
   # the Swagger UI page test (headless)
   chromium
   # benchmarks

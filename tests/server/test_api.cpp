@@ -5,9 +5,12 @@
 #include <podwrangler/errors.hpp>
 
 #include <doctest/doctest.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -540,4 +543,206 @@ TEST_CASE("shutdown past the grace during a fan-out: queued pods are not started
   auto api = again.client();
   CHECK(api.get("/api/v1/commands?status=interrupted").body["items"].size() == 3);
   CHECK(api.get("/api/v1/commands?status=running").body["items"].empty());
+}
+
+// ---- input validated whole (issue 11, item 12) ------------------------------------------
+
+namespace {
+
+void expect_422(const Reply& r, const std::string& field) {
+  CAPTURE(r.raw);
+  CHECK(r.status == 422);
+  CHECK(r.body["code"] == "validation_error");
+  CHECK(r.body["field"] == field);
+}
+
+}  // namespace
+
+TEST_CASE("security: query values are validated whole (limit=5%00abc and limit=%205 were taken as 5)") {
+  TestServer srv(fresh_database_url(Backend::sqlite));
+  auto api = srv.client();
+  REQUIRE(api.post("/api/v1/pods/", local_pod("q1")).status == 201);
+  for (int i = 0; i < 6; ++i) REQUIRE(api.post("/api/v1/pods/q1/exec", {{"command", "true"}}).status == 200);
+  CHECK(api.get("/api/v1/commands?limit=5").body["items"].size() == 5);
+  for (const char* bad : {"5%00abc", "%205", "5%20", "+5", "5abc", "0x5", "5.0", "1e1", "", "%2B5", "5%0a"}) {
+    CAPTURE(bad);
+    expect_422(api.get(std::string("/api/v1/commands?limit=") + bad), "limit");
+    expect_422(api.get(std::string("/api/v1/commands?before=") + bad), "before");
+  }
+  expect_422(api.get("/api/v1/commands?since=2026-01-01%00junk"), "since");
+  expect_422(api.get("/api/v1/commands?since=%202026-01-01"), "since");
+  expect_422(api.get("/api/v1/commands?status=failed%00"), "status");
+  expect_422(api.get("/api/v1/commands?alias=q1%00"), "alias");
+  expect_422(api.get("/api/v1/pods/?selector=app%3Dweb%00"), "selector");
+  expect_422(api.get("/api/v1/pods/?selector=app%3Dweb,"), "selector");  // an empty item
+  // Malformed escapes were a 500 (an uncaught exception), repeats silently took the first.
+  expect_422(api.get("/api/v1/commands?limit=%zz"), "limit");
+  expect_422(api.get("/api/v1/commands?limit=5&limit=500"), "limit");
+  expect_422(api.get("/api/v1/commands?limt=5"), "limt");
+  expect_422(api.get("/api/v1/pods/?selectr=a%3Db"), "selectr");
+  // A command id is the whole path segment: these were command 1.
+  for (const char* id : {"1%00abc", "1abc", "%201", "+1"}) {
+    CAPTURE(id);
+    auto r = api.get(std::string("/api/v1/commands/") + id);
+    CHECK(r.status == 404);
+    CHECK(r.body["code"] == "command_not_found");
+  }
+  CHECK(api.get("/api/v1/commands/1").status == 200);
+}
+
+TEST_CASE("security: a NUL byte no longer cuts an error message short") {
+  TestServer srv(fresh_database_url(Backend::sqlite));
+  auto api = srv.client();
+  // An unknown field "bad\0key": the message was "bad" (what() ends at the NUL).
+  auto r = api.send("POST", "/api/v1/pods/", R"({"alias":"a","url":"local://a","bad\u0000key":1})");
+  CHECK(r.status == 422);
+  CHECK(r.body["message"] == "bad\\x00key: unknown field");
+  CHECK(r.body["field"] == "bad\\x00key");
+  // A path alias with a NUL: the message was "pod 'a".
+  r = api.get("/api/v1/pods/a%00b");
+  CHECK(r.status == 404);
+  CHECK(r.body["message"].get<std::string>().find("a\\x00b") != std::string::npos);
+  r = api.post("/api/v1/pods/a%00b/exec", {{"command", "true"}});
+  CHECK(r.status == 404);
+  CHECK(r.body["message"].get<std::string>().find("a\\x00b") != std::string::npos);
+  // Label keys and values with control bytes are shown escaped, whole.
+  r = api.post("/api/v1/pods/", {{"alias", "a"}, {"url", "local://a"}, {"labels", {{"k", std::string("v\0x", 3)}}}});
+  CHECK(r.status == 422);
+  CHECK(r.body["field"] == "labels.k");
+  CHECK(r.body["message"].get<std::string>().find("v\\x00x") != std::string::npos);
+}
+
+TEST_CASE("security: body values are validated whole: NUL in commands, junk in URLs, repeated keys, null, all=false") {
+  TestServer srv(fresh_database_url(Backend::sqlite));
+  auto api = srv.client();
+  REQUIRE(api.post("/api/v1/pods/", local_pod("b1")).status == 201);
+  // A shell cannot receive a NUL byte: refused rather than cut (or passed) silently.
+  std::string nul_cmd("echo a\0b", 8);
+  expect_422(api.post("/api/v1/pods/b1/exec", {{"command", nul_cmd}}), "command");
+  expect_422(api.post("/api/v1/exec", {{"command", nul_cmd}, {"all", true}}), "command");
+  expect_422(api.send("POST", "/api/v1/exec/stream", json{{"command", nul_cmd}, {"all", true}}.dump()), "command");
+  CHECK(api.get("/api/v1/commands").body["items"].empty());  // nothing ran, nothing recorded
+  // Other control bytes are shell text: a tab and a newline are fine.
+  auto ok = api.post("/api/v1/pods/b1/exec", {{"command", "printf 'a\\tb\\n'\necho c"}});
+  CHECK(ok.status == 200);
+  CHECK(ok.body["output"] == "a\tb\nc\n");
+  // URLs and provider names are single tokens.
+  for (std::string bad : {std::string("local://x\0y", 11), std::string(" local://x"), std::string("local://x "),
+                          std::string("local://x y"), std::string("local://x\ny"), std::string("local://x\x7f")}) {
+    CAPTURE(bad);
+    expect_422(api.post("/api/v1/pods/", {{"alias", "u1"}, {"url", bad}}), "url");
+    expect_422(api.patch("/api/v1/pods/b1", {{"url", bad}}), "url");
+  }
+  expect_422(api.post("/api/v1/pods/", {{"alias", "u1"}, {"url", "local://u1"}, {"provider", std::string("local\0", 6)}}),
+             "provider");
+  // {"command":"rm …","command":"ls"} is ambiguous: refused, not "the last one wins".
+  expect_422(api.send("POST", "/api/v1/pods/b1/exec", R"({"command":"echo one","command":"echo two"})"), "command");
+  expect_422(api.send("POST", "/api/v1/pods/", R"({"alias":"d1","url":"local://d1","labels":{"a":"1","a":"2"}})"),
+             "labels.a");
+  // null is no field's value; all=false is not a target.
+  expect_422(api.post("/api/v1/pods/b1/exec", {{"command", "true"}, {"timeout", nullptr}}), "timeout");
+  expect_422(api.post("/api/v1/pods/", {{"alias", "n1"}, {"url", "local://n1"}, {"labels", nullptr}}), "labels");
+  expect_422(api.post("/api/v1/exec", {{"command", "true"}, {"aliases", {"b1"}}, {"all", false}}), "all");
+  // A content type that only starts like JSON is not JSON.
+  CHECK(api.send("POST", "/api/v1/pods/", "{}", "application/jsonx").status == 415);
+  CHECK(api.send("POST", "/api/v1/pods/", local_pod("ct1").dump(), "application/json; charset=utf-8").status == 201);
+  CHECK(api.get("/api/v1/pods/").body.size() == 2);
+}
+
+// ---- byte-faithful results (issue 11, fidelity) ---------------------------------------------
+
+namespace {
+
+std::string sha256_hex(const std::string& bytes) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(bytes.data(), bytes.size(), md, &n, EVP_sha256(), nullptr);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < n; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
+  }
+  return out;
+}
+
+std::string b64decode(const std::string& in) {
+  REQUIRE(in.size() % 4 == 0);
+  std::string out(in.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  REQUIRE(n >= 0);
+  std::size_t pad = (!in.empty() && in.back() == '=') + (in.size() > 1 && in[in.size() - 2] == '=');
+  out.resize(static_cast<std::size_t>(n) - pad);
+  return out;
+}
+
+// The exact bytes of a result: output_b64 when present, else output (valid UTF-8).
+std::string result_bytes(const json& r) {
+  if (r.contains("output_b64")) return b64decode(r["output_b64"].get<std::string>());
+  return r["output"].get<std::string>();
+}
+
+}  // namespace
+
+TEST_CASE("fidelity: all 256 byte values and a 1 MiB random blob come back exact (exec, fan-out, stream, history)") {
+  TestServer srv(fresh_database_url(Backend::sqlite));
+  auto api = srv.client();
+  REQUIRE(api.post("/api/v1/pods/", local_pod("f1")).status == 201);
+
+  std::string all;
+  std::string printf_arg;
+  for (int i = 0; i < 256; ++i) {
+    all += static_cast<char>(i);
+    char esc[8];
+    std::snprintf(esc, sizeof esc, "\\%03o", i);
+    printf_arg += esc;
+  }
+  TempDir tmp;
+  std::string blob(1 << 20, '\0');
+  REQUIRE(RAND_bytes(reinterpret_cast<unsigned char*>(blob.data()), static_cast<int>(blob.size())) == 1);
+  {
+    std::ofstream(tmp.file("blob"), std::ios::binary).write(blob.data(), static_cast<std::streamsize>(blob.size()));
+  }
+  struct Case {
+    std::string name, command, bytes;
+  };
+  for (const Case& c : {Case{"256 byte values", "printf '" + printf_arg + "'", all},
+                        Case{"1 MiB random", "cat '" + tmp.file("blob") + "'", blob}}) {
+    CAPTURE(c.name);
+    const std::string want = sha256_hex(c.bytes);
+    auto r = api.post("/api/v1/pods/f1/exec", {{"command", c.command}, {"timeout", 60}});
+    REQUIRE(r.status == 200);
+    CHECK(r.body["truncated"] == false);
+    CHECK(r.body.contains("output_b64"));
+    CHECK(result_bytes(r.body).size() == c.bytes.size());
+    CHECK(sha256_hex(result_bytes(r.body)) == want);
+    // The history row is the same bytes.
+    auto h = api.get("/api/v1/commands/" + std::to_string(r.body["id"].get<long>()));
+    REQUIRE(h.status == 200);
+    CHECK(sha256_hex(result_bytes(h.body)) == want);
+    // Fan-out and the NDJSON stream.
+    auto f = api.post("/api/v1/exec", {{"command", c.command}, {"aliases", {"f1"}}, {"timeout", 60}});
+    REQUIRE(f.status == 200);
+    CHECK(sha256_hex(result_bytes(f.body["results"][0])) == want);
+    auto st = api.send("POST", "/api/v1/exec/stream", json{{"command", c.command}, {"aliases", {"f1"}}, {"timeout", 60}}.dump());
+    REQUIRE(st.status == 200);
+    auto first_nl = st.raw.find('\n');
+    auto second_nl = st.raw.find('\n', first_nl + 1);
+    REQUIRE(second_nl != std::string::npos);
+    auto ev = json::parse(st.raw.substr(first_nl + 1, second_nl - first_nl - 1));
+    CHECK(ev["event"] == "result");
+    CHECK(sha256_hex(result_bytes(ev)) == want);
+  }
+}
+
+TEST_CASE("fidelity: a timeout's partial output keeps its bytes (output_b64 in the 504 result)") {
+  TestServer srv(fresh_database_url(Backend::sqlite));
+  auto api = srv.client();
+  REQUIRE(api.post("/api/v1/pods/", local_pod("t1")).status == 201);
+  auto r = api.post("/api/v1/pods/t1/exec", {{"command", "printf 'x\\377y'; sleep 5"}, {"timeout", 0.5}});
+  REQUIRE(r.status == 504);
+  REQUIRE(r.body["result"].contains("output_b64"));
+  CHECK(result_bytes(r.body["result"]).find("x\xFFy") != std::string::npos);
+  CHECK(r.body["result"]["output"].get<std::string>().find("x\xEF\xBF\xBDy") != std::string::npos);
 }
