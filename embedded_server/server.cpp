@@ -3,6 +3,7 @@
 #include "embedded_server/http_server.hpp"
 #include "embedded_server/http_util.hpp"
 #include "embedded_server/pool.hpp"
+#include "embedded_server/replicas.hpp"
 #include "embedded_server/routes.hpp"
 #include "embedded_server/runtime.hpp"
 
@@ -27,15 +28,6 @@
 
 namespace pw::server {
 namespace {
-
-std::string make_server_id() {
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::system_clock::now().time_since_epoch())
-                .count();
-  return std::string(host) + ":" + std::to_string(getpid()) + ":" + std::to_string(ms);
-}
 
 // Constant-time comparison of the presented key with ours (hashes first, so the
 // length of the key does not leak either).
@@ -62,25 +54,6 @@ std::optional<std::string> bearer_token(std::string_view auth) {
   return std::string(token);
 }
 
-// Running rows owned by server processes of this host that no longer exist.
-std::vector<std::string> dead_local_servers(const std::vector<std::string>& ids) {
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  std::string prefix = std::string(host) + ":";
-  std::vector<std::string> dead;
-  for (const auto& id : ids) {
-    if (id.rfind(prefix, 0) != 0) continue;
-    auto rest = id.substr(prefix.size());
-    auto colon = rest.find(':');
-    if (colon == std::string::npos) continue;
-    long pid = std::strtol(rest.substr(0, colon).c_str(), nullptr, 10);
-    if (pid <= 0) continue;
-    if (pid == getpid()) continue;
-    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) dead.push_back(id);
-  }
-  return dead;
-}
-
 // Every warm session holds a descriptor (a socket or a PTY): lift the soft limit to the
 // hard one so a fleet of a few thousand pods fits.
 void raise_fd_limit() {
@@ -100,14 +73,12 @@ struct Server::Impl {
     s.validate();
     ctx.settings = std::move(s);
     ctx.server_id = make_server_id();
+    // Opening checks the secret key against the database's key check: a mis-keyed
+    // replica stops here, before it writes anything.
     ctx.store = open_store(ctx.settings.database_url);
-    // Rows left `running` by a server of this host that died are no longer running.
-    try {
-      auto dead = dead_local_servers(ctx.store->running_server_ids());
-      if (!dead.empty()) ctx.store->interrupt_orphans(dead);
-    } catch (const StoreError& e) {
-      std::cerr << "podwrangler serve: could not check for orphaned commands: " << e.what() << "\n";
-    }
+    // This replica's lease; every heartbeat also closes the rows of dead replicas (expired
+    // leases, dead processes of this host) as interrupted, at their time of death.
+    lease = std::make_unique<ReplicaLease>(*ctx.store, ctx.server_id, ReplicaTiming::from_env());
     runtime = std::make_unique<Runtime>();
     pool = std::make_unique<SessionPool>(runtime->executor(), ctx.settings.pool_max_sessions,
                                          ctx.settings.pool_idle_ttl_s);
@@ -212,10 +183,12 @@ struct Server::Impl {
     } catch (const std::exception& e) {
       std::cerr << "podwrangler serve: could not mark interrupted commands: " << e.what() << "\n";
     }
+    lease->stop(/*release=*/true);
     runtime->stop();
   }
 
   Context ctx;
+  std::unique_ptr<ReplicaLease> lease;
   // Destroyed in reverse order: the pool's sessions go while the loop object exists.
   std::unique_ptr<Runtime> runtime;
   std::unique_ptr<SessionPool> pool;
