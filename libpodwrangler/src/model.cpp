@@ -65,6 +65,7 @@ void to_json(nlohmann::json& j, const CommandResult& v) {
                      {"duration", v.duration},
                      {"pod_label", v.pod_label},
                      {"truncated", v.truncated},
+                     {"session_reset", v.session_reset},
                      {"succeeded", v.succeeded()}};
 }
 
@@ -79,6 +80,7 @@ void from_json(const nlohmann::json& j, CommandResult& v) {
   v.duration = j.value("duration", 0.0);
   v.pod_label = j.value("pod_label", "");
   v.truncated = j.value("truncated", false);
+  v.session_reset = j.value("session_reset", false);
 }
 
 std::string dump_json(const nlohmann::json& j, int indent) {

@@ -10,16 +10,68 @@
 
 namespace pw {
 
-std::string default_shell_preamble() {
-  // -icanon (with min 1 time 0): no 4096-byte line limit of the terminal's line
-  // editor, so long commands arrive whole; Ctrl-C still interrupts (ISIG stays on).
-  return "stty -echo -onlcr -icanon min 1 time 0 2>/dev/null; PS1=''; PS2=''; PS4=''; "
-         "export TERM=dumb NO_COLOR=1 PAGER=cat GIT_PAGER=cat; "
-         "unset PROMPT_COMMAND 2>/dev/null\n";
+std::string default_shell_preamble(bool terminal_setup) {
+  std::string s;
+  // -icanon (with min 1 time 0): no 4096-byte line limit of the terminal's line editor,
+  // so long commands arrive whole; -opost: output bytes pass unchanged (no "\n" → "\r\n");
+  // -ixon: a ^S in a command does not stop the output. ISIG stays on: Ctrl-C interrupts.
+  if (terminal_setup) s += "stty -echo -opost -onlcr -ixon -icanon min 1 time 0 2>/dev/null; ";
+  // bash on a terminal is interactive: no line editor (readline would echo and emit
+  // bracketed-paste codes) and no history (it would record every frame we send).
+  s += "PS1=''; PS2=''; PS4=''; export TERM=dumb NO_COLOR=1 PAGER=cat GIT_PAGER=cat; "
+       "unset PROMPT_COMMAND HISTFILE 2>/dev/null; "
+       "case ${BASH_VERSION-} in ?*) set +o history +o emacs +o vi;; esac\n";
+  return s;
 }
 
 Task<void> ProviderSpec::init_shell(Connection& conn, const WssSchema&) const {
   co_await conn.write(default_shell_preamble());
+}
+
+Task<bool> Connection::interrupt(bool) { co_return false; }
+
+Task<bool> ProviderSpec::interrupt(Connection& conn, const PodIdentity&, const SecretString&, long,
+                                   bool tty, bool hard) const {
+  bool done = co_await conn.interrupt(hard);
+  if (!done && tty) {
+    // The terminal's line discipline turns these into SIGINT / SIGQUIT for its foreground job.
+    std::string key(1, hard ? '\x1c' : '\x03');
+    co_await conn.write(key);
+    done = true;
+  }
+  co_return done;
+}
+
+std::vector<std::string> interrupt_children_argv(long shell_pid, bool hard) {
+  if (shell_pid <= 1) throw PodConfigValidationError("shell_pid", "must be a process id above 1");
+  // POSIX sh (busybox ash included): one pass over /proc/*/stat collects pid:ppid pairs
+  // (the fields after the last ')' are state and ppid), then the descendants of $1 are
+  // closed over in memory and signalled. The script is started by the exec, not by the
+  // shell, so it is never one of them; $1 must be a pid above 1.
+  static constexpr const char* kScript =
+      "s=$1; sig=$2\n"
+      "case $s in ''|*[!0-9]*) exit 3;; esac\n"
+      "[ \"$s\" -gt 1 ] || exit 3\n"
+      "pairs=\n"
+      "for f in /proc/[0-9]*/stat; do\n"
+      "  l=; { read -r l < \"$f\"; } 2>/dev/null || continue\n"
+      "  p=${f#/proc/}; p=${p%/stat}\n"
+      "  set -- ${l##*) }\n"
+      "  pairs=\"$pairs $p:$2\"\n"
+      "done\n"
+      "d=\" $s \"; more=1\n"
+      "while [ $more = 1 ]; do\n"
+      "  more=0\n"
+      "  for e in $pairs; do\n"
+      "    case $d in *\" ${e%%:*} \"*) continue;; esac\n"
+      "    case $d in *\" ${e#*:} \"*) d=\"$d${e%%:*} \"; more=1;; esac\n"
+      "  done\n"
+      "done\n"
+      "set -- $d; shift\n"
+      "[ $# -gt 0 ] || exit 3\n"
+      "kill -s \"$sig\" \"$@\" 2>/dev/null\n"
+      "exit 0\n";
+  return {"/bin/sh", "-c", kScript, "pw-interrupt", std::to_string(shell_pid), hard ? "KILL" : "INT"};
 }
 
 Task<std::string> ProviderSpec::detect_namespace(Connection&, const PodIdentity& identity,

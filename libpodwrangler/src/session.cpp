@@ -13,6 +13,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 namespace pw {
@@ -26,7 +27,27 @@ std::chrono::milliseconds to_ms(double seconds) {
   if (seconds > 1e7) seconds = 1e7;
   return std::chrono::milliseconds(static_cast<long long>(std::ceil(seconds * 1000.0)));
 }
-constexpr double kRecoverSeconds = 2.0;  // how long an interrupted shell gets to answer
+// After a timeout: how long the shell gets to answer once its command was asked to stop
+// (SIGINT, Ctrl-C), and once it was made to (SIGKILL, Ctrl-\\), before it is replaced.
+constexpr double kSoftGraceSeconds = 0.3;
+constexpr double kHardGraceSeconds = 1.0;
+// While the EXIT trap's marker is the last thing seen: how often to ask the transport
+// whether the shell has really ended (a background job may keep the stream open).
+constexpr auto kExitPoll = std::chrono::milliseconds(20);
+
+// The shell's $$ from the connect round's "\x1f<pid>\x1f" (0 if absent).
+long parse_shell_pid(const std::string& out) {
+  std::size_t end = out.rfind('\x1f');
+  if (end == std::string::npos || end == 0) return 0;
+  std::size_t start = out.rfind('\x1f', end - 1);
+  if (start == std::string::npos || end - start < 2 || end - start > 11) return 0;
+  long pid = 0;
+  for (std::size_t i = start + 1; i < end; ++i) {
+    if (out[i] < '0' || out[i] > '9') return 0;
+    pid = pid * 10 + (out[i] - '0');
+  }
+  return pid;
+}
 }  // namespace
 
 struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
@@ -53,6 +74,7 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
   bool ever_connected = false;
   bool closed_by_user = false;
   bool reconnect_next = false;  // the last command ended the shell on purpose (exit, exec)
+  long shell_pid = 0;           // the shell's $$ as the pod sees it (0 if unknown)
 
   void notify() {
     pending = true;
@@ -121,7 +143,7 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
   // Returns the scanner (done() false on deadline).
   Task<SentinelScanner> sync(Clock::time_point deadline, std::string prefix = {}) {
     std::string nonce = make_nonce();
-    SentinelScanner sc(nonce, 1 << 20, tty);
+    SentinelScanner sc(nonce, 1 << 20);
     inbox.clear();
     pending = false;
     co_await conn->write(prefix + frame_sync(nonce));
@@ -147,13 +169,16 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
     asio::co_spawn(ex, reader(shared_from_this(), c, gen), asio::detached);
     try {
       co_await endpoint.provider->init_shell(*c, schema);
-      // First round: test for a terminal and wait until the preamble has run.
+      // First round: learn the shell's pid, test for a terminal and wait until the
+      // preamble has run.
       tty = c->is_tty();
-      SentinelScanner first = co_await sync(deadline, exit_trap() + "test -t 1 2>/dev/null; ");
+      SentinelScanner first = co_await sync(
+          deadline, exit_trap() + "\\command \\printf '\\037%d\\037' \"$$\"; test -t 1 2>/dev/null; ");
       if (!first.done())
         throw PodConnectionError("shell on " + c->describe() + " did not answer within " +
                                  std::to_string(opts.connect_timeout) + "s");
       tty = first.exit_code() == 0;
+      shell_pid = parse_shell_pid(first.output());
       // Second round: anything before the sentinel now is an echo of our input.
       SentinelScanner second = co_await sync(deadline);
       if (!second.done())
@@ -188,13 +213,20 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
     throw PodConnectionError(last);
   }
 
-  // After a timeout: interrupt the command and resync, or replace the connection.
-  Task<void> recover() {
-    if (usable() && tty) {
+  // After a timeout: interrupt the command and resync with the same shell (true), or,
+  // where the command cannot be reached or does not stop, replace the shell (false).
+  Task<bool> recover() {
+    if (usable()) {
+      auto c = conn;
       try {
-        auto deadline = Clock::now() + to_ms(kRecoverSeconds);
-        SentinelScanner sc = co_await sync(deadline, "\x03");
-        if (sc.done()) co_return;
+        for (int stage = 0; stage < 2; ++stage) {
+          bool hard = stage == 1;
+          bool sent = co_await endpoint.provider->interrupt(*c, endpoint.identity, endpoint.token,
+                                                            shell_pid, tty, hard);
+          if (!sent || !usable() || conn != c) break;
+          SentinelScanner sc = co_await sync(Clock::now() + to_ms(hard ? kHardGraceSeconds : kSoftGraceSeconds));
+          if (sc.done()) co_return true;
+        }
       } catch (const PodClientError&) {
       }
     }
@@ -204,6 +236,7 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
     } catch (const PodClientError&) {
       // Left disconnected; the next run reconnects or reports it.
     }
+    co_return false;
   }
 
   Task<CommandResult> run_locked(std::string command, double timeout) {
@@ -221,7 +254,7 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
     auto start = Clock::now();
     std::string nonce = make_nonce();
     std::string payload = frame_command(command, nonce);
-    SentinelScanner sc(nonce, opts.max_output_bytes, tty);
+    SentinelScanner sc(nonce, opts.max_output_bytes);
     inbox.clear();
     pending = false;
     co_await conn->write(payload);
@@ -233,14 +266,27 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
         if (sc.done()) break;
       }
       if (eof) {
+        // The EXIT trap's marker right before the end: the command ended the shell.
+        if (sc.finish_at_end(conn ? conn->exit_status() : std::nullopt)) break;
         std::string why = lost_reason();
         conn.reset();
         throw PodConnectionError("connection lost while running '" + shown_command(command) + "': " + why);
       }
-      if (!co_await wait(deadline)) {
+      auto until = deadline;
+      if (sc.exit_pending()) {
+        // The marker is trusted only once the shell has really gone; a job it left
+        // behind may hold the stream open, so ask the transport too.
+        if (auto status = conn->exit_status()) {
+          sc.finish_at_end(status);
+          break;
+        }
+        until = std::min(deadline, Clock::now() + kExitPoll);
+      }
+      bool got = co_await wait(until);
+      if (!got && Clock::now() >= deadline) {
         std::string partial = sc.output();
-        co_await recover();
-        throw PodCommandTimeoutError(command, timeout, strip_echo(std::move(partial), payload));
+        bool kept = co_await recover();
+        throw PodCommandTimeoutError(command, timeout, strip_echo(std::move(partial), payload), !kept);
       }
     }
     if (sc.shell_exited()) {
@@ -254,6 +300,7 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
     r.output = strip_echo(sc.take_output(), payload);
     r.exit_code = sc.exit_code();
     r.truncated = sc.truncated();
+    r.session_reset = sc.shell_exited();
     r.duration = std::chrono::duration<double>(Clock::now() - start).count();
     r.pod_label = endpoint.identity.label();
     co_return r;
@@ -261,7 +308,14 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
 
   std::string strip_echo(std::string out, const std::string& payload) const {
     if (!echo) return out;
-    if (out.starts_with(payload)) return out.substr(payload.size());
+    // The echo of the payload's final newline: "\n", "\r\n" (output processing) or "^J"
+    // (ECHOCTL on a terminal without a line editor).
+    std::string_view body(payload);
+    if (!body.empty() && body.back() == '\n') body.remove_suffix(1);
+    if (!std::string_view(out).starts_with(body)) return out;
+    std::string_view rest = std::string_view(out).substr(body.size());
+    for (std::string_view eol : {std::string_view("\r\n"), std::string_view("\n"), std::string_view("^J")})
+      if (rest.starts_with(eol)) return std::string(rest.substr(eol.size()));
     return out;
   }
 };
@@ -340,6 +394,7 @@ Task<CommandResult> PodSession::try_run(std::string command, std::optional<doubl
   } catch (const PodCommandTimeoutError& e) {
     r.output = e.output();
     r.error = e.what();
+    r.session_reset = e.session_reset();
   } catch (const PodClientError& e) {
     r.error = e.what();
   }

@@ -5,7 +5,13 @@
 #include <podwrangler/blocking.hpp>
 #include <podwrangler/errors.hpp>
 
+#include <fcntl.h>
+#include <openssl/evp.h>
+
+#include <chrono>
+#include <filesystem>
 #include <functional>
+#include <set>
 #include <string>
 #include <utility>
 #include <boost/asio/co_spawn.hpp>
@@ -15,6 +21,31 @@
 namespace pw::testing {
 
 // Runs one task to completion on a private io_context.
+// SHA-256 of `data`, lower-case hex.
+inline std::string sha256_hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  REQUIRE(EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) == 1);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(hex[md[i] >> 4]);
+    out.push_back(hex[md[i] & 0xF]);
+  }
+  return out;
+}
+
+// The descriptors of this process that a spawned program would inherit (no FD_CLOEXEC).
+inline std::set<int> inheritable_fds() {
+  std::set<int> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    int fd = std::stoi(e.path().filename().string());
+    int flags = ::fcntl(fd, F_GETFD);
+    if (flags >= 0 && !(flags & FD_CLOEXEC)) out.insert(fd);
+  }
+  return out;
+}
+
 template <class T>
 T block(Task<T> t) {
   boost::asio::io_context io(1);
@@ -133,6 +164,52 @@ inline void output_cap_suite(const std::function<BlockingSession(SessionOptions)
   CHECK(r.output.size() == 1000);
   CHECK(r.exit_code == 5);
   CHECK(s.run("echo small").output == "small\n");
+}
+
+// Runs `command` into a 0.5 s timeout and returns the seconds it cost beyond the timeout.
+// `kept`: the command must be interrupted and the same shell go on (no session_reset, and
+// the message does not speak of a replaced shell); otherwise the result must say that the
+// shell was replaced.
+inline double time_out(BlockingSession& s, const std::string& command, bool kept) {
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    s.run(command, 0.5);
+    FAIL("no timeout for: " << command);
+  } catch (const PodCommandTimeoutError& e) {
+    CAPTURE(command);
+    CHECK(e.session_reset() == !kept);
+    CHECK((std::string(e.what()).find("shell was replaced") != std::string::npos) == !kept);
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() - 0.5;
+}
+
+// After a timeout the running command is interrupted (SIGINT, then SIGKILL) and the SAME
+// shell is kept: its working directory and variables survive, and the recovery costs
+// well under the old 2 s. With builtin_loops, also a loop that runs inside the shell
+// itself (only an interactive shell on a terminal can abandon it).
+inline void timeout_keeps_shell_suite(const std::function<BlockingSession(SessionOptions)>& make,
+                                      bool builtin_loops) {
+  SessionOptions opts;
+  opts.command_timeout = 10;
+  BlockingSession s = make(opts);
+  s.connect();
+  s.run("cd /tmp; X=1");
+  auto state = [&] { return s.run("pwd; echo $X").output; };
+  CHECK(time_out(s, "sleep 30", true) < 1.0);
+  CHECK(state() == "/tmp\n1\n");
+  // A command that ignores SIGINT: SIGKILL after a short grace.
+  CHECK(time_out(s, "trap '' INT; sleep 30", true) < 1.0);
+  CHECK(state() == "/tmp\n1\n");
+  s.run("trap - INT");
+  CHECK(time_out(s, "sh -c 'trap \"\" INT; sleep 30; echo never'", true) < 1.0);
+  CHECK(state() == "/tmp\n1\n");
+  if (builtin_loops) {
+    CHECK(time_out(s, "while :; do :; done", true) < 1.0);
+    CHECK(state() == "/tmp\n1\n");
+    CHECK(time_out(s, "while :; do sleep 1; done", true) < 1.0);
+    CHECK(state() == "/tmp\n1\n");
+  }
+  s.close();
 }
 
 }  // namespace pw::testing

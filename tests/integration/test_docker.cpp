@@ -6,6 +6,7 @@
 #include <podwrangler/providers/docker.hpp>
 #include <podwrangler/url.hpp>
 
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 #include <utility>
@@ -36,6 +37,42 @@ TEST_SUITE("docker") {
         [](SessionOptions o) { return BlockingSession::from_url(url_for(env("PW_DOCKER_CONTAINER")), {}, o); });
     testing::output_cap_suite(
         [](SessionOptions o) { return BlockingSession::from_url(url_for(env("PW_DOCKER_CONTAINER")), {}, o); });
+  }
+
+  TEST_CASE("docker: security: a timeout keeps the same shell (its children are signalled through an exec)") {
+    REQUIRE_FALSE(env("PW_DOCKER_HOST").empty());
+    testing::timeout_keeps_shell_suite(
+        [](SessionOptions o) { return BlockingSession::from_url(url_for(env("PW_DOCKER_CONTAINER")), {}, o); },
+        false);
+  }
+
+  TEST_CASE("docker: security: a loop inside the shell cannot be interrupted: the shell is replaced, and says so") {
+    auto s = BlockingSession::from_url(url_for(env("PW_DOCKER_CONTAINER")));
+    s.connect();
+    s.run("X=1");
+    CHECK(testing::time_out(s, "while :; do :; done", false) < 5.0);
+    CHECK(s.run("echo \"[$X]\"").output == "[]\n");
+  }
+
+  TEST_CASE("docker: fidelity: all 256 byte values and 1 MiB of random bytes round-trip") {
+    SessionOptions o;
+    o.max_output_bytes = 2u << 20;
+    auto s = BlockingSession::from_url(url_for(env("PW_DOCKER_CONTAINER")), {}, o);
+    s.connect();
+    std::string fmt, all;
+    for (int c = 0; c < 256; ++c) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\%03o", c);
+      fmt += esc;
+      all.push_back(static_cast<char>(c));
+    }
+    CHECK(s.run("printf '" + fmt + "'").output == all);
+    s.run("head -c 1048576 /dev/urandom > /tmp/pw-blob");
+    auto blob = s.run("cat /tmp/pw-blob", 60.0);
+    CHECK(blob.output.size() == 1048576);
+    CHECK_FALSE(blob.truncated);
+    auto sum = s.run("sha256sum /tmp/pw-blob; rm -f /tmp/pw-blob");
+    CHECK(sum.output.substr(0, 64) == testing::sha256_hex(blob.output));
   }
 
   TEST_CASE("docker: one-shot exec keeps stdout and stderr apart, exit code from inspect") {

@@ -7,6 +7,7 @@
 #include <podwrangler/url.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <thread>
 #include <utility>
 #include <boost/asio/co_spawn.hpp>
@@ -37,6 +38,49 @@ std::string pod_url(const std::string& pod, const std::string& token = kToken, c
 TEST_CASE("kubernetes: the common session suite on a persistent shell (v5 exec)") {
   common_session_suite([](SessionOptions o) { return BlockingSession::from_url(pod_url("web-1"), {}, o); });
   output_cap_suite([](SessionOptions o) { return BlockingSession::from_url(pod_url("web-1"), {}, o); });
+}
+
+TEST_CASE("kubernetes: security: a timeout keeps the same shell (its children are signalled through an exec)") {
+  timeout_keeps_shell_suite([](SessionOptions o) { return BlockingSession::from_url(pod_url("web-1"), {}, o); },
+                            false);
+}
+
+TEST_CASE("kubernetes: security: a loop inside the shell cannot be interrupted: the shell is replaced, and says so") {
+  auto s = BlockingSession::from_url(pod_url("web-1"));
+  s.connect();
+  s.run("X=1");
+  CHECK(time_out(s, "while :; do :; done", false) < 5.0);
+  CHECK(s.run("echo \"[$X]\"").output == "[]\n");
+}
+
+TEST_CASE("kubernetes: fidelity: all 256 byte values and 1 MiB of random bytes round-trip") {
+  SessionOptions o;
+  o.max_output_bytes = 2u << 20;
+  auto s = BlockingSession::from_url(pod_url("web-1"), {}, o);
+  s.connect();
+  std::string fmt, all;
+  for (int c = 0; c < 256; ++c) {
+    char esc[8];
+    std::snprintf(esc, sizeof esc, "\\%03o", c);
+    fmt += esc;
+    all.push_back(static_cast<char>(c));
+  }
+  CHECK(s.run("printf '" + fmt + "'").output == all);
+  TempDir dir;
+  s.run("head -c 1048576 /dev/urandom > " + dir.file("blob"));
+  auto blob = s.run("cat " + dir.file("blob"), 60.0);
+  CHECK(blob.output.size() == 1048576);
+  CHECK_FALSE(blob.truncated);
+  CHECK(blob.output == read_file(dir.file("blob")));
+  CHECK(sha256_hex(blob.output) == sha256_hex(read_file(dir.file("blob"))));
+}
+
+TEST_CASE("kubernetes: security: every descriptor a session opens is close-on-exec") {
+  auto before = inheritable_fds();
+  auto s = BlockingSession::from_url(pod_url("web-1"));
+  s.connect();
+  CHECK(s.run("echo up").output == "up\n");
+  CHECK(inheritable_fds() == before);
 }
 
 TEST_CASE("kubernetes: one-shot exec keeps stdout, stderr and the exit code apart") {

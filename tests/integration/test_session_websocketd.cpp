@@ -6,10 +6,12 @@
 #include <podwrangler/providers/plaintty.hpp>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <thread>
 #include <unistd.h>
+
+#include <thread>
 
 using namespace pw;
 using namespace pw::testing;
@@ -81,12 +83,155 @@ TEST_CASE("TLS verification: wrong CA, system store, explicit insecure mode") {
     s.connect();
     CHECK(s.run("echo insecure").output == "insecure\n");
   }
-  SUBCASE("a host name that the certificate does not carry is refused") {
-    std::string url = "wss://127.0.0.2:" + std::to_string(w.port()) +
-                      "/exec/1/?token=abcdef&pod=p";  // 127.0.0.2 is not in the SAN
-    auto s = BlockingSession::from_url(url, provider_with_ca(env().pki.ca_cert));
-    CHECK_THROWS_AS(s.connect(), PodConnectionError);
+}
+
+namespace {
+// A loopback TCP listener that answers the first connection its own way, on a thread.
+class OneShotPeer {
+ public:
+  enum class Mode { read_then_close, reset };
+  explicit OneShotPeer(Mode mode) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd_, 4) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this, mode] {
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) return;
+      if (mode == Mode::read_then_close) {
+        char buf[4096];
+        (void)::recv(c, buf, sizeof buf, 0);  // the ClientHello: a clean FIN, no RST
+      } else {
+        linger l{1, 0};
+        ::setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+      }
+      ::close(c);
+    });
   }
+  ~OneShotPeer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    if (thread_.joinable()) thread_.join();
+  }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+std::string connect_error(const std::string& url, const std::string& ca) {
+  SessionOptions o;
+  o.connect_timeout = 5;
+  auto s = BlockingSession::from_url(url, provider_with_ca(ca), o);
+  try {
+    s.connect();
+  } catch (const PodConnectionError& e) {
+    std::string m = e.what();
+    CHECK(m.find("Unknown error") == std::string::npos);
+    CHECK(m.find('\n') == std::string::npos);  // one line
+    CHECK(m.find(kToken) == std::string::npos);
+    return m;
+  }
+  FAIL("connected to " << url);
+  return {};
+}
+}  // namespace
+
+TEST_CASE("fidelity: TLS against a plain ws:// port names the wrong protocol, in one line") {
+  Websocketd plain(env().dir, pty_shell_program(), nullptr);
+  std::string url = "wss://127.0.0.1:" + std::to_string(plain.port()) + "/exec/1/?token=" + kToken + "&pod=p";
+  std::string m = connect_error(url, env().pki.ca_cert);
+  CHECK(m.find("TLS handshake with 127.0.0.1:" + std::to_string(plain.port()) + " failed: wrong protocol") !=
+        std::string::npos);
+}
+
+TEST_CASE("fidelity: a peer that closes or resets the connection during the TLS handshake is named") {
+  {
+    OneShotPeer peer(OneShotPeer::Mode::read_then_close);
+    std::string m = connect_error("wss://127.0.0.1:" + std::to_string(peer.port()) + "/exec/1/?token=" + kToken +
+                                      "&pod=p",
+                                  env().pki.ca_cert);
+    CHECK(m.find("closed the connection") != std::string::npos);
+  }
+  {
+    OneShotPeer peer(OneShotPeer::Mode::reset);
+    std::string m = connect_error("wss://127.0.0.1:" + std::to_string(peer.port()) + "/exec/1/?token=" + kToken +
+                                      "&pod=p",
+                                  env().pki.ca_cert);
+    bool named = m.find("connection reset") != std::string::npos || m.find("closed the connection") != std::string::npos;
+    CHECK_MESSAGE(named, m);
+  }
+}
+
+TEST_CASE("fidelity: an untrusted certificate and a wrong host name are named with the verify reason") {
+  Websocketd w(env().dir, pty_shell_program(), &env().pki);
+  std::string m = connect_error(plaintty_url(w), env().pki.other_ca_cert);
+  CHECK(m.find("certificate verification failed: certificate not trusted (unable to get local issuer certificate)") !=
+        std::string::npos);
+  // A TLS server on 127.0.0.2, an address its certificate does not carry.
+  int port = free_port();
+  Process server({"openssl", "s_server", "-quiet", "-accept", "127.0.0.2:" + std::to_string(port), "-cert",
+                  env().pki.server_cert, "-key", env().pki.server_key},
+                 env().dir.file("s_server.log"));
+  bool up = false;
+  for (int i = 0; i < 200 && !up; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    ::inet_pton(AF_INET, "127.0.0.2", &a.sin_addr);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    up = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  REQUIRE(up);
+  std::string h = connect_error("wss://127.0.0.2:" + std::to_string(port) + "/exec/1/?token=" + kToken + "&pod=p",
+                                env().pki.ca_cert);
+  CHECK(h.find("certificate verification failed: host name mismatch (the certificate is not valid for 127.0.0.2)") !=
+        std::string::npos);
+  server.stop();
+}
+
+TEST_CASE("fidelity: connection refused is named") {
+  int port = free_port();
+  std::string m = connect_error("wss://127.0.0.1:" + std::to_string(port) + "/exec/1/?token=" + kToken + "&pod=p",
+                                env().pki.ca_cert);
+  CHECK(m.find("cannot connect to 127.0.0.1:" + std::to_string(port) + ": Connection refused") != std::string::npos);
+}
+
+TEST_CASE("security: a timeout keeps the same remote terminal shell (Ctrl-C, then Ctrl-\\)") {
+  Websocketd w(env().dir, pty_shell_program(), &env().pki);
+  auto p = provider_with_ca(env().pki.ca_cert);
+  timeout_keeps_shell_suite([&](SessionOptions o) { return BlockingSession::from_url(plaintty_url(w), p, o); }, true);
+}
+
+TEST_CASE("security: a pipe shell that cannot be interrupted is replaced after a timeout, and says so") {
+  Websocketd w(env().dir, pipe_shell_program(), &env().pki);
+  auto p = provider_with_ca(env().pki.ca_cert);
+  auto s = BlockingSession::from_url(plaintty_url(w), p);
+  s.connect();
+  s.run("X=1");
+  CHECK(time_out(s, "sleep 30", false) < 3.0);
+  CHECK(s.run("echo \"[$X]\"").output == "[]\n");
+  auto r = s.run_many({"sleep 30"}, 0.5).at(0);
+  CHECK(r.session_reset);
+  CHECK(r.error->find("shell was replaced") != std::string::npos);
+}
+
+TEST_CASE("security: every descriptor a WebSocket session opens is close-on-exec") {
+  Websocketd w(env().dir, pty_shell_program(), &env().pki);
+  auto before = inheritable_fds();
+  auto s = BlockingSession::from_url(plaintty_url(w), provider_with_ca(env().pki.ca_cert));
+  s.connect();
+  CHECK(s.run("echo up").output == "up\n");
+  CHECK(inheritable_fds() == before);
 }
 
 TEST_CASE("connection refused: clear error without the token") {

@@ -175,6 +175,7 @@ TEST_CASE("CommandResult JSON form and round trip") {
   CHECK(j.at("duration").get<double>() == doctest::Approx(0.125));
   CHECK(j.at("pod_label") == "web/web-1");
   CHECK(j.at("truncated") == true);
+  CHECK(j.at("session_reset") == false);
   CHECK(j.at("succeeded") == true);
 
   auto back = j.get<CommandResult>();
@@ -185,7 +186,11 @@ TEST_CASE("CommandResult JSON form and round trip") {
   CHECK(back.duration == doctest::Approx(r.duration));
   CHECK(back.pod_label == r.pod_label);
   CHECK(back.truncated == r.truncated);
+  CHECK_FALSE(back.session_reset);
   CHECK(back.succeeded());
+  CommandResult reset = r;
+  reset.session_reset = true;
+  CHECK(nlohmann::json(reset).get<CommandResult>().session_reset);
 
   CommandResult f;
   f.command = "false";

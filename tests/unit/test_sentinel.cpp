@@ -34,15 +34,15 @@ struct Scan {
   bool truncated;
 };
 
-Scan scan_chunks(const std::vector<std::string>& chunks, bool tty = false,
-                 std::size_t max_output = 1 << 20, const std::string& nonce = kNonce) {
-  SentinelScanner sc(nonce, max_output, tty);
+Scan scan_chunks(const std::vector<std::string>& chunks, std::size_t max_output = 1 << 20,
+                 const std::string& nonce = kNonce) {
+  SentinelScanner sc(nonce, max_output);
   for (const auto& c : chunks) sc.feed(c);
   return {sc.done(), sc.exit_code(), sc.output(), sc.leftover(), sc.truncated()};
 }
 
-Scan scan_all(const std::string& s, bool tty = false, std::size_t max_output = 1 << 20) {
-  return scan_chunks({s}, tty, max_output);
+Scan scan_all(const std::string& s, std::size_t max_output = 1 << 20) {
+  return scan_chunks({s}, max_output);
 }
 
 // --- a real shell behind pipes --------------------------------------------------------
@@ -119,6 +119,7 @@ class Shell {
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
         r.eof = true;
+        sc.finish_at_end();
         break;
       }
       sc.feed(std::string_view(buf, static_cast<std::size_t>(n)));
@@ -133,11 +134,13 @@ class Shell {
 
   ShellResult run(const std::string& command, std::size_t max_output = 1 << 20,
                   std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-    std::string nonce = make_nonce();
-    SentinelScanner sc(nonce, max_output, false);
-    send(frame_command(command, nonce));
+    last_nonce = make_nonce();
+    SentinelScanner sc(last_nonce, max_output);
+    send(frame_command(command, last_nonce));
     return wait_for(sc, timeout);
   }
+
+  std::string last_nonce;  // of the last run()
 
  private:
   pid_t pid_ = -1;
@@ -155,15 +158,27 @@ TEST_SUITE_BEGIN("sentinel");
 
 // --- make_nonce, shell_quote, frames -----------------------------------------------------
 
-TEST_CASE("make_nonce: 16 lower-case hex characters, unique") {
+TEST_CASE("security: make_nonce is 128 bits (32 lower-case hex characters), fresh each time") {
   std::set<std::string> seen;
+  int bit_counts[128] = {};
   for (int i = 0; i < 1000; ++i) {
     std::string n = make_nonce();
-    REQUIRE(n.size() == 16);
-    for (char c : n) CHECK(((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')));
+    REQUIRE(n.size() == 32);
+    for (std::size_t k = 0; k < n.size(); ++k) {
+      char c = n[k];
+      CHECK(((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')));
+      int v = c <= '9' ? c - '0' : c - 'a' + 10;
+      for (int b = 0; b < 4; ++b) bit_counts[k * 4 + b] += (v >> b) & 1;
+    }
     seen.insert(n);
   }
   CHECK(seen.size() == 1000);
+  // Every one of the 128 bits varies (a 64-bit generator padded to 128 would not).
+  for (int b = 0; b < 128; ++b) {
+    CAPTURE(b);
+    CHECK(bit_counts[b] > 380);
+    CHECK(bit_counts[b] < 620);
+  }
 }
 
 TEST_CASE("shell_quote") {
@@ -192,6 +207,29 @@ TEST_CASE("frame_command: shape") {
   CHECK(has(frame_command("echo 'a'", kNonce), shell_quote("echo 'a'")));
 }
 
+TEST_CASE("security: the nonce is in no variable and no trap, only in the sentinel's printf") {
+  const std::string nonce = "0123456789abcdef0123456789abcdef";
+  for (const std::string& f : {frame_command("echo hi", nonce), frame_sync(nonce)}) {
+    CAPTURE(f);
+    CHECK(f.find(nonce) == f.rfind(nonce));  // once
+    std::size_t at = f.find(nonce);
+    REQUIRE(at != std::string::npos);
+    // Inside the printf format, right after \036PW: not an assignment, not an argument.
+    CHECK(f.compare(at - 6, 6, "\\036PW") == 0);
+    CHECK(f.find("printf") < at);
+    CHECK_FALSE(has(f, "__pw"));
+    CHECK_FALSE(has(f, "=" + nonce));
+    CHECK_FALSE(has(f, "export"));
+  }
+  // The EXIT trap is listed by `trap`: it holds a fixed marker and nothing secret.
+  CHECK_FALSE(has(exit_trap(), nonce));
+  CHECK(has(exit_trap(), "PWX:"));
+  CHECK_FALSE(has(exit_trap(), "__pw"));
+  // The framing's own words are out of alias expansion, printf is the builtin.
+  CHECK(has(frame_command("x", nonce), "\\command eval "));
+  CHECK(has(frame_command("x", nonce), "\\command \\printf "));
+}
+
 TEST_CASE("frame_sync: shape") {
   std::string f = frame_sync(kNonce);
   CHECK(f.back() == '\n');
@@ -201,32 +239,10 @@ TEST_CASE("frame_sync: shape") {
   CHECK_FALSE(has(f, "\x1e"));
 }
 
-// --- normalize_tty_output -----------------------------------------------------------------
-
-TEST_CASE("normalize_tty_output") {
-  CHECK(normalize_tty_output("a\r\nb\r\n") == "a\nb\n");
-  CHECK(normalize_tty_output("a\nb") == "a\nb");
-  CHECK(normalize_tty_output("50%\r100%\r\n") == "50%\r100%\n");
-  CHECK(normalize_tty_output("x\r") == "x\r");
-  CHECK(normalize_tty_output("\r\r\n") == "\r\n");
-  CHECK(normalize_tty_output("\x1b[?2004hls\r\n\x1b[?2004l") == "ls\n");
-  CHECK(normalize_tty_output("\x1b[31mred\x1b[0m") == "\x1b[31mred\x1b[0m");
-  CHECK(normalize_tty_output("\x1b[?2004") == "\x1b[?2004");
-  // Screen control goes, colours stay.
-  CHECK(normalize_tty_output("\x1b]0;user@host: ~\x07ok") == "ok");
-  CHECK(normalize_tty_output("\x1b]2;title\x1b\\ok") == "ok");
-  CHECK(normalize_tty_output("a\x1b[2K\x1b[1Gb\x1b[?25l") == "ab");
-  CHECK(normalize_tty_output("\x1b[1;32mgreen\x1b[0m") == "\x1b[1;32mgreen\x1b[0m");
-  CHECK(normalize_tty_output("\x1b]0;unterminated") == "\x1b]0;unterminated");
-  CHECK(normalize_tty_output("") == "");
-  std::string bin = "\x00\xff\x80\xc3"s;
-  CHECK(normalize_tty_output(bin) == bin);
-}
-
 // --- SentinelScanner on synthetic input ---------------------------------------------------
 
 TEST_CASE("scanner: a simple result") {
-  SentinelScanner sc(kNonce, 1024, false);
+  SentinelScanner sc(kNonce, 1024);
   CHECK_FALSE(sc.done());
   CHECK(sc.exit_code() == -1);
   CHECK_FALSE(sc.feed("hello\n"));
@@ -268,14 +284,14 @@ TEST_CASE("scanner: exit codes 0..255") {
 
 TEST_CASE("scanner: the sentinel split across chunks at every byte boundary") {
   const std::string out = "line one\nline two\n\xff\x01 no newline at end";
-  for (bool tty : {false, true}) {
+  for (bool tty : {false, true}) {  // a terminal that still translates ends the line with CRLF
     const std::string eol = tty ? "\r\n" : "\n";
     const std::string stream = out + sentinel(42, kNonce, eol) + "NEXT";
     CAPTURE(tty);
     SUBCASE("two chunks") {
       for (std::size_t i = 0; i <= stream.size(); ++i) {
         CAPTURE(i);
-        Scan s = scan_chunks({stream.substr(0, i), stream.substr(i)}, tty);
+        Scan s = scan_chunks({stream.substr(0, i), stream.substr(i)});
         CHECK(s.done);
         CHECK(s.exit_code == 42);
         CHECK(s.output == out);
@@ -286,7 +302,7 @@ TEST_CASE("scanner: the sentinel split across chunks at every byte boundary") {
       for (std::size_t i = 0; i <= stream.size(); ++i) {
         for (std::size_t j = i; j <= stream.size(); ++j) {
           Scan s =
-              scan_chunks({stream.substr(0, i), stream.substr(i, j - i), stream.substr(j)}, tty);
+              scan_chunks({stream.substr(0, i), stream.substr(i, j - i), stream.substr(j)});
           if (!(s.done && s.exit_code == 42 && s.output == out && s.leftover == "NEXT")) {
             CAPTURE(i);
             CAPTURE(j);
@@ -299,7 +315,7 @@ TEST_CASE("scanner: the sentinel split across chunks at every byte boundary") {
       }
     }
     SUBCASE("one byte at a time") {
-      SentinelScanner sc(kNonce, 1 << 20, tty);
+      SentinelScanner sc(kNonce, 1 << 20);
       std::size_t done_at = 0;
       for (std::size_t i = 0; i < stream.size(); ++i) {
         bool d = sc.feed(std::string_view(&stream[i], 1));
@@ -369,41 +385,35 @@ TEST_CASE("scanner: fake sentinels in the output are output") {
   }
   // A fake alone never completes the scan.
   for (const auto& fake : fakes) {
-    SentinelScanner sc(kNonce, 1024, false);
+    SentinelScanner sc(kNonce, 1024);
     CHECK_FALSE(sc.feed(fake + "\n more"));
     CHECK_FALSE(sc.done());
   }
 }
 
-TEST_CASE("scanner: CRLF is normalised on a TTY and kept otherwise") {
-  const std::string raw = "a\r\nb\r\n";
-  Scan tty = scan_all(raw + sentinel(0, kNonce, "\r\n"), true);
-  CHECK(tty.output == "a\nb\n");
-  Scan pipe = scan_all(raw + sentinel(0), false);
-  CHECK(pipe.output == "a\r\nb\r\n");
-  // The marker follows the output directly: a final CRLF is the command's own.
-  Scan tty2 = scan_all("x\r\n" + sentinel(0, kNonce, "\r\n"), true);
-  CHECK(tty2.output == "x\n");
-  // Bracketed-paste noise disappears on TTYs only.
-  Scan bp = scan_all("\x1b[?2004hok" + sentinel(0, kNonce, "\r\n"), true);
-  CHECK(bp.output == "ok");
-  Scan bp2 = scan_all("\x1b[?2004hok" + sentinel(0), false);
-  CHECK(bp2.output == "\x1b[?2004hok");
-}
-
-TEST_CASE("scanner: binary and invalid UTF-8 bytes are preserved") {
+TEST_CASE("fidelity: the scanner never rewrites output bytes (CRLF, escape sequences, binary)") {
+  // What the command wrote is what the result holds: no CRLF folding, no dropped
+  // "terminal noise" (a terminal's own translation is switched off at the source).
+  for (const std::string& raw :
+       {"a\r\nb\r\n"s, "x\r\n"s, "\x1b[?2004hok\x1b[?2004l\r"s, "\x1b]0;title\x07hi\x1b[2K\n"s,
+        "\x1b[31mred\x1b[0m"s, "50%\r100%\r\n"s}) {
+    CAPTURE(raw);
+    CHECK(scan_all(raw + sentinel(0)).output == raw);
+    CHECK(scan_all(raw + sentinel(0, kNonce, "\r\n")).output == raw);
+  }
   std::string all;
   for (int c = 0; c < 256; ++c) all.push_back(static_cast<char>(c));
   all += "\xc3\x28\xa0\xa1\xe2\x82\xf0\x28\x8c\xbc";  // invalid UTF-8 sequences
-  for (bool tty : {false, true}) {
-    Scan s = scan_all(all + sentinel(0), tty);
-    CHECK(s.done);
-    CHECK(s.output == all);
-  }
+  Scan s = scan_all(all + sentinel(0));
+  CHECK(s.done);
+  CHECK(s.output == all);
+  // Valid UTF-8 passes as is.
+  const std::string utf8 = "gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x98\x80\n";
+  CHECK(scan_all(utf8 + sentinel(0)).output == utf8);
 }
 
 TEST_CASE("scanner: leftover and feeding after done") {
-  SentinelScanner sc(kNonce, 1024, false);
+  SentinelScanner sc(kNonce, 1024);
   CHECK(sc.feed("out" + sentinel(1) + "rest"));
   CHECK(sc.leftover() == "rest");
   CHECK(sc.feed("more"));
@@ -421,7 +431,7 @@ TEST_CASE("scanner: a sentinel must end its line") {
   // anything else are output (a command that knows the nonce cannot end the scan early).
   Scan s = scan_all("o" + sentinel(0, kNonce, "") + "X");
   CHECK_FALSE(s.done);
-  Scan t = scan_all("o" + sentinel(0, kNonce, "\r") + "X", true);
+  Scan t = scan_all("o" + sentinel(0, kNonce, "\r") + "X");
   CHECK_FALSE(t.done);
   Scan u = scan_all("o" + sentinel(0, kNonce, "") + "X" + sentinel(3) + "L");
   CHECK(u.done);
@@ -431,7 +441,7 @@ TEST_CASE("scanner: a sentinel must end its line") {
 }
 
 TEST_CASE("scanner: partial output while running, take_output") {
-  SentinelScanner sc(kNonce, 1024, false);
+  SentinelScanner sc(kNonce, 1024);
   sc.feed("hello wor");
   CHECK(sc.output() == "hello wor");
   sc.feed("ld\n");
@@ -443,41 +453,93 @@ TEST_CASE("scanner: partial output while running, take_output") {
   CHECK(sc.exit_code() == 0);
 }
 
-TEST_CASE("scanner: the exit-trap form reports an ended shell") {
-  Scan normal = scan_all("x" + sentinel(3));
-  SentinelScanner sc(kNonce, 1024, false);
-  sc.feed("bye\n\x1ePW" + kNonce + ":X7\x1e\n");
+TEST_CASE("scanner: the EXIT trap's marker reports an ended shell once the stream ends") {
+  const std::string exit7 = "\x1ePWX:7\x1e\n";
+  SentinelScanner sc(kNonce, 1024);
+  CHECK_FALSE(sc.feed("bye\n" + exit7));
+  CHECK_FALSE(sc.done());  // not yet: anyone can print the marker
+  CHECK(sc.exit_pending());
+  CHECK(sc.finish_at_end());
   CHECK(sc.done());
   CHECK(sc.exit_code() == 7);
   CHECK(sc.shell_exited());
   CHECK(sc.output() == "bye\n");
-  SentinelScanner sc2(kNonce, 1024, false);
+  // The transport's own status wins over the marker's.
+  SentinelScanner st(kNonce, 1024);
+  st.feed("x" + exit7);
+  CHECK(st.finish_at_end(137));
+  CHECK(st.exit_code() == 137);
+  CHECK(st.output() == "x");
+  // The marker split across chunks, CRLF, truncation before it.
+  for (std::size_t i = 0; i <= exit7.size(); ++i) {
+    SentinelScanner sp(kNonce, 2);
+    sp.feed("abc" + exit7.substr(0, i));
+    sp.feed(exit7.substr(i));
+    CHECK(sp.exit_pending());
+    CHECK(sp.finish_at_end());
+    CHECK(sp.exit_code() == 7);
+    CHECK(sp.output() == "ab");
+    CHECK(sp.truncated());
+  }
+  // A normal sentinel is not an exit; the end of the stream without the marker is nothing.
+  SentinelScanner sc2(kNonce, 1024);
   sc2.feed("x" + sentinel(3));
   CHECK_FALSE(sc2.shell_exited());
-  CHECK(normal.exit_code == 3);
-  // "X" without digits is not a sentinel.
-  SentinelScanner sc3(kNonce, 1024, false);
-  sc3.feed("\x1ePW" + kNonce + ":X\x1e\n");
-  CHECK_FALSE(sc3.done());
+  SentinelScanner none(kNonce, 1024);
+  none.feed("output only\n");
+  CHECK_FALSE(none.finish_at_end());
+  CHECK_FALSE(none.done());
+  // "X" without digits is not a marker.
+  SentinelScanner sc3(kNonce, 1024);
+  sc3.feed("\x1ePWX:\x1e\n");
+  CHECK_FALSE(sc3.exit_pending());
+  CHECK_FALSE(sc3.finish_at_end());
+}
+
+TEST_CASE("security: a forged EXIT marker followed by more output is just output") {
+  const std::string fake = "\x1ePWX:0\x1e\n";
+  const std::string stream = "a" + fake + "late\n" + sentinel(7) + "L";
+  for (std::size_t i = 0; i <= stream.size(); ++i) {
+    Scan s = scan_chunks({stream.substr(0, i), stream.substr(i)});
+    if (!(s.done && s.exit_code == 7 && s.output == "a" + fake + "late\n")) {
+      CAPTURE(i);
+      CHECK(s.done);
+      CHECK(s.exit_code == 7);
+      CHECK(s.output == "a" + fake + "late\n");
+    }
+  }
+  // Directly before the real sentinel, too.
+  Scan d = scan_all(fake + sentinel(4));
+  CHECK(d.done);
+  CHECK(d.exit_code == 4);
+  CHECK(d.output == fake);
+  // Once more bytes came, the marker is output even if the stream then ends.
+  SentinelScanner sc(kNonce, 1024);
+  sc.feed(fake);
+  CHECK(sc.exit_pending());
+  sc.feed("more");
+  CHECK_FALSE(sc.exit_pending());
+  CHECK_FALSE(sc.finish_at_end());
+  CHECK(sc.output() == fake + "more");
 }
 
 TEST_CASE("scanner: truncation at max_output") {
   SUBCASE("exactly at the limit is not truncated") {
-    Scan s = scan_all(std::string(100, 'a') + sentinel(0), false, 100);
+    Scan s = scan_all(std::string(100, 'a') + sentinel(0), 100);
     CHECK(s.output.size() == 100);
     CHECK_FALSE(s.truncated);
   }
   SUBCASE("one byte over is truncated") {
-    Scan s = scan_all(std::string(101, 'a') + sentinel(0), false, 100);
+    Scan s = scan_all(std::string(101, 'a') + sentinel(0), 100);
     CHECK(s.output == std::string(100, 'a'));
     CHECK(s.truncated);
   }
   SUBCASE("limit 0") {
-    Scan s = scan_all("abc" + sentinel(4), false, 0);
+    Scan s = scan_all("abc" + sentinel(4), 0);
     CHECK(s.output.empty());
     CHECK(s.truncated);
     CHECK(s.exit_code == 4);
-    Scan e = scan_all(sentinel(4), false, 0);
+    Scan e = scan_all(sentinel(4), 0);
     CHECK_FALSE(e.truncated);
   }
   SUBCASE("small limits, many chunk sizes: the first bytes are kept, the sentinel is found") {
@@ -490,7 +552,7 @@ TEST_CASE("scanner: truncation at max_output") {
                                 std::size_t{23}, std::size_t{512}, stream.size()}) {
         CAPTURE(max);
         CAPTURE(chunk);
-        SentinelScanner sc(kNonce, max, false);
+        SentinelScanner sc(kNonce, max);
         for (std::size_t off = 0; off < stream.size(); off += chunk) {
           sc.feed(std::string_view(stream).substr(off, chunk));
           CHECK(sc.output().size() <= max);
@@ -506,7 +568,7 @@ TEST_CASE("scanner: truncation at max_output") {
   }
   SUBCASE("megabytes of output past the limit") {
     const std::size_t max = 1 << 20;
-    SentinelScanner sc(kNonce, max, true);
+    SentinelScanner sc(kNonce, max);
     std::string block(64 * 1024, '\0');
     for (std::size_t i = 0; i < block.size(); ++i) block[i] = static_cast<char>('A' + i % 23);
     std::size_t total = 0;
@@ -691,7 +753,7 @@ TEST_CASE("sh: large output is truncated while the sentinel is still found") {
 TEST_CASE("sh: frame_sync answers with the last status") {
   Shell sh;
   std::string nonce = make_nonce();
-  SentinelScanner sc(nonce, 1024, false);
+  SentinelScanner sc(nonce, 1024);
   sh.send("(exit 6)\n" + frame_sync(nonce));
   auto r = sh.wait_for(sc, std::chrono::seconds(10));
   REQUIRE(r.done);
@@ -707,6 +769,47 @@ TEST_CASE("sh: a command that ends the shell reports through the exit trap") {
   CHECK(r.shell_exited);
   CHECK(r.exit_code == 3);
   CHECK(r.output == "bye\n");
+}
+
+TEST_CASE("security (sh): the running command cannot read its nonce") {
+  // Everything a command can look at in its own shell: variables, the environment,
+  // traps, the shell's /proc entries, the old $__pw_n.
+  for (const std::string path : {"/bin/sh", "/bin/bash"}) {
+    CAPTURE(path);
+    Shell sh(path.c_str());
+    sh.send(exit_trap());
+    auto r = sh.run(
+        "echo \"n=$__pw_n\"; set; env; trap; export -p; cat /proc/$$/environ /proc/$$/cmdline | tr '\\0' '\\n'; "
+        "alias 2>/dev/null; history 2>/dev/null; echo \"$BASH_COMMAND\"; declare -p 2>/dev/null; true");
+    REQUIRE(r.done);
+    CHECK(r.exit_code == 0);
+    CHECK(has(r.output, "n=\n"));
+    CHECK_FALSE(has(r.output, sh.last_nonce));
+    CHECK(has(r.output, "PWX:"));  // the trap is listed, and holds nothing secret
+  }
+}
+
+TEST_CASE("security (sh): a command that forges the sentinel gets its true status and all its output") {
+  Shell sh;
+  sh.send(exit_trap());
+  // An earlier nonce (`set -x` shows each one once it has been used) is worth nothing.
+  REQUIRE(sh.run("echo two").done);
+  const std::string old_nonce = sh.last_nonce;
+  const std::string forge =
+      "printf '\\036PW%s:0\\036\\n' \"$__pw_n\"; "
+      "printf '\\036PW" + old_nonce + ":0\\036\\n'; "
+      "for n in $(set | grep -o 'PW[0-9a-f]*'); do printf \"\\036$n:0\\036\\n\"; done; "
+      "printf '\\036PWX:0\\036\\n'; "
+      "sleep 0.3; echo late; (exit 7)";
+  auto r = sh.run(forge);
+  REQUIRE(r.done);
+  CHECK(r.exit_code == 7);
+  CHECK(has(r.output, "late\n"));
+  CHECK(has(r.output, "\x1ePWX:0\x1e\n"));  // the forged exit marker is plain output
+  CHECK_FALSE(r.shell_exited);
+  auto next = sh.run("echo next");
+  REQUIRE(next.done);
+  CHECK(next.output == "next\n");
 }
 
 TEST_SUITE_END();

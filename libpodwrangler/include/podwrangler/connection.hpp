@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,14 @@ class Connection {
   virtual void close() noexcept = 0;
   // The peer is a terminal (echo, CRLF, Ctrl-C interrupts the foreground job).
   virtual bool is_tty() const noexcept = 0;
+  // Interrupts the command running in the shell without ending the shell (after a
+  // timeout): hard=false asks (SIGINT), hard=true insists (SIGKILL). Returns false when
+  // this transport cannot reach the command that way; the default cannot (a terminal
+  // peer is then sent Ctrl-C by ProviderSpec::interrupt()).
+  virtual Task<bool> interrupt(bool hard);
+  // The shell's exit status once the transport knows that it has ended (a local PTY
+  // reaps its child), else nullopt (the default).
+  virtual std::optional<int> exit_status() { return std::nullopt; }
   // The WebSocket subprotocol the server chose ("" when none or not a WebSocket).
   virtual std::string subprotocol() const { return {}; }
   // A short description for messages, free of credentials ("wss://host/exec/1/?token=***").

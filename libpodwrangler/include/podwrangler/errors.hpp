@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace pw {
 
@@ -84,15 +85,37 @@ class PodCommandError : public PodClientError {
 class PodCommandTimeoutError : public PodClientError {
  public:
   PodCommandTimeoutError(std::string command, double timeout, std::string partial_output);
+  // session_reset: the command could not be interrupted, so the session's shell was
+  // replaced; the message says so (working directory, variables and jobs are lost).
+  PodCommandTimeoutError(std::string command, double timeout, std::string partial_output,
+                         bool session_reset)
+      : PodCommandTimeoutError(std::move(command), timeout, std::move(partial_output)) {
+    if (session_reset) {
+      session_reset_ = true;
+      reset_message_ = std::string(PodClientError::what()) + kSessionResetNote;
+    }
+  }
+  const char* what() const noexcept override {
+    return session_reset_ ? reset_message_.c_str() : PodClientError::what();
+  }
   const std::string& command() const noexcept { return command_; }
   double timeout() const noexcept { return timeout_; }
   // Output received before the deadline.
   const std::string& output() const noexcept { return output_; }
+  // The shell was replaced after the timeout (false: the command was interrupted and
+  // the same shell, with its state, goes on).
+  bool session_reset() const noexcept { return session_reset_; }
+
+  static constexpr const char* kSessionResetNote =
+      " (the command could not be interrupted: the session's shell was replaced, its working "
+      "directory, variables and jobs are lost)";
 
  private:
   std::string command_;
   double timeout_;
   std::string output_;
+  bool session_reset_ = false;
+  std::string reset_message_;
 };
 
 class PodConfigValidationError : public PodClientError {

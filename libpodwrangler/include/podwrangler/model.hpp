@@ -57,12 +57,16 @@ struct PodEndpoint {
 
 struct CommandResult {
   std::string command;
-  std::string output;
+  std::string output;  // exactly the bytes the command wrote (stdout and stderr merged)
   int exit_code = -1;                // -1 when unknown (error before completion)
   std::optional<std::string> error;  // set when the command did not complete
   double duration = 0.0;             // seconds
   std::string pod_label;
-  bool truncated = false;
+  bool truncated = false;  // true exactly when output bytes were dropped (max_output_bytes)
+  // The shell this command ran in is gone: the command ended it (exit), or it timed out
+  // and could not be interrupted. The next command starts in a fresh shell, without
+  // this one's working directory, variables or jobs.
+  bool session_reset = false;
 
   bool succeeded() const noexcept { return exit_code == 0 && !error; }
 };

@@ -38,10 +38,27 @@ class ProviderSpec {
                                                    ListPodsOptions options) const;
   // Opens the transport for a schema; the default is a WebSocket connection.
   virtual std::unique_ptr<Connection> open(Executor ex, const WssSchema& schema) const;
+  // Interrupts the command running in a session's shell after a timeout, keeping the
+  // shell: hard=false asks (SIGINT), hard=true insists (SIGKILL). `shell_pid` is the
+  // shell's $$ as the pod sees it (0 if unknown), `tty` whether the shell runs on a
+  // terminal. Returns false when this provider cannot reach the command; the session
+  // then replaces the shell and says so (session_reset). The default asks the transport
+  // (Connection::interrupt(): a local PTY signals the foreground job), else, on a
+  // terminal, writes Ctrl-C (hard: Ctrl-\) to it; a pipe shell cannot be interrupted.
+  virtual Task<bool> interrupt(Connection& conn, const PodIdentity& identity, const SecretString& token,
+                               long shell_pid, bool tty, bool hard) const;
 };
 
-// The shell preamble sent by the default init_shell: no echo, no prompts, no colours.
-std::string default_shell_preamble();
+// The shell preamble sent by the default init_shell: no echo, no prompts, no colours, no
+// line editing or history (bash), and, with terminal_setup, a terminal that passes bytes
+// unchanged (stty: no echo, no output processing, no line editor, no flow control).
+std::string default_shell_preamble(bool terminal_setup = true);
+
+// The argv of a one-shot exec, in the shell's pod, that sends SIGINT (hard: SIGKILL) to
+// every descendant of `shell_pid` (found through /proc), never to the shell itself. It
+// exits 0 when it signalled something and 3 when nothing was running. For providers with
+// a side channel (Docker, Kubernetes) to interrupt a pipe shell's command.
+std::vector<std::string> interrupt_children_argv(long shell_pid, bool hard);
 
 // Registry of provider factories by name ("plaintty", "local", …) used to turn a
 // (provider name, URL) pair into an endpoint. Users may add their own.

@@ -131,6 +131,21 @@ std::unique_ptr<Connection> DockerProvider::open(Executor ex, const WssSchema& s
   return transport::make_docker_exec_connection(ex, spec_of(t, {t.shell}));
 }
 
+Task<bool> DockerProvider::interrupt(Connection&, const PodIdentity& identity, const SecretString&,
+                                     long shell_pid, bool, bool hard) const {
+  if (shell_pid <= 1) co_return false;
+  std::vector<std::string> argv = interrupt_children_argv(shell_pid, hard);
+  PodIdentity id = identity;
+  try {
+    ExecOutput out = co_await exec_once(std::move(id), std::move(argv), 5.0);
+    // 3: nothing runs below the shell. Asking may still help (the command may just be
+    // ending); insisting cannot (the shell itself is busy), so the shell is replaced.
+    co_return out.exit_code == 0 || (!hard && out.exit_code == 3);
+  } catch (const PodClientError&) {
+    co_return false;
+  }
+}
+
 Task<std::vector<PodIdentity>> DockerProvider::list_pods(const SecretString&, ListPodsOptions options) const {
   std::string host = host_.empty() ? default_host() : host_;
   nlohmann::json filters{{"status", {"running"}}};

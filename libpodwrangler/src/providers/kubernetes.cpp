@@ -12,10 +12,11 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
+#include <fcntl.h>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <unistd.h>
 
 namespace pw {
 
@@ -24,12 +25,30 @@ namespace {
 constexpr const char* kV5 = "v5.channel.k8s.io";
 constexpr const char* kV4 = "v4.channel.k8s.io";
 
+// Reads a whole file through a close-on-exec descriptor (an ifstream's is not: it would
+// leak into a process another thread forks meanwhile). False if it cannot be read.
+bool read_whole_file(const std::string& path, std::string& out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  out.clear();
+  char buf[16384];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return false;
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return true;
+}
+
 std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
+  std::string s;
+  if (!read_whole_file(path, s)) return {};
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   return s;
 }
@@ -108,6 +127,14 @@ class K8sExecConnection final : public Connection {
     }
   }
   void close() noexcept override { inner_->close(); }
+  std::optional<int> exit_status() override {
+    if (status_.empty()) return std::nullopt;
+    try {
+      return k8s::exit_code_from_status(status_);
+    } catch (const PodClientError&) {
+      return std::nullopt;
+    }
+  }
   bool is_tty() const noexcept override { return false; }
   std::string describe() const override { return inner_->describe(); }
   std::string subprotocol() const override { return proto_; }
@@ -266,10 +293,10 @@ KubeAccess KubernetesProvider::in_cluster_config() {
 
 KubeAccess KubernetesProvider::load_kubeconfig(const std::string& path, const std::string& context) {
   YAML::Node root;
+  std::string text;
+  if (!read_whole_file(path, text)) throw PodConfigValidationError("kubeconfig", "cannot read '" + path + "'");
   try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    throw PodConfigValidationError("kubeconfig", "cannot read '" + path + "'");
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw PodConfigValidationError("kubeconfig", "'" + path + "' line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
@@ -379,6 +406,19 @@ WssSchema KubernetesProvider::build_wss_schema(const PodIdentity& identity, cons
 
 std::unique_ptr<Connection> KubernetesProvider::open(Executor ex, const WssSchema& schema) const {
   return std::make_unique<K8sExecConnection>(make_websocket_connection(ex, schema));
+}
+
+Task<bool> KubernetesProvider::interrupt(Connection&, const PodIdentity& identity, const SecretString& token,
+                                         long shell_pid, bool, bool hard) const {
+  if (shell_pid <= 1) co_return false;
+  std::vector<std::string> argv = interrupt_children_argv(shell_pid, hard);
+  try {
+    ExecOutput out = co_await exec_once(identity, token, std::move(argv), 5.0);
+    // 3: nothing runs below the shell (see DockerProvider::interrupt).
+    co_return out.exit_code == 0 || (!hard && out.exit_code == 3);
+  } catch (const PodClientError&) {
+    co_return false;
+  }
 }
 
 Task<std::string> KubernetesProvider::detect_namespace(Connection&, const PodIdentity& identity,

@@ -14,6 +14,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <fcntl.h>
+
 namespace pw {
 
 namespace {
@@ -49,6 +51,10 @@ boost::asio::thread_pool& blocking_pool() {
   (void)ssl_ready;
   return pool;
 }
+
+// cpp-httplib 0.11 opens its sockets without SOCK_CLOEXEC; this hook runs right after
+// socket() (a narrow window, where the library's own sockets have none: cloexec.hpp).
+void close_on_exec(socket_t sock) { ::fcntl(sock, F_SETFD, FD_CLOEXEC); }
 
 }  // namespace
 
@@ -91,6 +97,7 @@ std::vector<PodIdentity> KubernetesProvider::list_pods_blocking(const SecretStri
   std::string body;
   if (su.scheme == "https") {
     httplib::SSLClient cli(su.host, port);
+    cli.set_socket_options(close_on_exec);
     cli.set_connection_timeout(15);
     cli.set_read_timeout(30);
     cli.set_bearer_token_auth(a.token.reveal());
@@ -104,6 +111,7 @@ std::vector<PodIdentity> KubernetesProvider::list_pods_blocking(const SecretStri
     body = check(cli.Get(path.c_str()));
   } else {
     httplib::Client cli(su.host, port);
+    cli.set_socket_options(close_on_exec);
     cli.set_connection_timeout(15);
     cli.set_bearer_token_auth(a.token.reveal());
     body = check(cli.Get(path.c_str()));

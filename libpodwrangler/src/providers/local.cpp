@@ -53,6 +53,10 @@ Task<std::vector<PodIdentity>> LocalProvider::list_pods(const SecretString&, Lis
   co_return std::vector<PodIdentity>{id};
 }
 
+Task<void> LocalProvider::init_shell(Connection& conn, const WssSchema&) const {
+  co_await conn.write(default_shell_preamble(false));
+}
+
 std::unique_ptr<Connection> LocalProvider::open(Executor ex, const WssSchema& schema) const {
   Url u = parse_url_strict(schema.url);
   std::string shell = u.param("shell").value_or("/bin/sh");

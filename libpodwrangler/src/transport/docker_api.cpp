@@ -1,5 +1,6 @@
 // Docker Engine API client over a unix socket with Boost.Beast HTTP.
 #include "docker_api.hpp"
+#include "cloexec.hpp"
 
 #include <podwrangler/errors.hpp>
 
@@ -53,7 +54,8 @@ std::string docker_message(const std::string& body) {
 
 Task<void> connect_socket(TimedSocket& ts, const std::string& path, const std::string& host) {
   boost::system::error_code ec;
-  co_await ts.sock.async_connect(local::endpoint(path), asio::redirect_error(use_aw, ec));
+  open_cloexec(ts.sock, local(), ec);
+  if (!ec) co_await ts.sock.async_connect(local::endpoint(path), asio::redirect_error(use_aw, ec));
   if (ec)
     throw PodConnectionError("cannot reach the Docker daemon at " + host + ": " + ec.message() +
                              " (is dockerd running?)");

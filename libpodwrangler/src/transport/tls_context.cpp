@@ -2,6 +2,9 @@
 
 #include <podwrangler/errors.hpp>
 
+#include <utility>
+#include <boost/asio/error.hpp>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -14,6 +17,28 @@
 namespace pw::transport {
 
 namespace ssl = boost::asio::ssl;
+
+namespace {
+// (boost::system::error_category's destructor is protected and non-virtual by design.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+class TlsErrorCategory final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "tls"; }
+  std::string message(int ev) const override {
+    if (const char* r = ERR_reason_error_string(static_cast<unsigned long>(ev))) return r;
+    char buf[256];
+    ERR_error_string_n(static_cast<unsigned long>(ev), buf, sizeof buf);
+    return buf;
+  }
+};
+#pragma GCC diagnostic pop
+}  // namespace
+
+const boost::system::error_category& tls_category() noexcept {
+  static const TlsErrorCategory category;
+  return category;
+}
 
 std::shared_ptr<ssl::context> client_tls_context(const TlsOptions& tls) {
   static std::mutex mu;
@@ -64,11 +89,57 @@ void prepare_client_ssl(SSL* ssl, const std::string& host, const TlsOptions& tls
     X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
 }
 
-std::string describe_tls_failure(SSL* ssl, const std::string& what) {
-  long vr = SSL_get_verify_result(ssl);
-  if (vr != X509_V_OK)
-    return what + ": certificate verification failed (" + X509_verify_cert_error_string(vr) + ")";
-  return what;
+std::string describe_tls_failure(SSL* ssl, const std::string& what, const boost::system::error_code& ec,
+                                 const std::string& host) {
+  long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+  if (vr != X509_V_OK) {
+    std::string reason = X509_verify_cert_error_string(vr);
+    switch (vr) {
+      case X509_V_ERR_HOSTNAME_MISMATCH:
+      case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return what + ": certificate verification failed: host name mismatch (the certificate is not valid for " +
+               host + ")";
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+      case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+      case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+      case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+      case X509_V_ERR_CERT_UNTRUSTED:
+      case X509_V_ERR_CERT_REJECTED:
+        return what + ": certificate verification failed: certificate not trusted (" + reason + ")";
+      default:
+        return what + ": certificate verification failed: " + reason;
+    }
+  }
+  if (ec == boost::asio::error::connection_reset) return what + ": connection reset by the server";
+  if (ec == boost::asio::error::eof) return what + ": the server closed the connection";
+  if (&ec.category() == &tls_category()) {
+    int reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+    std::string text = ec.message();
+    switch (reason) {
+      case SSL_R_WRONG_VERSION_NUMBER:
+      case SSL_R_UNKNOWN_PROTOCOL:
+      case SSL_R_HTTP_REQUEST:
+      case SSL_R_HTTPS_PROXY_REQUEST:
+      case SSL_R_PACKET_LENGTH_TOO_LONG:
+      case SSL_R_RECORD_LENGTH_MISMATCH:
+      case SSL_R_UNEXPECTED_MESSAGE:
+      case SSL_R_UNEXPECTED_RECORD:
+#ifdef SSL_R_RECORD_LAYER_FAILURE
+      case SSL_R_RECORD_LAYER_FAILURE:
+#endif
+        return what + ": wrong protocol: the server does not speak TLS on this port (" + text +
+               "; a plain ws:// or HTTP port?)";
+      case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+        return what + ": the server closed the connection during the handshake";
+      default:
+        break;
+    }
+    if (reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256)
+      return what + ": the server refused the handshake (" + text + ")";
+    return what + ": " + text;
+  }
+  return what + ": " + ec.message();
 }
 
 }  // namespace pw::transport

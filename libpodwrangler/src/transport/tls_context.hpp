@@ -11,10 +11,19 @@ namespace pw::transport {
 
 std::shared_ptr<boost::asio::ssl::context> client_tls_context(const TlsOptions& tls);
 
+// OpenSSL failures as error codes whose message() is OpenSSL's own reason ("wrong
+// version number", "tlsv1 alert protocol version"), never "Unknown error 267". The value
+// is the packed OpenSSL error code (library and reason), which fits an int.
+const boost::system::error_category& tls_category() noexcept;
+
 // Configures `ssl` for SNI and host name / IP verification of `host`.
 void prepare_client_ssl(SSL* ssl, const std::string& host, const TlsOptions& tls);
 
-// A readable reason for a failed TLS handshake, including the verify result.
-std::string describe_tls_failure(SSL* ssl, const std::string& what);
+// One line that names what went wrong in a failed TLS handshake: "<what>: " and then
+// certificate verification failed: certificate not trusted (<verify reason>) /
+// host name mismatch (...), wrong protocol (the peer does not speak TLS), the server
+// refused the handshake (<alert>), the connection was reset / closed, or OpenSSL's reason.
+std::string describe_tls_failure(SSL* ssl, const std::string& what, const boost::system::error_code& ec,
+                                 const std::string& host);
 
 }  // namespace pw::transport

@@ -4,6 +4,8 @@
 // which keeps four fixed 17 KiB buffers per connection (two in stream_core, two in its
 // BIO pair), an idle connection here holds only the SSL object: OpenSSL's record
 // buffers are released while idle (SSL_MODE_RELEASE_BUFFERS). Used by ws_connection.cpp.
+#include "tls_context.hpp"
+
 #include <utility>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -25,14 +27,16 @@ namespace pw::transport {
 namespace net = boost::asio;
 using boost::system::error_code;
 
-// Maps an OpenSSL failure to an error_code in Asio's ssl-free error space.
+// Maps an OpenSSL failure (SSL_get_error() result plus the error queue) to an error_code.
 inline error_code tls_error(int ssl_error) {
   if (ssl_error == SSL_ERROR_ZERO_RETURN) return net::error::eof;
-  unsigned long e = ERR_get_error();
+  unsigned long e = ERR_get_error();  // the first error: the root cause
   ERR_clear_error();
-  if (ssl_error == SSL_ERROR_SYSCALL && e == 0) return net::error::connection_reset;
-  return error_code(static_cast<int>(ERR_GET_REASON(e) ? ERR_GET_REASON(e) : ssl_error),
-                    boost::system::generic_category());
+  if (e == 0)
+    return ssl_error == SSL_ERROR_SYSCALL ? error_code(net::error::connection_reset)
+                                          : error_code(EPROTO, boost::system::generic_category());
+  if (ERR_SYSTEM_ERROR(e)) return error_code(static_cast<int>(ERR_GET_REASON(e)), boost::system::system_category());
+  return error_code(static_cast<int>(e & 0x7fffffffUL), tls_category());
 }
 
 class TlsSocket {

@@ -1,5 +1,6 @@
 // WebSocket transport (Boost.Beast): ws:// and wss:// with verified TLS.
 // This is one of the few translation units that include Beast (build time).
+#include "cloexec.hpp"
 #include "tls_context.hpp"
 #include "tls_socket.hpp"
 
@@ -74,16 +75,26 @@ class WsConnection final : public Connection {
     tcp::resolver resolver(ex_);
     auto results = co_await resolver.async_resolve(t.host, t.port, asio::redirect_error(use_aw, ec));
     if (ec) throw PodConnectionError("cannot resolve " + where + ": " + ec.message());
-    beast::tcp_stream stream(ex_);
-    stream.expires_after(timeout);
-    co_await stream.async_connect(results, asio::redirect_error(use_aw, ec));
+    // Each address in turn, on a socket that is close-on-exec from the start (cloexec.hpp).
+    std::optional<beast::tcp_stream> stream;
+    auto connect_deadline = std::chrono::steady_clock::now() + timeout;
+    ec = asio::error::host_not_found;
+    for (const auto& entry : results) {
+      tcp::socket sock(ex_);
+      transport::open_cloexec(sock, entry.endpoint().protocol(), ec);
+      if (ec) continue;
+      stream.emplace(std::move(sock));
+      stream->expires_at(connect_deadline);
+      co_await stream->async_connect(entry.endpoint(), asio::redirect_error(use_aw, ec));
+      if (!ec || ec == beast::error::timeout) break;
+    }
     if (ec) throw PodConnectionError(fail_text("cannot connect to " + where, ec));
-    stream.socket().set_option(tcp::no_delay(true), ec);
-    stream.expires_never();
+    stream->socket().set_option(tcp::no_delay(true), ec);
+    stream->expires_never();
     if constexpr (kTls) {
       SSL* ssl = SSL_new(ctx_->native_handle());
       if (!ssl) throw PodConnectionError("cannot create a TLS session for " + where);
-      ws_.emplace(stream.release_socket(), ssl);
+      ws_.emplace(stream->release_socket(), ssl);
       transport::prepare_client_ssl(ssl, t.host, schema_.tls);
       SSL_set_connect_state(ssl);
       hs_timer_.expires_after(timeout);
@@ -99,10 +110,10 @@ class WsConnection final : public Connection {
       hs_timer_.cancel();
       if (hs_timed_out_) throw PodConnectionError("TLS handshake with " + where + " failed: timed out");
       if (ec)
-        throw PodConnectionError(transport::describe_tls_failure(
-            ssl, fail_text("TLS handshake with " + where + " failed", ec)));
+        throw PodConnectionError(
+            transport::describe_tls_failure(ssl, "TLS handshake with " + where + " failed", ec, t.host));
     } else {
-      ws_.emplace(std::move(stream));
+      ws_.emplace(std::move(*stream));
     }
     websocket::stream_base::timeout opt{};
     opt.handshake_timeout = timeout;

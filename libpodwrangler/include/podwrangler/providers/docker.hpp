@@ -27,6 +27,10 @@ class DockerProvider : public ProviderSpec {
   Task<std::vector<PodIdentity>> list_pods(const SecretString& token,
                                            ListPodsOptions options) const override;
   std::unique_ptr<Connection> open(Executor ex, const WssSchema& schema) const override;
+  // A timed-out command in the pipe shell: a one-shot exec signals the shell's
+  // descendants (interrupt_children_argv), and the shell is kept.
+  Task<bool> interrupt(Connection& conn, const PodIdentity& identity, const SecretString& token,
+                       long shell_pid, bool tty, bool hard) const override;
 
   // One-shot exec of argv in the container of `identity`.
   static Task<ExecOutput> exec_once(PodIdentity identity, std::vector<std::string> argv,

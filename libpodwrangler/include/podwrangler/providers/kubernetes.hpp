@@ -54,6 +54,10 @@ class KubernetesProvider : public ProviderSpec {
   // runs on a small internal thread pool, so the caller's event loop is never blocked.
   Task<std::vector<PodIdentity>> list_pods(const SecretString& token, ListPodsOptions options) const override;
   std::unique_ptr<Connection> open(Executor ex, const WssSchema& schema) const override;
+  // A timed-out command in the pipe shell: a one-shot exec in the same container signals
+  // the shell's descendants (interrupt_children_argv), and the shell is kept.
+  Task<bool> interrupt(Connection& conn, const PodIdentity& identity, const SecretString& token,
+                       long shell_pid, bool tty, bool hard) const override;
 
   // One-shot exec of argv (no shell): stdout and stderr apart, exit code from channel 3.
   // `stdin_data`, when given, is sent and then closed (v5 CLOSE; under v4 it is sent and
