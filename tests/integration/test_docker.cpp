@@ -39,14 +39,14 @@ TEST_SUITE("docker") {
         [](SessionOptions o) { return BlockingSession::from_url(url_for(env("PW_DOCKER_CONTAINER")), {}, o); });
   }
 
-  TEST_CASE("docker: security: a timeout keeps the same shell (its children are signalled through an exec)") {
+  TEST_CASE("security: docker: a timeout keeps the same shell (its children are signalled through an exec)") {
     REQUIRE_FALSE(env("PW_DOCKER_HOST").empty());
     testing::timeout_keeps_shell_suite(
         [](SessionOptions o) { return BlockingSession::from_url(url_for(env("PW_DOCKER_CONTAINER")), {}, o); },
         false);
   }
 
-  TEST_CASE("docker: security: a loop inside the shell cannot be interrupted: the shell is replaced, and says so") {
+  TEST_CASE("security: docker: a loop inside the shell cannot be interrupted: the shell is replaced, and says so") {
     auto s = BlockingSession::from_url(url_for(env("PW_DOCKER_CONTAINER")));
     s.connect();
     s.run("X=1");
@@ -54,7 +54,7 @@ TEST_SUITE("docker") {
     CHECK(s.run("echo \"[$X]\"").output == "[]\n");
   }
 
-  TEST_CASE("docker: fidelity: all 256 byte values and 1 MiB of random bytes round-trip") {
+  TEST_CASE("fidelity: docker: all 256 byte values and 1 MiB of random bytes round-trip") {
     SessionOptions o;
     o.max_output_bytes = 2u << 20;
     auto s = BlockingSession::from_url(url_for(env("PW_DOCKER_CONTAINER")), {}, o);

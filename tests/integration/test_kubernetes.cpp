@@ -40,12 +40,12 @@ TEST_CASE("kubernetes: the common session suite on a persistent shell (v5 exec)"
   output_cap_suite([](SessionOptions o) { return BlockingSession::from_url(pod_url("web-1"), {}, o); });
 }
 
-TEST_CASE("kubernetes: security: a timeout keeps the same shell (its children are signalled through an exec)") {
+TEST_CASE("security: kubernetes: a timeout keeps the same shell (its children are signalled through an exec)") {
   timeout_keeps_shell_suite([](SessionOptions o) { return BlockingSession::from_url(pod_url("web-1"), {}, o); },
                             false);
 }
 
-TEST_CASE("kubernetes: security: a loop inside the shell cannot be interrupted: the shell is replaced, and says so") {
+TEST_CASE("security: kubernetes: a loop inside the shell cannot be interrupted: the shell is replaced, and says so") {
   auto s = BlockingSession::from_url(pod_url("web-1"));
   s.connect();
   s.run("X=1");
@@ -53,7 +53,7 @@ TEST_CASE("kubernetes: security: a loop inside the shell cannot be interrupted: 
   CHECK(s.run("echo \"[$X]\"").output == "[]\n");
 }
 
-TEST_CASE("kubernetes: fidelity: all 256 byte values and 1 MiB of random bytes round-trip") {
+TEST_CASE("fidelity: kubernetes: all 256 byte values and 1 MiB of random bytes round-trip") {
   SessionOptions o;
   o.max_output_bytes = 2u << 20;
   auto s = BlockingSession::from_url(pod_url("web-1"), {}, o);
@@ -75,7 +75,7 @@ TEST_CASE("kubernetes: fidelity: all 256 byte values and 1 MiB of random bytes r
   CHECK(sha256_hex(blob.output) == sha256_hex(read_file(dir.file("blob"))));
 }
 
-TEST_CASE("kubernetes: security: every descriptor a session opens is close-on-exec") {
+TEST_CASE("security: kubernetes: every descriptor a session opens is close-on-exec") {
   auto before = inheritable_fds();
   auto s = BlockingSession::from_url(pod_url("web-1"));
   s.connect();

@@ -771,7 +771,7 @@ TEST_CASE("sh: a command that ends the shell reports through the exit trap") {
   CHECK(r.output == "bye\n");
 }
 
-TEST_CASE("security (sh): the running command cannot read its nonce") {
+TEST_CASE("security: sh: the running command cannot read its nonce") {
   // Everything a command can look at in its own shell: variables, the environment,
   // traps, the shell's /proc entries, the old $__pw_n.
   for (const std::string path : {"/bin/sh", "/bin/bash"}) {
@@ -789,7 +789,7 @@ TEST_CASE("security (sh): the running command cannot read its nonce") {
   }
 }
 
-TEST_CASE("security (sh): a command that forges the sentinel gets its true status and all its output") {
+TEST_CASE("security: sh: a command that forges the sentinel gets its true status and all its output") {
   Shell sh;
   sh.send(exit_trap());
   // An earlier nonce (`set -x` shows each one once it has been used) is worth nothing.

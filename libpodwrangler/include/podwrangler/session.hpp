@@ -1,6 +1,7 @@
 #pragma once
 // PodSession: one persistent shell on one pod. Commands are serialised per session;
-// completion is detected with a per-command random sentinel carrying $? (sentinel.hpp).
+// completion is detected with a per-command random sentinel carrying $? (sentinel.hpp),
+// whose nonce the command itself cannot read.
 #include <podwrangler/asio_fwd.hpp>
 #include <podwrangler/model.hpp>
 #include <podwrangler/provider.hpp>
@@ -42,9 +43,13 @@ class PodSession {
   void abort() noexcept;
   bool connected() const noexcept;
 
-  // Runs one command. Throws PodCommandTimeoutError (with the partial output; the
-  // session stays usable), PodConnectionError / PodNotConnectedError, and with
-  // check=true PodCommandError on a non-zero exit code.
+  // Runs one command. Throws PodCommandTimeoutError (with the partial output) when it
+  // does not finish in time: the command is interrupted (SIGINT, then SIGKILL after a
+  // short grace; Ctrl-C, then Ctrl-\ on a remote terminal) and the same shell goes on
+  // with its working directory and variables; where the provider cannot reach the
+  // command, the shell is replaced and the error says so (session_reset()). Also throws
+  // PodConnectionError / PodNotConnectedError, and with check=true PodCommandError on a
+  // non-zero exit code. CommandResult::output holds exactly the bytes the command wrote.
   Task<CommandResult> run(std::string command, std::optional<double> timeout = {},
                           bool check = false);
   // Runs commands in order. A failing command (non-zero exit, timeout, connection
