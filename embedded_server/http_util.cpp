@@ -224,11 +224,12 @@ Labels parse_labels(const nlohmann::json& j, const std::string& field) {
 
 Labels parse_selector(const std::string& text, const std::string& field) {
   Labels out;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
+  if (text.empty()) return out;
+  // Every comma separates two items: "a=b," and "a=b,,c=d" hold an empty one.
+  for (std::size_t pos = 0; pos != std::string::npos;) {
     std::size_t comma = text.find(',', pos);
     std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    pos = comma == std::string::npos ? text.size() : comma + 1;
+    pos = comma == std::string::npos ? std::string::npos : comma + 1;
     if (item.empty()) throw validation_error(field, "empty item in '" + shown(text) + "' (k=v,k2=v2)");
     auto eq = item.find('=');
     if (eq == std::string::npos)
@@ -237,7 +238,7 @@ Labels parse_selector(const std::string& text, const std::string& field) {
     if (!v.empty() && v[0] == '=') v.erase(0, 1);  // k==v
     if (!valid_label_key(k)) throw validation_error(field, "'" + shown(k) + "' is not a valid label key");
     if (!valid_label_value(v)) throw validation_error(field, "'" + shown(v) + "' is not a valid label value");
-    out[k] = v;
+    if (!out.emplace(k, v).second) throw validation_error(field, "label key '" + shown(k) + "' given twice");
   }
   return out;
 }

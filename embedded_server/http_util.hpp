@@ -69,7 +69,8 @@ bool is_valid_alias(std::string_view alias) noexcept;
 void check_alias(const std::string& alias, const std::string& field = "alias");
 // {"k":"v",…} with label keys [A-Za-z0-9][A-Za-z0-9._/-]{0,62} and values [A-Za-z0-9._-]{0,63}.
 Labels parse_labels(const nlohmann::json& j, const std::string& field = "labels");
-// "k=v,k2=v2" (a selector); empty text → empty selector.
+// "k=v,k2=v2" (a selector; "k==v" too); empty text → empty selector. An empty item
+// ("a=b,"), a key given twice or anything but key=value is 422 naming `field`.
 Labels parse_selector(const std::string& text, const std::string& field = "selector");
 
 // A query parameter read from the raw request target, so that values holding '='

@@ -575,6 +575,9 @@ TEST_CASE("security: query values are validated whole (limit=5%00abc and limit=%
   expect_422(api.get("/api/v1/commands?alias=q1%00"), "alias");
   expect_422(api.get("/api/v1/pods/?selector=app%3Dweb%00"), "selector");
   expect_422(api.get("/api/v1/pods/?selector=app%3Dweb,"), "selector");  // an empty item
+  expect_422(api.get("/api/v1/pods/?selector=app%3Dweb,,a%3Db"), "selector");
+  expect_422(api.get("/api/v1/pods/?selector=app%3Dweb,app%3Ddb"), "selector");  // a key twice
+  expect_422(api.post("/api/v1/exec", {{"command", "true"}, {"selector", "app=web,"}}), "selector");
   // Malformed escapes were a 500 (an uncaught exception), repeats silently took the first.
   expect_422(api.get("/api/v1/commands?limit=%zz"), "limit");
   expect_422(api.get("/api/v1/commands?limit=5&limit=500"), "limit");

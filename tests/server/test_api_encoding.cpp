@@ -75,7 +75,8 @@ TEST_CASE("fidelity: command_json keeps all 256 byte values (output_b64) and the
 
 TEST_CASE("fidelity: command_json passes valid UTF-8 (NUL included) as it is, without output_b64") {
   CommandRecord rec;
-  rec.output = std::string("a\0b caf\xC3\xA9 \xF0\x9F\x98\x80\n", 13);
+  static constexpr char kText[] = "a\0b caf\xC3\xA9 \xF0\x9F\x98\x80\n";
+  rec.output = std::string(kText, sizeof kText - 1);
   json j = command_json(rec);
   CHECK_FALSE(j.contains("output_b64"));
   CHECK(j["output"].get<std::string>() == rec.output);
