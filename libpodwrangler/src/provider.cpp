@@ -44,30 +44,47 @@ Task<bool> ProviderSpec::interrupt(Connection& conn, const PodIdentity&, const S
 
 std::vector<std::string> interrupt_children_argv(long shell_pid, bool hard) {
   if (shell_pid <= 1) throw PodConfigValidationError("shell_pid", "must be a process id above 1");
-  // POSIX sh (busybox ash included): one pass over /proc/*/stat collects pid:ppid pairs
-  // (the fields after the last ')' are state and ppid), then the descendants of $1 are
-  // closed over in memory and signalled. The script is started by the exec, not by the
-  // shell, so it is never one of them; $1 must be a pid above 1.
+  // POSIX sh (busybox ash included). The descendants of $1 come from the kernel's
+  // /proc/<pid>/task/<tid>/children lists, level by level (only the shell's own tree is
+  // read); without them, one pass over /proc/*/stat collects pid:ppid pairs (the fields
+  // after the last ')' are state and ppid) and the tree is closed over in memory. The
+  // script is started by the exec, not by the shell, so it is never one of them; $1
+  // must be a pid above 1.
   static constexpr const char* kScript =
       "s=$1; sig=$2\n"
       "case $s in ''|*[!0-9]*) exit 3;; esac\n"
       "[ \"$s\" -gt 1 ] || exit 3\n"
-      "pairs=\n"
-      "for f in /proc/[0-9]*/stat; do\n"
-      "  l=; { read -r l < \"$f\"; } 2>/dev/null || continue\n"
-      "  p=${f#/proc/}; p=${p%/stat}\n"
-      "  set -- ${l##*) }\n"
-      "  pairs=\"$pairs $p:$2\"\n"
-      "done\n"
-      "d=\" $s \"; more=1\n"
-      "while [ $more = 1 ]; do\n"
-      "  more=0\n"
-      "  for e in $pairs; do\n"
-      "    case $d in *\" ${e%%:*} \"*) continue;; esac\n"
-      "    case $d in *\" ${e#*:} \"*) d=\"$d${e%%:*} \"; more=1;; esac\n"
+      "d=\n"
+      "if [ -r \"/proc/$s/task/$s/children\" ]; then\n"
+      "  todo=$s\n"
+      "  while [ -n \"$todo\" ]; do\n"
+      "    next=\n"
+      "    for p in $todo; do\n"
+      "      for f in /proc/$p/task/*/children; do\n"
+      "        l=; { read -r l < \"$f\"; } 2>/dev/null\n"
+      "        next=\"$next $l\"\n"
+      "      done\n"
+      "    done\n"
+      "    set -- $next; todo=$*; d=\"$d $todo\"\n"
       "  done\n"
-      "done\n"
-      "set -- $d; shift\n"
+      "else\n"
+      "  pairs=\n"
+      "  for f in /proc/[0-9]*/stat; do\n"
+      "    l=; { read -r l < \"$f\"; } 2>/dev/null || continue\n"
+      "    p=${f#/proc/}; p=${p%/stat}\n"
+      "    set -- ${l##*) }\n"
+      "    pairs=\"$pairs $p:$2\"\n"
+      "  done\n"
+      "  all=\" $s \"; more=1\n"
+      "  while [ $more = 1 ]; do\n"
+      "    more=0\n"
+      "    for e in $pairs; do\n"
+      "      case $all in *\" ${e%%:*} \"*) continue;; esac\n"
+      "      case $all in *\" ${e#*:} \"*) all=\"$all${e%%:*} \"; d=\"$d ${e%%:*}\"; more=1;; esac\n"
+      "    done\n"
+      "  done\n"
+      "fi\n"
+      "set -- $d\n"
       "[ $# -gt 0 ] || exit 3\n"
       "kill -s \"$sig\" \"$@\" 2>/dev/null\n"
       "exit 0\n";
