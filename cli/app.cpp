@@ -20,8 +20,10 @@ void build_app(CLI::App& app, Context& ctx) {
       ->excludes(url);
   app.add_option("--profile", ctx.opts.profile, "Profile of ~/.podwrangler.toml (default: PODWRANGLER_PROFILE)")
       ->type_name("NAME");
-  auto* out = app.add_option("--output,-o", ctx.opts.output, "Output format: table (default), plain, json, ndjson")
-                  ->check(CLI::IsMember({"json", "ndjson", "table", "plain"}))
+  auto* out = app.add_option("--output,-o", ctx.opts.output,
+                             "Output format: table (default), plain, json, ndjson, raw (exec run/show: the exact "
+                             "output bytes)")
+                  ->check(CLI::IsMember({"json", "ndjson", "table", "plain", "raw"}))
                   ->type_name("FORMAT");
   app.add_flag("--json", ctx.opts.json, "Same as --output json")->excludes(out);
   app.add_flag("--no-color", ctx.opts.no_color, "No colours (also NO_COLOR=1)");

@@ -99,7 +99,7 @@ std::vector<std::string> values_for(const std::string& type, const std::string& 
       pool.clear();
     }
   } else if (type == "FORMAT") {
-    pool = {"json", "ndjson", "table", "plain"};
+    pool = {"json", "ndjson", "table", "plain", "raw"};
   } else if (type == "SHELL") {
     pool = {"bash", "zsh", "fish"};
   } else if (type == "STATUS") {

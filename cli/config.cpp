@@ -39,7 +39,7 @@ void read_values(const std::string& path, const toml::table& t, ConfigValues& ou
       string_value(out.output);
       if (!valid_output_format(*out.output))
         throw CliError(exit_code::config, where(path, node.source()) + ": " + prefix +
-                                              "output must be one of json, ndjson, table, plain "
+                                              "output must be one of json, ndjson, table, plain, raw "
                                               "(got '" + *out.output + "')");
     } else if (key == "profiles" && allow_profiles) {
       if (!node.is_table())
@@ -63,7 +63,7 @@ void read_values(const std::string& path, const toml::table& t, ConfigValues& ou
 }  // namespace
 
 bool valid_output_format(const std::string& s) {
-  return s == "json" || s == "ndjson" || s == "table" || s == "plain";
+  return s == "json" || s == "ndjson" || s == "table" || s == "plain" || s == "raw";
 }
 
 std::string config_path(const EnvLookup& env) {
@@ -152,13 +152,13 @@ ResolvedConfig resolve_config(const Overrides& flags, const EnvLookup& env, cons
 
   if (!flags.output.empty()) {
     if (!valid_output_format(flags.output))
-      throw CliError(exit_code::usage, "--output must be one of json, ndjson, table, plain (got '" +
+      throw CliError(exit_code::usage, "--output must be one of json, ndjson, table, plain, raw (got '" +
                                            flags.output + "')");
     r.output = flags.output;
   } else if (std::string e = envs("PODWRANGLER_OUTPUT"); !e.empty()) {
     if (!valid_output_format(e))
       throw CliError(exit_code::config,
-                     "PODWRANGLER_OUTPUT must be one of json, ndjson, table, plain (got '" + e + "')");
+                     "PODWRANGLER_OUTPUT must be one of json, ndjson, table, plain, raw (got '" + e + "')");
     r.output = e;
   } else if (auto f = from_file(&ConfigValues::output)) {
     r.output = *f;

@@ -47,7 +47,7 @@ struct ResolvedConfig {
   std::string api_url;
   std::string api_url_source;  // "--api-url", "PODWRANGLER_API_URL", "FILE", "default"
   std::string api_key;
-  std::string output;  // json|ndjson|table|plain
+  std::string output;  // json|ndjson|table|plain|raw
   std::string profile;
   std::vector<std::string> warnings;  // to print on stderr as "warning: …"
 };

@@ -2,6 +2,8 @@
 
 #include "cli/local.hpp"
 
+#include <podwrangler/redact.hpp>
+
 #include <cstdio>
 #include <cstdlib>
 
@@ -60,13 +62,13 @@ void Context::out(const std::string& text) {
 void Context::info(const std::string& text) {
   if (opts.quiet) return;
   std::fflush(stdout);
-  std::string line = text + "\n";
+  std::string line = pw::redact_text(text) + "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 
 void Context::warn(const std::string& text) {
   std::fflush(stdout);
-  std::string line = paint("warning:", Style::yellow, term().color_err) + " " + text + "\n";
+  std::string line = paint("warning:", Style::yellow, term().color_err) + " " + pw::redact_text(text) + "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 

@@ -37,7 +37,9 @@ class Context {
 
   // Loads ~/.podwrangler.toml once and applies the precedence (prints warnings once).
   const ResolvedConfig& config();
-  Format format();
+  Format format();  // "raw" is shown as plain, except where raw_output() is asked
+  // --output raw: exec run / exec show write a result's exact bytes.
+  bool raw_output() { return config().output == "raw"; }
   const Terminal& term();
   // The API client: starts the --local server first when asked to.
   ApiClient& api(ApiTimeouts timeouts = {});
@@ -46,6 +48,7 @@ class Context {
   bool spinner_enabled() { return term().stderr_tty && !opts.quiet; }
 
   void out(const std::string& text);   // stdout
+  // Both redacted (pw::redact_text), like every error line.
   void info(const std::string& text);  // stderr unless --quiet (a trailing newline is added)
   void warn(const std::string& text);  // "warning: …" on stderr
 

@@ -6,7 +6,10 @@
 #include "cli/context.hpp"
 #include "cli/exit_codes.hpp"
 
+#include <podwrangler/redact.hpp>
+
 #include <CLI/CLI.hpp>
+#include <openssl/evp.h>
 
 #include <unistd.h>
 
@@ -48,6 +51,16 @@ void write_raw(FILE* f, const std::string& text) {
   std::fwrite(text.data(), 1, text.size(), f);
 }
 
+// A result's error text as shown (the server redacts it; the CLI does not rely on that).
+std::string error_text(const nlohmann::json& r) { return pw::redact_text(str(r, "error")); }
+
+// The exact bytes of a result, or the protocol error.
+std::string exact_output(const ApiClient& api, const std::string& request, const nlohmann::json& result) {
+  auto bytes = result_bytes(result);
+  if (!bytes) api.expect(request, "result: \"output_b64\" is not valid base64");
+  return *bytes;
+}
+
 // The exit status of `exec run` for a result: the remote command's own status.
 int result_exit_code(const nlohmann::json& r) {
   std::string status = str(r, "status");
@@ -82,6 +95,37 @@ void validate_history_status(const std::string& s) {
 
 // --- pure pieces (unit-tested) ----------------------------------------------------------
 
+std::optional<std::string> base64_decode(std::string_view b64) {
+  if (b64.size() % 4 != 0) return std::nullopt;
+  std::size_t pad = 0;
+  for (std::size_t i = 0; i < b64.size(); ++i) {
+    char c = b64[i];
+    bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+    if (c == '=' && i + 2 >= b64.size() && (i + 1 == b64.size() || b64[i + 1] == '=')) ++pad;
+    else if (!alpha || pad > 0) return std::nullopt;
+  }
+  std::string out;
+  out.reserve(b64.size() / 4 * 3);
+  // EVP_DecodeBlock takes an int length: decode in chunks (a multiple of 4 characters).
+  constexpr std::size_t kChunk = std::size_t{1} << 22;
+  for (std::size_t at = 0; at < b64.size(); at += kChunk) {
+    std::size_t len = std::min(kChunk, b64.size() - at);
+    std::size_t old = out.size();
+    out.resize(old + len / 4 * 3);
+    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data() + old),
+                            reinterpret_cast<const unsigned char*>(b64.data() + at), static_cast<int>(len));
+    if (n < 0 || static_cast<std::size_t>(n) != len / 4 * 3) return std::nullopt;
+  }
+  out.resize(out.size() - pad);  // EVP_DecodeBlock counts the padding as zero bytes
+  return out;
+}
+
+std::optional<std::string> result_bytes(const nlohmann::json& result) {
+  if (result.is_object() && result.contains("output_b64") && result["output_b64"].is_string())
+    return base64_decode(result["output_b64"].get_ref<const std::string&>());
+  return str(result, "output");
+}
+
 std::vector<GatherGroup> gather_results(const std::vector<nlohmann::json>& results) {
   std::vector<GatherGroup> groups;
   std::map<std::tuple<std::string, int, std::string>, std::size_t> index;
@@ -90,7 +134,7 @@ std::vector<GatherGroup> gather_results(const std::vector<nlohmann::json>& resul
     g.status = str(r, "status");
     g.exit_code = int_of(r, "exit_code", -1);
     g.output = str(r, "output");
-    std::string err = str(r, "error");
+    std::string err = error_text(r);
     if (g.output.empty() && !err.empty()) g.output = err;
     auto key = std::make_tuple(g.status, g.exit_code, g.output);
     auto it = index.find(key);
@@ -208,12 +252,15 @@ void set_run(CLI::App& exec, Context& ctx) {
       "The command's output is printed as the pod gave it; the exit status is the remote\n"
       "command's (75 on timeout, 69 when the pod cannot be reached, 68 for an unknown alias).\n"
       "json/ndjson output: the result object {id, alias, command, status, exit_code, output,\n"
-      "error, duration, truncated, pod_label, started_at, finished_at}.\n\n"
+      "output_b64 (the exact bytes, when they are not UTF-8), error, duration, truncated,\n"
+      "pod_label, started_at, finished_at}. --output raw writes the exact bytes the command\n"
+      "printed, binary included, and nothing else (default output shows them as text).\n\n"
       "Examples:\n"
       "  podwrangler exec run web-1 uptime\n"
       "  podwrangler exec run web-1 ls -la /app\n"
       "  podwrangler exec run --timeout 120 web-1 'make test && echo done'\n"
-      "  podwrangler -o json exec run web-1 hostname | jq -r .output");
+      "  podwrangler -o json exec run web-1 hostname | jq -r .output\n"
+      "  podwrangler -o raw exec run web-1 'cat /app/logo.png' > logo.png");
   c->callback([&ctx, o] {
     ctx.action = [&ctx, o]() -> int {
       std::string command = join_command(o->command);
@@ -222,26 +269,37 @@ void set_run(CLI::App& exec, Context& ctx) {
       if (o->timeout > 0) body["timeout"] = o->timeout;
       double wait = (o->timeout > 0 ? o->timeout : 30.0) + 15.0;
       auto& api = ctx.api({5.0, wait});
+      const std::string request = "POST /api/v1/pods/{alias}/exec";
       ApiReply r;
       {
         Spinner spin("running on " + o->alias + " …", ctx.spinner_enabled(), ctx.term().color_err);
         r = api.call("POST", "/api/v1/pods/" + url_encode(o->alias) + "/exec", &body);
       }
       nlohmann::json result;
-      if (r.status == 200) result = r.body;
-      else if (r.body.is_object() && r.body.contains("result") && r.body["result"].is_object()) result = r.body["result"];
-      else if (r.status == 404 && r.body.is_object() && r.body.value("code", "") == "pod_not_found")
+      if (r.status == 200) {
+        api.expect(request, contract::result(r.body));
+        result = r.body;
+      } else if (r.status >= 400 && r.body.contains("result")) {
+        api.expect(request, contract::result(r.body["result"]));
+        result = r.body["result"];
+      } else if (r.status == 404 && r.body.value("code", "") == "pod_not_found") {
         throw CliError(exit_code::not_found, "pod '" + o->alias + "' not found", "see: podwrangler pod list");
-      else api.raise(r);
+      } else {
+        api.raise(r);
+      }
 
       if (ctx.format() == Format::json) ctx.out(to_json_text(result));
       else if (ctx.format() == Format::ndjson) ctx.out(to_ndjson_line(result));
       else {
-        std::string output = str(result, "output");
-        write_raw(stdout, output);
-        if (!output.empty() && output.back() != '\n' && ctx.term().stdout_tty) write_raw(stdout, "\n");
+        if (ctx.raw_output()) {
+          write_raw(stdout, exact_output(api, request, result));
+        } else {
+          std::string output = str(result, "output");
+          write_raw(stdout, output);
+          if (!output.empty() && output.back() != '\n' && ctx.term().stdout_tty) write_raw(stdout, "\n");
+        }
         std::fflush(stdout);
-        std::string err = str(result, "error");
+        std::string err = error_text(result);
         if (!err.empty() && r.status == 200) {
           write_raw(stderr, err);
           if (err.back() != '\n') write_raw(stderr, "\n");
@@ -256,7 +314,7 @@ void set_run(CLI::App& exec, Context& ctx) {
                        "raise it with --timeout SECONDS");
       if (r.status == 502 || mapped == exit_code::unavailable)
         throw CliError(exit_code::unavailable, "cannot connect to pod " + o->alias + ": " +
-                                                   (str(result, "error").empty() ? api_error_message(r) : str(result, "error")));
+                                                   (error_text(result).empty() ? api_error_message(r) : error_text(result)));
       if (mapped == exit_code::command_failed) return result_exit_code(result);
       api.raise(r);
     };
@@ -290,6 +348,7 @@ void set_run_many(CLI::App& exec, Context& ctx) {
       "timed out; else 69 when a pod was unreachable or unknown; 68 when no pod matched.\n"
       "json output: {results: [result…] in request order, summary: {total, succeeded, failed,\n"
       "timeout, error, skipped}, groups (with --gather): [{aliases, status, exit_code, output}]}.\n"
+      "--output raw prints as plain (raw bytes are for one result: exec run, exec show).\n"
       "ndjson output: the API's events as they arrive: {event: start, total, aliases}, {event:\n"
       "result, index, …result}, ({event: group, …} with --gather), {event: summary, …summary}.\n\n"
       "Examples:\n"
@@ -371,7 +430,7 @@ void set_run_many(CLI::App& exec, Context& ctx) {
                 pos = nl + 1;
               }
               if (st != "succeeded") {
-                std::string err = str(r, "error");
+                std::string err = error_text(r);
                 std::string what = st == "failed" ? "exit " + exit_text(r) : st;
                 out += prefix + paint("[" + what + (err.empty() || st == "failed" ? "" : ": " + err) + "]",
                                       st == "timeout" ? Style::yellow : Style::red, color) + "\n";
@@ -381,7 +440,7 @@ void set_run_many(CLI::App& exec, Context& ctx) {
           }
           if (o->fail_fast && str(r, "status") != "succeeded") {
             std::string st = str(r, "status");
-            first_failure = str(r, "alias") + " " + (st == "failed" ? "failed (exit " + exit_text(r) + ")" : st == "timeout" ? "timed out" : "could not run (" + str(r, "error") + ")");
+            first_failure = str(r, "alias") + " " + (st == "failed" ? "failed (exit " + exit_text(r) + ")" : st == "timeout" ? "timed out" : "could not run (" + error_text(r) + ")");
             return false;
           }
           return true;
@@ -390,6 +449,8 @@ void set_run_many(CLI::App& exec, Context& ctx) {
       });
       spin.stop();
       double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      if (total < 0)  // no start event: not our event stream, never an empty success
+        api.expect("POST /api/v1/exec/stream", "the event stream has no start event");
 
       if (total == 0)
         throw CliError(exit_code::not_found,
@@ -449,7 +510,7 @@ void set_run_many(CLI::App& exec, Context& ctx) {
             std::vector<std::vector<std::string>> rows;
             for (const auto& r : ordered)
               rows.push_back({str(r, "alias"), paint_status(str(r, "status"), color), exit_text(r),
-                              format_duration(num(r, "duration")), str(r, "error")});
+                              format_duration(num(r, "duration")), error_text(r)});
             ctx.out("\n" + render_table({{"ALIAS"}, {"STATUS"}, {"EXIT", false, true}, {"DURATION", false, true}, {"ERROR", true}},
                                         rows, ctx.term().width, color));
           }
@@ -511,9 +572,9 @@ void set_history(CLI::App& exec, Context& ctx) {
       nlohmann::json page;
       {
         Spinner spin("reading history …", ctx.spinner_enabled(), ctx.term().color_err);
-        page = api.get("/api/v1/commands" + q);
+        page = api.get("/api/v1/commands" + q, contract::history_page);
       }
-      const nlohmann::json items = page.is_object() && page.contains("items") ? page["items"] : nlohmann::json::array();
+      const nlohmann::json& items = page["items"];
       bool color = ctx.term().color_out;
       switch (ctx.format()) {
         case Format::json: ctx.out(to_json_text(page)); break;
@@ -554,21 +615,28 @@ void set_show(CLI::App& exec, Context& ctx) {
   auto id = std::make_shared<long long>(0);
   auto* c = exec.add_subcommand("show", "Show one past command with its output");
   c->add_option("id", *id, "History id (from exec history)")->required()->type_name("ID");
-  c->footer("Examples:\n  podwrangler exec show 42\n  podwrangler exec show 42 --json | jq -r .output");
+  c->footer(
+      "--output plain prints the output as text, --output raw its exact bytes (binary included).\n\n"
+      "Examples:\n  podwrangler exec show 42\n  podwrangler exec show 42 --json | jq -r .output\n"
+      "  podwrangler -o raw exec show 42 > output.bin");
   c->callback([&ctx, id] {
     ctx.action = [&ctx, id]() -> int {
       auto& api = ctx.api();
+      const std::string request = "GET /api/v1/commands/{id}";
       auto r = api.call("GET", "/api/v1/commands/" + std::to_string(*id));
-      if (r.status == 404 && r.body.is_object() && r.body.value("code", "") != "not_found")
+      if (r.status == 404 && r.body.value("code", "") == "command_not_found")
         throw CliError(exit_code::not_found, "no command with id " + std::to_string(*id) + " in the history",
                        "see: podwrangler exec history");
-      if (r.status >= 400) api.raise(r);
+      if (r.status != 200) api.raise(r);
+      api.expect(request, contract::result(r.body));
       const auto& it = r.body;
       bool color = ctx.term().color_out;
       switch (ctx.format()) {
         case Format::json: ctx.out(to_json_text(it)); break;
         case Format::ndjson: ctx.out(to_ndjson_line(it)); break;
-        case Format::plain: write_raw(stdout, str(it, "output")); break;
+        case Format::plain:
+          write_raw(stdout, ctx.raw_output() ? exact_output(api, request, it) : str(it, "output"));
+          break;
         case Format::table: {
           std::vector<std::pair<std::string, std::string>> kv{
               {"id", str(it, "id")},
@@ -579,7 +647,7 @@ void set_show(CLI::App& exec, Context& ctx) {
               {"started", str(it, "started_at")},
               {"finished", str(it, "finished_at")},
               {"duration", format_duration(num(it, "duration"))}};
-          if (!str(it, "error").empty()) kv.emplace_back("error", str(it, "error"));
+          if (!error_text(it).empty()) kv.emplace_back("error", error_text(it));
           if (it.value("truncated", false)) kv.emplace_back("truncated", "yes");
           std::string out = render_kv(kv, color);
           std::string output = str(it, "output");

@@ -1,12 +1,23 @@
 #pragma once
-// Pieces of `exec run-many` kept apart for unit tests: grouping identical outputs
-// (--gather, as `clush -b` does), the summary and the exit code.
+// Pieces of `exec` kept apart for unit tests: a result's exact output bytes (--output raw),
+// grouping identical outputs (--gather, as `clush -b` does), the summary and the exit code.
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pw::cli {
+
+// Standard base64 with padding (RFC 4648 section 4) → bytes; nullopt unless `b64` is exactly
+// that (no whitespace, no URL alphabet). OpenSSL's EVP_DecodeBlock does the decoding.
+std::optional<std::string> base64_decode(std::string_view b64);
+
+// A result's exact output bytes: `output_b64` decoded when present (the API sends it when
+// the bytes are not valid UTF-8; `output` is then a lossy rendition), else `output`.
+// nullopt when output_b64 is not valid base64.
+std::optional<std::string> result_bytes(const nlohmann::json& result);
 
 struct GatherGroup {
   std::vector<std::string> aliases;  // in request order

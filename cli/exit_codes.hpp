@@ -15,7 +15,7 @@ inline constexpr int usage = 64;          // EX_USAGE: bad flag, argument or com
 inline constexpr int data = 65;           // EX_DATAERR: the API rejected a value (422, bad URL)
 inline constexpr int not_found = 68;      // EX_NOHOST: no such pod alias / history id
 inline constexpr int unavailable = 69;    // EX_UNAVAILABLE: API or pod unreachable, API degraded
-inline constexpr int software = 70;       // EX_SOFTWARE: internal error, unexpected API answer
+inline constexpr int software = 70;       // EX_SOFTWARE: internal error; an answer that is not the API's (protocol error)
 inline constexpr int conflict = 73;       // EX_CANTCREAT: the pod alias already exists
 inline constexpr int not_connected = 74;  // EX_IOERR: session not connected (library)
 inline constexpr int timeout = 75;        // EX_TEMPFAIL: command or API call timed out
@@ -42,7 +42,9 @@ inline constexpr std::array<ExitCodeInfo, 13> kExitCodes{{
     {exit_code::unavailable, "unavailable",
      "cannot reach the API or the pod, the API is degraded (database down); run-many: some "
      "pods could not be reached and none failed or timed out"},
-    {exit_code::software, "internal_error", "internal error or an unexpected answer from the API"},
+    {exit_code::software, "internal_error",
+     "internal error, or a protocol error: the server's answer is not the podwrangler API's (not JSON, an "
+     "HTML page, JSON of the wrong shape or without a required field)"},
     {exit_code::conflict, "conflict", "pod add: the alias already exists"},
     {exit_code::not_connected, "not_connected", "session not connected (library error)"},
     {exit_code::timeout, "timeout",

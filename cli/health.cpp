@@ -27,6 +27,7 @@ void set_health_command(CLI::App& app, Context& ctx) {
         r = api.call("GET", "/health");
       }
       if (r.status != 200 && r.status != 503) api.raise(r);
+      api.expect("GET /health", contract::health(r.body));
       const auto& b = r.body;
       std::string status = b.value("status", std::string("unknown"));
       switch (ctx.format()) {

@@ -97,7 +97,14 @@ spinner. Scripts should use
 .B \-\-output json
 (one JSON document) or
 .B \-\-output ndjson
-(one JSON object per line). Errors are one line on standard error starting with
+(one JSON object per line);
+.B \-\-output raw
+makes
+.B exec run
+and
+.B exec show
+write the exact bytes a command printed, binary included, and nothing else. Errors are one
+line on standard error starting with
 .BR "error: " ,
 and the exit status tells what went wrong (see
 .BR "EXIT STATUS" ).
@@ -126,8 +133,14 @@ or
 or
 .BR incluster=1 .
 .PP
-Tokens are never printed: URLs are shown with
-.BR token=*** .
+Secrets are never printed: URLs are shown with
+.B token=***
+(and every other credential parameter: password, secret, key, sig, signature…), with their
+userinfo as
+.B ***@
+(a
+.B k8s://
+context name excepted), and error messages are redacted the same way.
 )";
 
 constexpr const char* kConfig = R"(.SH CONFIGURATION
@@ -143,7 +156,7 @@ The configuration file is TOML:
 .nf
 api_url = "https://podwrangler.example.com"
 api_key = "..."          # sent as "Authorization: Bearer ..."
-output  = "table"        # json, ndjson, table or plain
+output  = "table"        # json, ndjson, table, plain or raw
 
 [profiles.staging]       # selected by \-\-profile staging or PODWRANGLER_PROFILE
 api_url = "http://10.0.0.5:8000"

@@ -4,6 +4,8 @@
 #include "cli/context.hpp"
 #include "cli/exit_codes.hpp"
 
+#include <podwrangler/redact.hpp>
+
 #include <CLI/CLI.hpp>
 
 #include <map>
@@ -38,7 +40,15 @@ std::string str(const nlohmann::json& j, const char* key) {
   return "";
 }
 
-void print_pod(Context& ctx, const nlohmann::json& pod) {
+// A pod as the CLI shows it: its URL redacted (the API does it; the CLI does not rely on it).
+nlohmann::json shown(nlohmann::json pod) {
+  if (pod.is_object() && pod.contains("url") && pod["url"].is_string())
+    pod["url"] = pw::redact_url(pod["url"].get_ref<const std::string&>());
+  return pod;
+}
+
+void print_pod(Context& ctx, const nlohmann::json& raw_pod) {
+  const nlohmann::json pod = shown(raw_pod);
   switch (ctx.format()) {
     case Format::json: ctx.out(to_json_text(pod)); return;
     case Format::ndjson: ctx.out(to_ndjson_line(pod)); return;
@@ -95,9 +105,9 @@ void set_pod_command(CLI::App& app, Context& ctx) {
         nlohmann::json pods;
         {
           Spinner spin("listing pods …", ctx.spinner_enabled(), ctx.term().color_err);
-          pods = api.get(path);
+          pods = api.get(path, contract::pod_list);
         }
-        if (!pods.is_array()) throw CliError(exit_code::software, "unexpected answer from the API (pods list is not an array)");
+        for (auto& p : pods) p = shown(p);
         switch (ctx.format()) {
           case Format::json: ctx.out(to_json_text(pods)); break;
           case Format::ndjson:
@@ -136,9 +146,10 @@ void set_pod_command(CLI::App& app, Context& ctx) {
       ctx.action = [&ctx, alias]() -> int {
         auto& api = ctx.api();
         auto r = api.call("GET", pod_path(*alias));
-        if (r.status == 404 && !(r.body.is_object() && r.body.value("code", "") == "not_found"))
+        if (r.status == 404 && r.body.value("code", "") == "pod_not_found")
           throw CliError(exit_code::not_found, "pod '" + *alias + "' not found", "see: podwrangler pod list");
-        if (r.status >= 400) api.raise(r);
+        if (r.status != 200) api.raise(r);
+        api.expect("GET /api/v1/pods/{alias}", contract::pod(r.body));
         print_pod(ctx, r.body);
         return exit_code::ok;
       };
@@ -180,11 +191,12 @@ void set_pod_command(CLI::App& app, Context& ctx) {
         if (r.status == 409)
           throw CliError(exit_code::conflict, "pod '" + o->alias + "' already exists",
                          "change it with: podwrangler pod update " + o->alias + " --url URL");
-        if (r.status >= 400) api.raise(r);
+        if (r.status != 201 && r.status != 200) api.raise(r);
+        api.expect("POST /api/v1/pods/", contract::pod(r.body));
         if (ctx.human()) {
           if (ctx.format() == Format::plain) print_pod(ctx, r.body);
           else ctx.out("Added pod " + paint(str(r.body, "alias"), Style::bold, ctx.term().color_out) + " (" +
-                       str(r.body, "provider") + ", " + str(r.body, "url") + ")\n");
+                       str(r.body, "provider") + ", " + pw::redact_url(str(r.body, "url")) + ")\n");
         } else {
           print_pod(ctx, r.body);
         }
@@ -226,21 +238,24 @@ void set_pod_command(CLI::App& app, Context& ctx) {
           nlohmann::json labels = nlohmann::json::object();
           if (!o->clear_labels) {
             auto r = api.call("GET", pod_path(o->alias));
-            if (r.status == 404) throw CliError(exit_code::not_found, "pod '" + o->alias + "' not found", "see: podwrangler pod list");
-            if (r.status >= 400) api.raise(r);
-            if (r.body.contains("labels") && r.body["labels"].is_object()) labels = r.body["labels"];
+            if (r.status == 404 && r.body.value("code", "") == "pod_not_found")
+              throw CliError(exit_code::not_found, "pod '" + o->alias + "' not found", "see: podwrangler pod list");
+            if (r.status != 200) api.raise(r);
+            api.expect("GET /api/v1/pods/{alias}", contract::pod(r.body));
+            if (r.body.contains("labels")) labels = r.body["labels"];
           }
           for (const auto& k : o->unlabels) labels.erase(k);
           for (const auto& [k, v] : set) labels[k] = v;
           body["labels"] = labels;
         }
         auto r = api.call("PATCH", pod_path(o->alias), &body);
-        if (r.status == 404 && !(r.body.is_object() && r.body.value("code", "") == "not_found"))
+        if (r.status == 404 && r.body.value("code", "") == "pod_not_found")
           throw CliError(exit_code::not_found, "pod '" + o->alias + "' not found", "see: podwrangler pod list");
-        if (r.status >= 400) api.raise(r);
+        if (r.status != 200) api.raise(r);
+        api.expect("PATCH /api/v1/pods/{alias}", contract::pod(r.body));
         if (ctx.format() == Format::table)
           ctx.out("Updated pod " + paint(str(r.body, "alias"), Style::bold, ctx.term().color_out) + " (" +
-                  str(r.body, "provider") + ", " + str(r.body, "url") + ")\n");
+                  str(r.body, "provider") + ", " + pw::redact_url(str(r.body, "url")) + ")\n");
         else
           print_pod(ctx, r.body);
         return exit_code::ok;
@@ -273,7 +288,7 @@ void set_pod_command(CLI::App& app, Context& ctx) {
         for (const auto& alias : o->aliases) {
           auto r = api.call("DELETE", pod_path(alias));
           bool removed = r.status == 204 || r.status == 200;
-          bool unknown = r.status == 404 && !(r.body.is_object() && r.body.value("code", "") == "not_found");
+          bool unknown = r.status == 404 && r.body.value("code", "") == "pod_not_found";
           if (!removed && !unknown) api.raise(r);
           results.push_back({{"alias", alias}, {"removed", removed}});
           if (unknown && !o->force) {

@@ -16,7 +16,7 @@ namespace pw::cli {
 Format parse_format(const std::string& s) {
   if (s == "json") return Format::json;
   if (s == "ndjson") return Format::ndjson;
-  if (s == "plain") return Format::plain;
+  if (s == "plain" || s == "raw") return Format::plain;  // raw: exact bytes where a command prints one result
   return Format::table;
 }
 

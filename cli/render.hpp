@@ -16,7 +16,9 @@
 namespace pw::cli {
 
 enum class Format { table, plain, json, ndjson };
-Format parse_format(const std::string& s);  // valid names only (checked by the config layer)
+// Valid names only (checked by the config layer); "raw" gives plain (Context::raw_output()
+// tells the commands that write exact bytes).
+Format parse_format(const std::string& s);
 
 struct Terminal {
   bool stdout_tty = false;

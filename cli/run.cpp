@@ -33,10 +33,12 @@ std::string one_line(std::string s) {
   return out;
 }
 
+// The one place errors are printed: one line, redacted (URLs quoted from the command line,
+// the config or the API's answers never show their passwords or tokens).
 void print_error(bool color, const std::string& message, const std::string& hint) {
   std::fflush(stdout);
-  std::string line = (color ? "\033[1;31merror:\033[0m " : "error: ") + one_line(message);
-  if (!hint.empty()) line += " (" + hint + ")";
+  std::string line = (color ? "\033[1;31merror:\033[0m " : "error: ") + pw::redact_text(one_line(message));
+  if (!hint.empty()) line += " (" + pw::redact_text(one_line(hint)) + ")";
   line += "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
@@ -104,7 +106,7 @@ int run(int argc, char** argv) {
     print_error(ctx.term().color_err, e.what(), "");
     rc = e.info().exit_code;
   } catch (const std::exception& e) {
-    print_error(ctx.term().color_err, std::string("internal error: ") + pw::redact_url(e.what()), "");
+    print_error(ctx.term().color_err, std::string("internal error: ") + e.what(), "");
     rc = exit_code::software;
   }
   std::fflush(stdout);

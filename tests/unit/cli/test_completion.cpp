@@ -52,7 +52,7 @@ TEST_CASE("completion: options of the command and the global ones") {
 
 TEST_CASE("completion: option values and positionals") {
   Tree t;
-  CHECK(t.complete({"-o", ""}) == V{"json", "ndjson", "table", "plain"});
+  CHECK(t.complete({"-o", ""}) == V{"json", "ndjson", "table", "plain", "raw"});
   CHECK(t.complete({"pod", "list", "--output", "nd"}) == V{"ndjson"});
   CHECK(t.complete({"completion", "b"}) == V{"bash"});
   CHECK(t.complete({"exec", "history", "--status", "t"}) == V{"timeout"});

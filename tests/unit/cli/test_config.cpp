@@ -153,7 +153,7 @@ TEST_CASE("config: bad output values") {
     CHECK(e.exit_code() == exit_code::usage);
   }
   CHECK(error_of("output = \"yaml\"\n") ==
-        "FILE:1:10: output must be one of json, ndjson, table, plain (got 'yaml')");
+        "FILE:1:10: output must be one of json, ndjson, table, plain, raw (got 'yaml')");
 }
 
 TEST_CASE("config: malformed TOML is one line with file, line, column and the problem") {
