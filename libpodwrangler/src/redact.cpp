@@ -250,8 +250,10 @@ class WordScrubber {
   // Rule 2 at '=': "token=…", "?a=1&Password=…", ";jsessionid=…", "--api-key=…".
   void key_value() {
     const std::size_t n = s_.size();
+    // The name is read from the input even where it was already rewritten ("%40token" of a
+    // re-encoded run): the value after '=' is what gets hidden.
     std::size_t j = i_, ks = j;
-    while (ks > emitted_ && is_key_char(s_[ks - 1])) --ks;
+    while (ks > 0 && is_key_char(s_[ks - 1])) --ks;
     ++i_;
     std::string_view key = s_.substr(ks, j - ks);
     if (key.empty() || !sensitive_name(key)) return;
@@ -326,7 +328,8 @@ class WordScrubber {
     const std::size_t n = s_.size();
     std::size_t t = i_, b = t;
     ++i_;
-    while (b > emitted_ && !is_userinfo_start(s_[b - 1])) --b;
+    // Back to a delimiter, to what was already rewritten, or to a mask ("***@": done).
+    while (b > emitted_ && !is_userinfo_start(s_[b - 1]) && !(b >= 3 && s_.substr(b - 3, 3) == kMask)) --b;
     std::string_view seg = s_.substr(b, t - b);
     if (seg.find(':') == npos || seg == kMask || t + 1 >= n ||
         !(ascii_alnum(s_[t + 1]) || s_[t + 1] == '['))
@@ -358,10 +361,14 @@ bool is_auth_scheme(std::string_view w) {
 }
 
 // What follows "Bearer"/"Basic" in prose is hidden only when it is not a plain word:
-// "bearer tokens", "Basic authentication" stay.
+// "bearer tokens", "Basic authentication" stay; so does a parameter (realm="x").
 bool looks_like_credential(std::string_view w) {
   std::size_t eq = w.find('=');
-  if (eq != npos && eq + 1 < w.size() && w[eq + 1] != '=') return false;  // realm="x": a parameter
+  if (eq != npos && eq > 0 && eq + 1 < w.size() && w[eq + 1] != '=') {
+    bool name = true;
+    for (std::size_t i = 0; i < eq; ++i) name = name && ascii_alpha(w[i]);
+    if (name) return false;
+  }
   bool letters = true, plain_case = true;
   for (std::size_t i = 0; i < w.size(); ++i) {
     if (!ascii_alpha(w[i])) letters = false;
@@ -401,22 +408,40 @@ std::string redact_impl(std::string_view text, int depth) {
     std::string_view core = word.substr(a, b - a);
 
     // Rule 4: the credential after an auth scheme or a credential header.
-    if (hide != Hide::none && !core.empty()) {
-      if (hide == Hide::hard && is_auth_scheme(core)) {
+    if (hide == Hide::hard && !core.empty()) {
+      if (is_auth_scheme(core)) {
         out.append(word);
         continue;
       }
-      bool credential = hide == Hide::hard || looks_like_credential(core);
       hide = Hide::none;
-      if (credential) {
-        out.append(word.substr(0, a));
+      out.append(word.substr(0, a));
+      out.append(kMask);
+      out.append(word.substr(b));
+      continue;
+    }
+    std::string scrubbed;
+    WordScrubber scrub(word, depth, scrubbed);
+    Pending pending = scrub.run();
+    if (hide == Hide::soft && !core.empty()) {
+      // Decided on the scrubbed word, so that redacting again decides the same.
+      hide = Hide::none;
+      std::size_t sa = 0, sb = scrubbed.size();
+      while (sa < sb && one_of(scrubbed[sa], kOpen)) ++sa;
+      while (sb > sa && one_of(scrubbed[sb - 1], kClose)) --sb;
+      std::string_view score = std::string_view(scrubbed).substr(sa, sb - sa);
+      if (!score.empty() && looks_like_credential(score)) {
+        out.append(scrubbed, 0, sa);
         out.append(kMask);
-        out.append(word.substr(b));
+        out.append(scrubbed, sb);
+        if (pending == Pending::quote) {
+          std::size_t k = find_close(text, i, scrub.quote());
+          if (k == npos) return out;
+          i = k;
+        }
         continue;
       }
     }
-    WordScrubber scrub(word, depth, out);
-    Pending pending = scrub.run();
+    out.append(scrubbed);
     if (iequals(core, "bearer") || iequals(core, "basic")) hide = Hide::soft;
     else if (!core.empty() && b < word.size() && word[b] == ':' && is_sensitive_header(core))
       hide = Hide::hard;

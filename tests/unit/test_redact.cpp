@@ -312,4 +312,45 @@ TEST_CASE("security: redaction is bounded on hostile input") {
   CHECK(redact_text(colons) == colons);
 }
 
+TEST_CASE("security: a secret in any URL shape, nested in any context, never survives") {
+  const std::string S = "QZSECRETQZ";
+  auto enc = [](const std::string& v) {
+    static const char* hex = "0123456789ABCDEF";
+    std::string o;
+    for (unsigned char c : v) {
+      bool keep = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '-' || c == '.' ||
+                  c == '_' || c == '~';
+      if (keep) {
+        o += static_cast<char>(c);
+      } else {
+        o += '%';
+        o += hex[c >> 4];
+        o += hex[c & 15];
+      }
+    }
+    return o;
+  };
+  const std::vector<std::string> inner = {
+      "https://u:" + S + "@x/", "https://" + S + "@x", "wss://h/?token=" + S + "&pod=p", "u:" + S + "@db:5432",
+      "https://h/?X-Amz-Signature=" + S, "https://h/cb#access_token=" + S, "https://[::1]:8443/?api_key=" + S,
+      "https://u:" + S + "@[::1]:1/", "k8s://ctx:" + S + "@ns/pod", "https://h/a;jsessionid=" + S,
+      "https://user:pa/" + S + "@host/x", "postgresql://pw:" + S + "@db/pods?sslmode=require"};
+  const std::vector<std::string> outer = {"%s", "wss://h/exec/1/?pod=p&server=%s", "https://a/?next=%e",
+                                          "https://a/?next=%E", "error: cannot reach '%s' (refused)",
+                                          "{\"url\":\"%s\",\"a\":1}", "https://web.archive.org/web/1/%s",
+                                          "GET %s HTTP/1.1", "see <%s>.", "(%s)"};
+  for (const auto& in : inner) {
+    for (const auto& out : outer) {
+      std::string x = out;
+      std::size_t p;
+      if ((p = x.find("%E")) != std::string::npos) x.replace(p, 2, enc(enc(in)));
+      else if ((p = x.find("%e")) != std::string::npos) x.replace(p, 2, enc(in));
+      else x.replace(x.find("%s"), 2, in);
+      CAPTURE(x);
+      CHECK_FALSE(has(redact_text(x), "SECRET"));
+      CHECK_FALSE(has(redact_url(x), "SECRET"));
+    }
+  }
+}
+
 TEST_SUITE_END();
