@@ -3,6 +3,7 @@
 #include "embedded_server/store/store.hpp"
 
 #include <podwrangler/errors.hpp>
+#include <podwrangler/redact.hpp>
 #include <podwrangler/model.hpp>
 #include <podwrangler/url.hpp>
 
@@ -137,7 +138,8 @@ void send_error(httplib::Response& res, int status, const std::string& code,
                 const std::string& message, const nlohmann::json& extra) {
   nlohmann::json body = extra.is_object() ? extra : nlohmann::json::object();
   body["code"] = code;
-  body["message"] = message;
+  // The one sink of every error body: whatever a message quotes leaves redacted.
+  body["message"] = redact_text(message);
   send_json(res, status, body);
 }
 

@@ -8,6 +8,7 @@
 #include "embedded_server/runtime.hpp"
 
 #include <podwrangler/errors.hpp>
+#include <podwrangler/redact.hpp>
 #include <podwrangler/provider.hpp>
 #include <podwrangler/registry.hpp>
 
@@ -54,7 +55,7 @@ CommandRecord finished_record(std::int64_t id, const std::string& alias, const s
   r.status = o.status;
   if (o.status == STATUS_SUCCEEDED || o.status == STATUS_FAILED) r.exit_code = o.result.exit_code;
   r.output = o.result.output;
-  r.error = o.result.error;
+  if (o.result.error) r.error = redact_text(*o.result.error);
   if (ctx.runtime->hard_stopped() && o.status == STATUS_ERROR) {
     // Aborted by the shutdown, or never started because of it.
     r.status = STATUS_INTERRUPTED;
