@@ -183,6 +183,9 @@ class Use {
 
   void text(int i, const std::string& v) { check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC)); }
   void blob(int i, const std::string& v) { check(sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC)); }
+  // SQLITE_STATIC: a temporary would be gone before the statement runs.
+  void text(int, std::string&&) = delete;
+  void blob(int, std::string&&) = delete;
   void integer(int i, std::int64_t v) { check(sqlite3_bind_int64(s_, i, v)); }
   void real(int i, double v) { check(sqlite3_bind_double(s_, i, v)); }
   void null(int i) { check(sqlite3_bind_null(s_, i)); }
@@ -438,6 +441,7 @@ class SqliteStore final : public Store {
   int interrupt_orphans(const std::vector<std::string>& dead_server_ids) override {
     if (dead_server_ids.empty()) return 0;
     const std::string now = now_rfc3339();
+    const std::string why = ORPHAN_REASON;
     Lease l(*this);
     Tx tx(*l);
     int n = 0;
@@ -448,7 +452,7 @@ class SqliteStore final : public Store {
         Use u(*l, l->get(S_INTERRUPT_ORPHAN));
         u.text(1, sid);
         u.text(2, now);
-        u.text(3, ORPHAN_REASON);
+        u.text(3, why);
         u.run();
         n += sqlite3_changes(l->db);
       }
@@ -497,6 +501,7 @@ class SqliteStore final : public Store {
     std::string b;
     const std::string& self = clean(self_id, b);
     const std::string now = now_rfc3339();
+    const std::string why = LEASE_REASON;
     std::vector<ReapedReplica> out;
     Lease l(*this);
     Tx tx(*l);
@@ -511,7 +516,7 @@ class SqliteStore final : public Store {
         Use u(*l, l->get(S_REAP_COMMANDS));
         u.text(1, r.server_id);
         u.text(2, r.last_seen);
-        u.text(3, LEASE_REASON);
+        u.text(3, why);
         u.run();
         r.commands = sqlite3_changes(l->db);
       }
