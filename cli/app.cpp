@@ -8,7 +8,7 @@
 
 namespace pw::cli {
 
-void build_app(CLI::App& app, Context& ctx) {
+void build_app(CLI::App& app, CommandContext& ctx) {
   app.name("podwrangler");
   app.set_version_flag("--version", std::string("podwrangler ") + pw::version(), "Print the version and exit");
   app.fallthrough();  // global options are accepted after the subcommand too (inherited)

@@ -6,17 +6,17 @@ class App;
 
 namespace pw::cli {
 
-class Context;
+class CommandContext;
 
-void set_health_command(CLI::App& app, Context& ctx);      // health.cpp
-void set_pod_command(CLI::App& app, Context& ctx);         // pod.cpp
-void set_exec_command(CLI::App& app, Context& ctx);        // exec.cpp
-void set_serve_command(CLI::App& app, Context& ctx);       // serve.cpp
-void set_completion_command(CLI::App& app, Context& ctx);  // completion.cpp
+void set_health_command(CLI::App& app, CommandContext& ctx);      // health.cpp
+void set_pod_command(CLI::App& app, CommandContext& ctx);         // pod.cpp
+void set_exec_command(CLI::App& app, CommandContext& ctx);        // exec.cpp
+void set_serve_command(CLI::App& app, CommandContext& ctx);       // serve.cpp
+void set_completion_command(CLI::App& app, CommandContext& ctx);  // completion.cpp
 
 // The whole tree: global options and every group (app.cpp). Used by run(), the hidden
 // completer and the man page generator, so they cannot drift apart.
-void build_app(CLI::App& app, Context& ctx);
+void build_app(CLI::App& app, CommandContext& ctx);
 
 // Type names that mark what an argument holds, for the completer and the man page.
 inline constexpr const char* kAliasType = "ALIAS";

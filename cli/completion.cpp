@@ -185,7 +185,7 @@ std::vector<std::string> complete_words(CLI::App& app, const std::vector<std::st
   return out;
 }
 
-int complete_main(CLI::App& app, Context& ctx, const std::vector<std::string>& words) {
+int complete_main(CLI::App& app, CommandContext& ctx, const std::vector<std::string>& words) {
   // Honour -u/--api-url, -L/--local and --profile among the words when asking for aliases.
   for (std::size_t i = 0; i + 1 < words.size(); ++i) {
     const std::string& w = words[i];
@@ -217,7 +217,7 @@ int complete_main(CLI::App& app, Context& ctx, const std::vector<std::string>& w
   return exit_code::ok;
 }
 
-void set_completion_command(CLI::App& app, Context& ctx) {
+void set_completion_command(CLI::App& app, CommandContext& ctx) {
   auto shell = std::make_shared<std::string>();
   auto* c = app.add_subcommand("completion", "Print the shell completion script for bash, zsh or fish");
   c->add_option("shell", *shell, "bash, zsh or fish")

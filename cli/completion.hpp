@@ -13,7 +13,7 @@ class App;
 
 namespace pw::cli {
 
-class Context;
+class CommandContext;
 
 // The script for "bash", "zsh" or "fish" ("" for another name).
 std::string completion_script(const std::string& shell);
@@ -24,6 +24,6 @@ std::vector<std::string> complete_words(CLI::App& app, const std::vector<std::st
                                         const std::function<std::vector<std::string>()>& aliases);
 
 // `podwrangler __complete …`: prints one candidate per line; always exits 0.
-int complete_main(CLI::App& app, Context& ctx, const std::vector<std::string>& words);
+int complete_main(CLI::App& app, CommandContext& ctx, const std::vector<std::string>& words);
 
 }  // namespace pw::cli

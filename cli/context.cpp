@@ -9,17 +9,17 @@
 
 namespace pw::cli {
 
-Context::Context() = default;
+CommandContext::CommandContext() = default;
 
-Context::~Context() { shutdown(); }
+CommandContext::~CommandContext() { shutdown(); }
 
-void Context::shutdown() {
+void CommandContext::shutdown() {
   api_.reset();
   if (local_) local_->stop();
   local_.reset();
 }
 
-const ResolvedConfig& Context::config() {
+const ResolvedConfig& CommandContext::config() {
   if (!config_) {
     EnvLookup env = [](const char* name) -> const char* { return std::getenv(name); };
     ConfigFile file = load_config_file(config_path(env));
@@ -33,14 +33,14 @@ const ResolvedConfig& Context::config() {
   return *config_;
 }
 
-Format Context::format() { return parse_format(config().output); }
+Format CommandContext::format() { return parse_format(config().output); }
 
-const Terminal& Context::term() {
+const Terminal& CommandContext::term() {
   if (!term_) term_ = detect_terminal(opts.no_color);
   return *term_;
 }
 
-ApiClient& Context::api(ApiTimeouts timeouts) {
+ApiClient& CommandContext::api(ApiTimeouts timeouts) {
   if (!api_) {
     const auto& cfg = config();
     std::string url = cfg.api_url;
@@ -55,18 +55,18 @@ ApiClient& Context::api(ApiTimeouts timeouts) {
   return *api_;
 }
 
-void Context::out(const std::string& text) {
+void CommandContext::out(const std::string& text) {
   std::fwrite(text.data(), 1, text.size(), stdout);
 }
 
-void Context::info(const std::string& text) {
+void CommandContext::info(const std::string& text) {
   if (opts.quiet) return;
   std::fflush(stdout);
   std::string line = pw::redact_text(text) + "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 
-void Context::warn(const std::string& text) {
+void CommandContext::warn(const std::string& text) {
   std::fflush(stdout);
   std::string line = paint("warning:", Style::yellow, term().color_err) + " " + pw::redact_text(text) + "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);

@@ -24,12 +24,12 @@ struct GlobalOptions {
   bool quiet = false;
 };
 
-class Context {
+class CommandContext {
  public:
-  Context();
-  ~Context();  // stops the --local server
-  Context(const Context&) = delete;
-  Context& operator=(const Context&) = delete;
+  CommandContext();
+  ~CommandContext();  // stops the --local server
+  CommandContext(const CommandContext&) = delete;
+  CommandContext& operator=(const CommandContext&) = delete;
 
   GlobalOptions opts;
   // Set by the callback of the selected (leaf) subcommand; run() calls it after parsing.

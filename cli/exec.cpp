@@ -231,7 +231,7 @@ int run_many_exit_code(const RunManySummary& s) {
 
 namespace {
 
-void set_run(CLI::App& exec, Context& ctx) {
+void set_run(CLI::App& exec, CommandContext& ctx) {
   struct Opts {
     std::string alias;
     std::vector<std::string> command;
@@ -321,7 +321,7 @@ void set_run(CLI::App& exec, Context& ctx) {
   });
 }
 
-void set_run_many(CLI::App& exec, Context& ctx) {
+void set_run_many(CLI::App& exec, CommandContext& ctx) {
   struct Opts {
     std::vector<std::string> command, aliases, labels;
     bool all = false, gather = false, fail_fast = false;
@@ -538,7 +538,7 @@ void set_run_many(CLI::App& exec, Context& ctx) {
   });
 }
 
-void set_history(CLI::App& exec, Context& ctx) {
+void set_history(CLI::App& exec, CommandContext& ctx) {
   struct Opts {
     std::string alias, status, since;
     int limit = 50;
@@ -611,7 +611,7 @@ void set_history(CLI::App& exec, Context& ctx) {
   });
 }
 
-void set_show(CLI::App& exec, Context& ctx) {
+void set_show(CLI::App& exec, CommandContext& ctx) {
   auto id = std::make_shared<long long>(0);
   auto* c = exec.add_subcommand("show", "Show one past command with its output");
   c->add_option("id", *id, "History id (from exec history)")->required()->type_name("ID");
@@ -665,7 +665,7 @@ void set_show(CLI::App& exec, Context& ctx) {
 
 }  // namespace
 
-void set_exec_command(CLI::App& app, Context& ctx) {
+void set_exec_command(CLI::App& app, CommandContext& ctx) {
   auto* exec = app.add_subcommand("exec", "Run commands on pods and read the history");
   exec->require_subcommand(1);
   exec->footer(

@@ -10,7 +10,7 @@
 
 namespace pw::cli {
 
-void set_health_command(CLI::App& app, Context& ctx) {
+void set_health_command(CLI::App& app, CommandContext& ctx) {
   auto* cmd = app.add_subcommand("health", "Check that the API answers and its database is reachable");
   cmd->footer(
       "Exit status 0 when the API answers \"ok\", 69 when it is degraded (database down) or "

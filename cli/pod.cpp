@@ -47,7 +47,7 @@ nlohmann::json shown(nlohmann::json pod) {
   return pod;
 }
 
-void print_pod(Context& ctx, const nlohmann::json& raw_pod) {
+void print_pod(CommandContext& ctx, const nlohmann::json& raw_pod) {
   const nlohmann::json pod = shown(raw_pod);
   switch (ctx.format()) {
     case Format::json: ctx.out(to_json_text(pod)); return;
@@ -70,7 +70,7 @@ std::string pod_path(const std::string& alias) { return "/api/v1/pods/" + url_en
 
 }  // namespace
 
-void set_pod_command(CLI::App& app, Context& ctx) {
+void set_pod_command(CLI::App& app, CommandContext& ctx) {
   auto* pod = app.add_subcommand("pod", "Register, list, show, update and remove pods");
   pod->require_subcommand(1);
   pod->footer(

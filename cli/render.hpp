@@ -16,7 +16,7 @@
 namespace pw::cli {
 
 enum class Format { table, plain, json, ndjson };
-// Valid names only (checked by the config layer); "raw" gives plain (Context::raw_output()
+// Valid names only (checked by the config layer); "raw" gives plain (CommandContext::raw_output()
 // tells the commands that write exact bytes).
 Format parse_format(const std::string& s);
 

@@ -59,7 +59,7 @@ std::string command_path(CLI::App& app) {
 }  // namespace
 
 int run(int argc, char** argv) {
-  Context ctx;
+  CommandContext ctx;
   CLI::App app{kDescription, "podwrangler"};
   build_app(app, ctx);
 

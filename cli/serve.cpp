@@ -11,7 +11,7 @@
 
 namespace pw::cli {
 
-void set_serve_command(CLI::App& app, Context& ctx) {
+void set_serve_command(CLI::App& app, CommandContext& ctx) {
   struct Opts {
     std::string host, database_url, tls_cert, tls_key;
     int port = -1, threads = 0, parallel = 0;

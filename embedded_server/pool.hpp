@@ -7,7 +7,7 @@
 //   command runs on a session that is closed right after).
 // - A session whose connection broke is dropped and the next command gets a new one;
 //   one lost while idle is reconnected transparently before the command is sent.
-// Every member runs on the Runtime's loop thread (no locks).
+// Every member runs on the ServerLoop's loop thread (no locks).
 #include <podwrangler/errors.hpp>
 #include <podwrangler/model.hpp>
 #include <podwrangler/session.hpp>

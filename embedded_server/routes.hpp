@@ -14,12 +14,12 @@ namespace pw::server {
 class Router;
 
 class SessionPool;
-class Runtime;
+class ServerLoop;
 
-struct Context {
+struct ServerState {
   Settings settings;
   std::unique_ptr<Store> store;
-  Runtime* runtime = nullptr;   // io_context thread + in-flight command tracking
+  ServerLoop* runtime = nullptr;   // io_context thread + in-flight command tracking
   SessionPool* pool = nullptr;
   std::string server_id;        // "host:pid:start-ms", owner of the rows it starts
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -28,11 +28,11 @@ struct Context {
 // A history row / command result as the API shows it.
 nlohmann::json command_json(const CommandRecord& c);
 
-void add_health_routes(Router& http, Context& ctx);
-void add_pod_routes(Router& http, Context& ctx);
-void add_exec_routes(Router& http, Context& ctx);
-void add_command_routes(Router& http, Context& ctx);
+void add_health_routes(Router& http, ServerState& ctx);
+void add_pod_routes(Router& http, ServerState& ctx);
+void add_exec_routes(Router& http, ServerState& ctx);
+void add_command_routes(Router& http, ServerState& ctx);
 // GET /openapi.json, GET /docs and its assets (embedded at build time).
-void add_docs_routes(Router& http, Context& ctx);
+void add_docs_routes(Router& http, ServerState& ctx);
 
 }  // namespace pw::server

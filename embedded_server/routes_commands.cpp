@@ -36,7 +36,7 @@ nlohmann::json command_json(const CommandRecord& c) {
   return j;
 }
 
-void add_command_routes(Router& http, Context& ctx) {
+void add_command_routes(Router& http, ServerState& ctx) {
   http.Get("/api/v1/commands/?", [&ctx](const httplib::Request& req, httplib::Response& res) {
     reject_unknown_params(req, {"alias", "status", "since", "limit", "before"});
     CommandFilter f;

@@ -61,7 +61,7 @@ struct Served {
 
 }  // namespace
 
-void add_docs_routes(Router& http, Context& /*ctx*/) {
+void add_docs_routes(Router& http, ServerState& /*ctx*/) {
   // Fingerprints are computed once; the table lives as long as the handlers (the server).
   auto served = std::make_shared<std::unordered_map<std::string_view, Served>>();
   for (const DocsAsset& asset : docs_assets()) {

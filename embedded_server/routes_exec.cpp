@@ -41,13 +41,13 @@ Prepared prepare(const PodRecord& pod) {
                   session_fingerprint(pod.provider, pod.url.reveal())};
 }
 
-void ensure_accepting(const Context& ctx) {
+void ensure_accepting(const ServerState& ctx) {
   if (ctx.runtime->draining())
     throw HttpError(503, "server_shutting_down", "the server is shutting down; try again shortly");
 }
 
 CommandRecord finished_record(std::int64_t id, const std::string& alias, const std::string& started_at,
-                              const ExecOutcome& o, const Context& ctx) {
+                              const ExecOutcome& o, const ServerState& ctx) {
   CommandRecord r;
   r.id = id;
   r.alias = alias;
@@ -70,7 +70,7 @@ CommandRecord finished_record(std::int64_t id, const std::string& alias, const s
   return r;
 }
 
-void record_finish(Context& ctx, const CommandRecord& r) {
+void record_finish(ServerState& ctx, const CommandRecord& r) {
   try {
     ctx.store->finish_command(r);
   } catch (const std::exception& e) {
@@ -81,7 +81,7 @@ void record_finish(Context& ctx, const CommandRecord& r) {
 
 // ---- one pod ---------------------------------------------------------------------
 
-void exec_one(Context& ctx, const httplib::Request& req, httplib::Response& res) {
+void exec_one(ServerState& ctx, const httplib::Request& req, httplib::Response& res) {
   std::string alias = req.matches[1];
   if (!is_valid_alias(alias)) throw PodNotFoundError(shown(alias));
   auto body = parse_object_body(req);
@@ -94,7 +94,7 @@ void exec_one(Context& ctx, const httplib::Request& req, httplib::Response& res)
   if (!pod) throw PodNotFoundError(alias);
   Prepared p = prepare(*pod);
 
-  Runtime::InFlight guard(*ctx.runtime);
+  ServerLoop::InFlight guard(*ctx.runtime);
   std::string started = now_rfc3339();
   auto ids = ctx.store->begin_commands({CommandStart{alias, command, p.endpoint.identity.label(), started}},
                                        ctx.server_id);
@@ -133,7 +133,7 @@ struct FanOut {
   std::vector<std::optional<Prepared>> targets;  // nullopt: unknown alias
   std::vector<std::int64_t> ids;                 // per target (0 for unknown)
   std::string started_at;
-  std::unique_ptr<Runtime::InFlight> in_flight;
+  std::unique_ptr<ServerLoop::InFlight> in_flight;
   bool collected = false;
 
   // Completed commands handed from the loop to the handler thread.
@@ -146,7 +146,7 @@ struct FanOut {
                             {"error", 0}, {"interrupted", 0}};
 };
 
-std::shared_ptr<FanOut> parse_fan_out(Context& ctx, const httplib::Request& req) {
+std::shared_ptr<FanOut> parse_fan_out(ServerState& ctx, const httplib::Request& req) {
   auto body = parse_object_body(req);
   reject_unknown_fields(body, {"command", "aliases", "selector", "all", "parallel", "timeout"});
   auto f = std::make_shared<FanOut>();
@@ -223,8 +223,8 @@ Task<void> run_all(std::shared_ptr<FanOut> f, SessionPool* pool, std::vector<std
 }
 
 // Records the start rows and launches the run on the loop.
-void launch(Context& ctx, const std::shared_ptr<FanOut>& f) {
-  f->in_flight = std::make_unique<Runtime::InFlight>(*ctx.runtime);
+void launch(ServerState& ctx, const std::shared_ptr<FanOut>& f) {
+  f->in_flight = std::make_unique<ServerLoop::InFlight>(*ctx.runtime);
   f->started_at = now_rfc3339();
   std::vector<CommandStart> starts;
   std::vector<std::size_t> known;
@@ -260,7 +260,7 @@ nlohmann::json unknown_alias_result(const FanOut& f, std::size_t i) {
 
 // Collects every result on the handler thread, records it, and hands it to `emit`
 // (index, result json) as it arrives. Returns when every target has a result.
-void collect(Context& ctx, FanOut& f, const std::function<void(std::size_t, const nlohmann::json&)>& emit) {
+void collect(ServerState& ctx, FanOut& f, const std::function<void(std::size_t, const nlohmann::json&)>& emit) {
   f.collected = true;
   std::size_t expected = 0;
   for (std::size_t i = 0; i < f.targets.size(); ++i) {
@@ -302,7 +302,7 @@ void collect(Context& ctx, FanOut& f, const std::function<void(std::size_t, cons
 
 }  // namespace
 
-void add_exec_routes(Router& http, Context& ctx) {
+void add_exec_routes(Router& http, ServerState& ctx) {
   http.Post("/api/v1/pods/([^/]+)/exec/?", [&ctx](const httplib::Request& req, httplib::Response& res) {
     exec_one(ctx, req, res);
   });

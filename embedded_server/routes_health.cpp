@@ -8,7 +8,7 @@
 
 namespace pw::server {
 
-void add_health_routes(Router& http, Context& ctx) {
+void add_health_routes(Router& http, ServerState& ctx) {
   http.Get("/health/?", [&ctx](const httplib::Request&, httplib::Response& res) {
     bool db_ok = ctx.store->ping();
     bool draining = ctx.runtime && ctx.runtime->draining();

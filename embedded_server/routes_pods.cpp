@@ -24,7 +24,7 @@ nlohmann::json pod_json(const PodRecord& p) {
           {"created_at", p.created_at}, {"updated_at", p.updated_at}};
 }
 
-std::shared_ptr<ProviderSpec> provider_named(const std::string& name) {
+std::shared_ptr<ProviderInterface> provider_named(const std::string& name) {
   auto p = ProviderCatalog::instance().get(name);
   if (!p) {
     std::string known;
@@ -45,7 +45,7 @@ void check_url_text(const std::string& url) {
 std::string check_url(const std::string& url, const std::optional<std::string>& provider_name) {
   check_url_text(url);
   if (provider_name) check_token_text(*provider_name, "provider");
-  std::shared_ptr<ProviderSpec> provider;
+  std::shared_ptr<ProviderInterface> provider;
   if (provider_name) {
     provider = provider_named(*provider_name);
   } else {
@@ -99,7 +99,7 @@ class ListingCache {
   std::map<std::string, std::pair<std::string, std::shared_ptr<const std::string>>> bodies_;
 };
 
-void add_pod_routes(Router& http, Context& ctx) {
+void add_pod_routes(Router& http, ServerState& ctx) {
   auto cache = std::make_shared<ListingCache>();
   http.Get("/api/v1/pods/?", [&ctx, cache](const httplib::Request& req, httplib::Response& res) {
     reject_unknown_params(req, {"selector"});

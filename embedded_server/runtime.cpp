@@ -14,7 +14,7 @@
 
 namespace pw::server {
 
-struct Runtime::Impl {
+struct ServerLoop::Impl {
   Impl() : openssl_ready(OPENSSL_init_ssl(0, nullptr) == 1), guard(asio::make_work_guard(io)) {
     thread = std::thread([this] {
       io.run();
@@ -27,25 +27,25 @@ struct Runtime::Impl {
   std::thread thread;
 };
 
-Runtime::Runtime() : impl_(std::make_unique<Impl>()) {}
+ServerLoop::ServerLoop() : impl_(std::make_unique<Impl>()) {}
 
-Runtime::~Runtime() { stop(); }
+ServerLoop::~ServerLoop() { stop(); }
 
-void Runtime::stop() {
+void ServerLoop::stop() {
   impl_->guard.reset();
   impl_->io.stop();
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 
-Executor Runtime::executor() { return impl_->io.get_executor(); }
+Executor ServerLoop::executor() { return impl_->io.get_executor(); }
 
 // The awaitable is made here and handed to co_spawn by value: GCC 12 releases a closure
 // passed to co_spawn's function overload twice (seen as a use-after-free under ASan).
-void Runtime::block_on(std::function<Task<void>()> work) {
+void ServerLoop::block_on(std::function<Task<void>()> work) {
   asio::co_spawn(impl_->io, work(), asio::use_future).get();
 }
 
-void Runtime::spawn(std::function<Task<void>()> work) {
+void ServerLoop::spawn(std::function<Task<void>()> work) {
   asio::co_spawn(
       impl_->io, work(),
       [](std::exception_ptr e) {
@@ -58,7 +58,7 @@ void Runtime::spawn(std::function<Task<void>()> work) {
       });
 }
 
-bool Runtime::wait_idle(std::chrono::steady_clock::time_point deadline) {
+bool ServerLoop::wait_idle(std::chrono::steady_clock::time_point deadline) {
   while (in_flight_->load() > 0) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

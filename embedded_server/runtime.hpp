@@ -11,15 +11,15 @@
 
 namespace pw::server {
 
-class Runtime {
+class ServerLoop {
  public:
-  Runtime();
-  ~Runtime();  // stop(), then frees the loop
+  ServerLoop();
+  ~ServerLoop();  // stop(), then frees the loop
   // Stops the loop and joins its thread (sessions may then be destroyed; the loop's
-  // objects stay valid until the Runtime is destroyed).
+  // objects stay valid until the ServerLoop is destroyed).
   void stop();
-  Runtime(const Runtime&) = delete;
-  Runtime& operator=(const Runtime&) = delete;
+  ServerLoop(const ServerLoop&) = delete;
+  ServerLoop& operator=(const ServerLoop&) = delete;
 
   Executor executor();
   // Runs the task `work()` makes on the loop and blocks the calling (non-loop) thread
@@ -43,10 +43,10 @@ class Runtime {
   bool wait_idle(std::chrono::steady_clock::time_point deadline);
 
   // Scope guard counting one command in flight. It shares the counter, so it may
-  // outlive the Runtime (a stream's state released after the server stopped).
+  // outlive the ServerLoop (a stream's state released after the server stopped).
   class InFlight {
    public:
-    explicit InFlight(Runtime& rt) : count_(rt.in_flight_) { count_->fetch_add(1); }
+    explicit InFlight(ServerLoop& rt) : count_(rt.in_flight_) { count_->fetch_add(1); }
     ~InFlight() { count_->fetch_sub(1); }
     InFlight(const InFlight&) = delete;
     InFlight& operator=(const InFlight&) = delete;

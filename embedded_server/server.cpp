@@ -79,7 +79,7 @@ struct Server::Impl {
     // This replica's lease; every heartbeat also closes the rows of dead replicas (expired
     // leases, dead processes of this host) as interrupted, at their time of death.
     lease = std::make_unique<ReplicaLease>(*ctx.store, ctx.server_id, ReplicaTiming::from_env());
-    runtime = std::make_unique<Runtime>();
+    runtime = std::make_unique<ServerLoop>();
     pool = std::make_unique<SessionPool>(runtime->executor(), ctx.settings.pool_max_sessions,
                                          ctx.settings.pool_idle_ttl_s);
     ctx.runtime = runtime.get();
@@ -187,10 +187,10 @@ struct Server::Impl {
     runtime->stop();
   }
 
-  Context ctx;
+  ServerState ctx;
   std::unique_ptr<ReplicaLease> lease;
   // Destroyed in reverse order: the pool's sessions go while the loop object exists.
-  std::unique_ptr<Runtime> runtime;
+  std::unique_ptr<ServerLoop> runtime;
   std::unique_ptr<SessionPool> pool;
   std::unique_ptr<HttpServer> http;
   std::thread listener;

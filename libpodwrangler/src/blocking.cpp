@@ -61,7 +61,7 @@ Executor runtime_executor() { return Runtime::instance().executor(); }
 BlockingSession::BlockingSession(PodEndpoint endpoint, SessionOptions options)
     : session_(std::make_unique<PodSession>(runtime_executor(), std::move(endpoint), std::move(options))) {}
 
-BlockingSession BlockingSession::from_url(std::string_view url, std::shared_ptr<ProviderSpec> provider,
+BlockingSession BlockingSession::from_url(std::string_view url, std::shared_ptr<ProviderInterface> provider,
                                           SessionOptions options) {
   return BlockingSession(endpoint_from_url(url, std::move(provider)), std::move(options));
 }

@@ -42,7 +42,7 @@ void from_json(const nlohmann::json& j, TlsOptions& v) {
   v.insecure_skip_verify = j.value("insecure_skip_verify", false);
 }
 
-void to_json(nlohmann::json& j, const WssSchema& v) {
+void to_json(nlohmann::json& j, const ConnectionSpec& v) {
   nlohmann::json headers = nlohmann::json::object();
   for (const auto& [k, val] : v.headers) headers[k] = is_sensitive_key(k) ? std::string(REDACTED) : val;
   j = nlohmann::json{{"url", redact_url(v.url)},       {"headers", headers},
@@ -88,7 +88,7 @@ std::string dump_json(const nlohmann::json& j, int indent) {
 }
 
 std::ostream& operator<<(std::ostream& os, const PodIdentity& v) { return os << dump_json(v); }
-std::ostream& operator<<(std::ostream& os, const WssSchema& v) { return os << dump_json(v); }
+std::ostream& operator<<(std::ostream& os, const ConnectionSpec& v) { return os << dump_json(v); }
 std::ostream& operator<<(std::ostream& os, const PodEndpoint& v) { return os << dump_json(v); }
 std::ostream& operator<<(std::ostream& os, const CommandResult& v) { return os << dump_json(v); }
 

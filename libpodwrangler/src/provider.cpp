@@ -24,13 +24,13 @@ std::string default_shell_preamble(bool terminal_setup) {
   return s;
 }
 
-Task<void> ProviderSpec::init_shell(Connection& conn, const WssSchema&) const {
+Task<void> ProviderInterface::init_shell(Connection& conn, const ConnectionSpec&) const {
   co_await conn.write(default_shell_preamble());
 }
 
 Task<bool> Connection::interrupt(bool) { co_return false; }
 
-Task<bool> ProviderSpec::interrupt(Connection& conn, const PodIdentity&, const SecretString&, long,
+Task<bool> ProviderInterface::interrupt(Connection& conn, const PodIdentity&, const SecretString&, long,
                                    bool tty, bool hard) const {
   bool done = co_await conn.interrupt(hard);
   if (!done && tty) {
@@ -91,17 +91,17 @@ std::vector<std::string> interrupt_children_argv(long shell_pid, bool hard) {
   return {"/bin/sh", "-c", kScript, "pw-interrupt", std::to_string(shell_pid), hard ? "KILL" : "INT"};
 }
 
-Task<std::string> ProviderSpec::detect_namespace(Connection&, const PodIdentity& identity,
-                                                 const WssSchema&) const {
+Task<std::string> ProviderInterface::detect_namespace(Connection&, const PodIdentity& identity,
+                                                 const ConnectionSpec&) const {
   co_return identity.namespace_.empty() ? std::string("default") : identity.namespace_;
 }
 
-Task<std::vector<PodIdentity>> ProviderSpec::list_pods(const SecretString&, ListPodsOptions) const {
+Task<std::vector<PodIdentity>> ProviderInterface::list_pods(const SecretString&, ListPodsOptions) const {
   throw PodClientError("provider '" + name() + "' cannot list pods");
   co_return std::vector<PodIdentity>{};
 }
 
-std::unique_ptr<Connection> ProviderSpec::open(Executor ex, const WssSchema& schema) const {
+std::unique_ptr<Connection> ProviderInterface::open(Executor ex, const ConnectionSpec& schema) const {
   return make_websocket_connection(ex, schema);
 }
 
@@ -123,12 +123,12 @@ ProviderCatalog& ProviderCatalog::instance() {
   return catalog;
 }
 
-void ProviderCatalog::add(std::string name, std::shared_ptr<ProviderSpec> provider) {
+void ProviderCatalog::add(std::string name, std::shared_ptr<ProviderInterface> provider) {
   std::lock_guard lock(g_catalog_mu);
   providers_[std::move(name)] = std::move(provider);
 }
 
-std::shared_ptr<ProviderSpec> ProviderCatalog::get(std::string_view name) const {
+std::shared_ptr<ProviderInterface> ProviderCatalog::get(std::string_view name) const {
   std::lock_guard lock(g_catalog_mu);
   auto it = providers_.find(name);
   return it == providers_.end() ? nullptr : it->second;
@@ -141,7 +141,7 @@ std::vector<std::string> ProviderCatalog::names() const {
   return out;
 }
 
-std::shared_ptr<ProviderSpec> ProviderCatalog::for_url(std::string_view url) const {
+std::shared_ptr<ProviderInterface> ProviderCatalog::for_url(std::string_view url) const {
   std::size_t se = url.find("://");
   std::string scheme(url.substr(0, se == std::string_view::npos ? 0 : se));
   std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -151,7 +151,7 @@ std::shared_ptr<ProviderSpec> ProviderCatalog::for_url(std::string_view url) con
   throw PodURLParseError("scheme", "no provider handles this scheme", url);
 }
 
-PodEndpoint endpoint_from_url(std::string_view url, std::shared_ptr<ProviderSpec> provider) {
+PodEndpoint endpoint_from_url(std::string_view url, std::shared_ptr<ProviderInterface> provider) {
   if (!provider) provider = ProviderCatalog::instance().for_url(url);
   auto [identity, token] = provider->parse_url(url);
   return PodEndpoint{std::move(identity), std::move(provider), std::move(token)};

@@ -23,7 +23,7 @@ void PodRegistry::register_pod(const std::string& alias, PodEndpoint endpoint) {
 }
 
 void PodRegistry::register_from_url(const std::string& alias, std::string_view url,
-                                    std::shared_ptr<ProviderSpec> provider) {
+                                    std::shared_ptr<ProviderInterface> provider) {
   register_pod(alias, endpoint_from_url(url, std::move(provider)));
 }
 

@@ -54,13 +54,13 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
   Impl(Executor e, PodEndpoint ep, SessionOptions o)
       : ex(e), endpoint(std::move(ep)), opts(std::move(o)), signal(e), mutex(e) {
     if (!endpoint.provider) throw PodConfigValidationError("provider", "endpoint has no provider");
-    schema = endpoint.provider->build_wss_schema(endpoint.identity, endpoint.token);
+    schema = endpoint.provider->build_connection_spec(endpoint.identity, endpoint.token);
   }
 
   Executor ex;
   PodEndpoint endpoint;
   SessionOptions opts;
-  WssSchema schema;
+  ConnectionSpec schema;
   std::shared_ptr<Connection> conn;
   std::uint64_t generation = 0;
   std::string inbox;
@@ -324,7 +324,7 @@ PodSession::PodSession(Executor ex, PodEndpoint endpoint, SessionOptions options
     : impl_(std::make_shared<Impl>(ex, std::move(endpoint), std::move(options))) {}
 
 PodSession PodSession::from_url(Executor ex, std::string_view url,
-                                std::shared_ptr<ProviderSpec> provider, SessionOptions options) {
+                                std::shared_ptr<ProviderInterface> provider, SessionOptions options) {
   return PodSession(ex, endpoint_from_url(url, std::move(provider)), std::move(options));
 }
 

@@ -13,7 +13,7 @@ using namespace pw::testing;
 
 namespace {
 // "myprov://127.0.0.1:PORT/<pod>?key=<token>" → wss://127.0.0.1:PORT/custom/<pod>?key=<token>
-class MyProvider : public ProviderSpec {
+class MyProvider : public ProviderInterface {
  public:
   explicit MyProvider(std::string ca) : ca_(std::move(ca)) {}
   std::string name() const override { return "myprovider"; }
@@ -25,13 +25,13 @@ class MyProvider : public ProviderSpec {
     id.origin = "wss://" + u.authority();
     return {id, SecretString(u.param("key").value_or(""))};
   }
-  WssSchema build_wss_schema(const PodIdentity& id, const SecretString& token) const override {
-    WssSchema s;
+  ConnectionSpec build_connection_spec(const PodIdentity& id, const SecretString& token) const override {
+    ConnectionSpec s;
     s.url = id.origin + "/custom/" + id.pod_name + "?key=" + token.reveal();
     s.tls.ca_file = ca_;
     return s;
   }
-  Task<void> init_shell(Connection& conn, const WssSchema&) const override {
+  Task<void> init_shell(Connection& conn, const ConnectionSpec&) const override {
     ++init_calls;
     co_await conn.write("stty -echo 2>/dev/null; PS1=''; export MY_PROVIDER=yes\n");
   }
@@ -42,7 +42,7 @@ class MyProvider : public ProviderSpec {
 };
 }  // namespace
 
-TEST_CASE("a custom ProviderSpec runs commands through the same session API") {
+TEST_CASE("a custom ProviderInterface runs commands through the same session API") {
   TempDir dir;
   TestPki pki = make_test_pki(dir);
   Websocketd w(dir, pty_shell_program(), &pki);

@@ -101,7 +101,7 @@ namespace {
 // return clean output (echo is detected at connect and stripped).
 class NoisyLocal : public LocalProvider {
  public:
-  Task<void> init_shell(Connection& conn, const WssSchema&) const override {
+  Task<void> init_shell(Connection& conn, const ConnectionSpec&) const override {
     co_await conn.write("stty echo; PS1='$ '\n");
   }
 };

@@ -242,16 +242,16 @@ TEST_CASE("dump_json and operator<< survive invalid UTF-8 in output") {
   CHECK(nlohmann::json::parse(dump_json(nlohmann::json(r))).at("output") == r.output);
 }
 
-TEST_CASE("WssSchema defaults") {
-  WssSchema s;
+TEST_CASE("ConnectionSpec defaults") {
+  ConnectionSpec s;
   CHECK(s.line_framed);
   CHECK(s.tty);
   CHECK_FALSE(s.is_binary_framed);
   CHECK(s.headers.empty());
 }
 
-TEST_CASE("WssSchema JSON and operator<< hide the token in the URL and credential headers") {
-  WssSchema s;
+TEST_CASE("ConnectionSpec JSON and operator<< hide the token in the URL and credential headers") {
+  ConnectionSpec s;
   s.url = std::string("wss://k8s.provider.com/exec/45582/?token=") + kTok +
           "&cols=220&pod=my-app-deploy-abc12-xyz99";
   s.headers = {{"Authorization", std::string("Bearer ") + kTok},
@@ -317,7 +317,7 @@ TEST_CASE("endpoints parsed from a URL never print the token") {
   PodEndpoint ep{id, provider, tok};
   CHECK_FALSE(has(printed(ep), kTok));
   CHECK_FALSE(has(printed(ep.identity), kTok));
-  WssSchema schema = provider->build_wss_schema(id, tok);
+  ConnectionSpec schema = provider->build_connection_spec(id, tok);
   CHECK(has(schema.url, kTok));             // the transport needs it ...
   CHECK_FALSE(has(printed(schema), kTok));  // ... but it never prints
 }

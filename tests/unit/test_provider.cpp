@@ -62,14 +62,14 @@ class FakeConnection final : public Connection {
   bool can_interrupt_;
 };
 
-class PlainProvider : public ProviderSpec {
+class PlainProvider : public ProviderInterface {
  public:
   std::string name() const override { return "plain"; }
-  WssSchema build_wss_schema(const PodIdentity&, const SecretString&) const override { return {}; }
+  ConnectionSpec build_connection_spec(const PodIdentity&, const SecretString&) const override { return {}; }
   std::pair<PodIdentity, SecretString> parse_url(std::string_view) const override { return {}; }
 };
 
-Task<bool> interrupt_with(const ProviderSpec& p, Connection& c, bool tty, bool hard) {
+Task<bool> interrupt_with(const ProviderInterface& p, Connection& c, bool tty, bool hard) {
   PodIdentity id;
   SecretString token;
   co_return co_await p.interrupt(c, id, token, 1234, tty, hard);

@@ -12,7 +12,7 @@ namespace pw {
 class BlockingSession {
  public:
   explicit BlockingSession(PodEndpoint endpoint, SessionOptions options = {});
-  static BlockingSession from_url(std::string_view url, std::shared_ptr<ProviderSpec> provider = {},
+  static BlockingSession from_url(std::string_view url, std::shared_ptr<ProviderInterface> provider = {},
                                   SessionOptions options = {});
   ~BlockingSession();
   BlockingSession(BlockingSession&&) noexcept;

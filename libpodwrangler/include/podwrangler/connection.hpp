@@ -35,7 +35,7 @@ class Connection {
   // Interrupts the command running in the shell without ending the shell (after a
   // timeout): hard=false asks (SIGINT), hard=true insists (SIGKILL). Returns false when
   // this transport cannot reach the command that way; the default cannot (a terminal
-  // peer is then sent Ctrl-C by ProviderSpec::interrupt()).
+  // peer is then sent Ctrl-C by ProviderInterface::interrupt()).
   virtual Task<bool> interrupt(bool hard);
   // The shell's exit status once the transport knows that it has ended (a local PTY
   // reaps its child), else nullopt (the default).
@@ -46,8 +46,8 @@ class Connection {
   virtual std::string describe() const = 0;
 };
 
-// WebSocket transport (ws:// or wss://) described by a WssSchema. TLS certificates
+// WebSocket transport (ws:// or wss://) described by a ConnectionSpec. TLS certificates
 // and host names are verified unless schema.tls.insecure_skip_verify is set.
-std::unique_ptr<Connection> make_websocket_connection(Executor ex, WssSchema schema);
+std::unique_ptr<Connection> make_websocket_connection(Executor ex, ConnectionSpec schema);
 
 }  // namespace pw

@@ -12,7 +12,7 @@
 
 namespace pw {
 
-class ProviderSpec;
+class ProviderInterface;
 
 struct PodIdentity {
   std::string pod_name;
@@ -37,7 +37,7 @@ struct TlsOptions {
   friend bool operator==(const TlsOptions&, const TlsOptions&) = default;
 };
 
-struct WssSchema {
+struct ConnectionSpec {
   std::string url;  // may carry a token: shown only through redact_url()
   std::vector<std::pair<std::string, std::string>> headers;
   std::vector<std::string> subprotocols;
@@ -51,7 +51,7 @@ struct WssSchema {
 
 struct PodEndpoint {
   PodIdentity identity;
-  std::shared_ptr<ProviderSpec> provider;
+  std::shared_ptr<ProviderInterface> provider;
   SecretString token;
 };
 
@@ -75,13 +75,13 @@ void to_json(nlohmann::json& j, const PodIdentity& v);
 void from_json(const nlohmann::json& j, PodIdentity& v);
 void to_json(nlohmann::json& j, const TlsOptions& v);
 void from_json(const nlohmann::json& j, TlsOptions& v);
-void to_json(nlohmann::json& j, const WssSchema& v);  // url and credential headers redacted
+void to_json(nlohmann::json& j, const ConnectionSpec& v);  // url and credential headers redacted
 void to_json(nlohmann::json& j, const PodEndpoint& v);  // token as "***"
 void to_json(nlohmann::json& j, const CommandResult& v);
 void from_json(const nlohmann::json& j, CommandResult& v);
 
 std::ostream& operator<<(std::ostream& os, const PodIdentity& v);
-std::ostream& operator<<(std::ostream& os, const WssSchema& v);
+std::ostream& operator<<(std::ostream& os, const ConnectionSpec& v);
 std::ostream& operator<<(std::ostream& os, const PodEndpoint& v);
 std::ostream& operator<<(std::ostream& os, const CommandResult& v);
 

@@ -1,5 +1,5 @@
 #pragma once
-// ProviderSpec: what a provider implements so that PodSession and PodRegistry work
+// ProviderInterface: what a provider implements so that PodSession and PodRegistry work
 // with it. A user-written provider derives from it, implements the pure functions and
 // plugs in without touching library code.
 #include <podwrangler/asio_fwd.hpp>
@@ -21,23 +21,23 @@ struct ListPodsOptions {
   std::string field_selector;
 };
 
-class ProviderSpec {
+class ProviderInterface {
  public:
-  virtual ~ProviderSpec() = default;
+  virtual ~ProviderInterface() = default;
 
   virtual std::string name() const = 0;
-  virtual WssSchema build_wss_schema(const PodIdentity& identity,
+  virtual ConnectionSpec build_connection_spec(const PodIdentity& identity,
                                      const SecretString& token) const = 0;
   // Throws PodURLParseError naming the bad part (never the token).
   virtual std::pair<PodIdentity, SecretString> parse_url(std::string_view url) const = 0;
   // Prepares a freshly opened shell (echo off, empty prompts, dumb terminal).
-  virtual Task<void> init_shell(Connection& conn, const WssSchema& schema) const;
+  virtual Task<void> init_shell(Connection& conn, const ConnectionSpec& schema) const;
   virtual Task<std::string> detect_namespace(Connection& conn, const PodIdentity& identity,
-                                             const WssSchema& schema) const;
+                                             const ConnectionSpec& schema) const;
   virtual Task<std::vector<PodIdentity>> list_pods(const SecretString& token,
                                                    ListPodsOptions options) const;
   // Opens the transport for a schema; the default is a WebSocket connection.
-  virtual std::unique_ptr<Connection> open(Executor ex, const WssSchema& schema) const;
+  virtual std::unique_ptr<Connection> open(Executor ex, const ConnectionSpec& schema) const;
   // Interrupts the command running in a session's shell after a timeout, keeping the
   // shell: hard=false asks (SIGINT), hard=true insists (SIGKILL). `shell_pid` is the
   // shell's $$ as the pod sees it (0 if unknown), `tty` whether the shell runs on a
@@ -64,20 +64,20 @@ std::vector<std::string> interrupt_children_argv(long shell_pid, bool hard);
 // (provider name, URL) pair into an endpoint. Users may add their own.
 class ProviderCatalog {
  public:
-  using Factory = std::shared_ptr<ProviderSpec> (*)();
+  using Factory = std::shared_ptr<ProviderInterface> (*)();
   static ProviderCatalog& instance();
-  void add(std::string name, std::shared_ptr<ProviderSpec> provider);
-  std::shared_ptr<ProviderSpec> get(std::string_view name) const;  // nullptr if unknown
+  void add(std::string name, std::shared_ptr<ProviderInterface> provider);
+  std::shared_ptr<ProviderInterface> get(std::string_view name) const;  // nullptr if unknown
   std::vector<std::string> names() const;
   // Picks a provider from a URL scheme: local:// → local, ws(s):// → plaintty.
-  std::shared_ptr<ProviderSpec> for_url(std::string_view url) const;
+  std::shared_ptr<ProviderInterface> for_url(std::string_view url) const;
 
  private:
   ProviderCatalog();
-  std::map<std::string, std::shared_ptr<ProviderSpec>, std::less<>> providers_;
+  std::map<std::string, std::shared_ptr<ProviderInterface>, std::less<>> providers_;
 };
 
 // Builds an endpoint from a URL with the given (or URL-implied) provider.
-PodEndpoint endpoint_from_url(std::string_view url, std::shared_ptr<ProviderSpec> provider = {});
+PodEndpoint endpoint_from_url(std::string_view url, std::shared_ptr<ProviderInterface> provider = {});
 
 }  // namespace pw

@@ -20,7 +20,7 @@ class PodRegistry {
   // Throws PodConfigValidationError for an empty or duplicate alias.
   void register_pod(const std::string& alias, PodEndpoint endpoint);
   void register_from_url(const std::string& alias, std::string_view url,
-                         std::shared_ptr<ProviderSpec> provider = {});
+                         std::shared_ptr<ProviderInterface> provider = {});
   bool unregister(const std::string& alias);
   const PodEndpoint& get(const std::string& alias) const;  // PodNotFoundError
   bool contains(const std::string& alias) const;

@@ -27,7 +27,7 @@ class PodSession {
  public:
   PodSession(Executor ex, PodEndpoint endpoint, SessionOptions options = {});
   static PodSession from_url(Executor ex, std::string_view url,
-                             std::shared_ptr<ProviderSpec> provider = {},
+                             std::shared_ptr<ProviderInterface> provider = {},
                              SessionOptions options = {});
   ~PodSession();  // closes the connection
   PodSession(PodSession&&) noexcept;

@@ -113,8 +113,8 @@ std::pair<PodIdentity, SecretString> DockerProvider::parse_url(std::string_view 
   return {std::move(id), SecretString{}};
 }
 
-WssSchema DockerProvider::build_wss_schema(const PodIdentity& identity, const SecretString&) const {
-  WssSchema s;
+ConnectionSpec DockerProvider::build_connection_spec(const PodIdentity& identity, const SecretString&) const {
+  ConnectionSpec s;
   s.url = identity.origin.empty() ? "docker://" + identity.pod_name : identity.origin;
   s.line_framed = false;
   s.is_binary_framed = true;
@@ -122,11 +122,11 @@ WssSchema DockerProvider::build_wss_schema(const PodIdentity& identity, const Se
   return s;
 }
 
-Task<void> DockerProvider::init_shell(Connection& conn, const WssSchema&) const {
+Task<void> DockerProvider::init_shell(Connection& conn, const ConnectionSpec&) const {
   co_await conn.write("PS1=''; PS2=''; export TERM=dumb NO_COLOR=1 PAGER=cat GIT_PAGER=cat\n");
 }
 
-std::unique_ptr<Connection> DockerProvider::open(Executor ex, const WssSchema& schema) const {
+std::unique_ptr<Connection> DockerProvider::open(Executor ex, const ConnectionSpec& schema) const {
   DockerTarget t = target_of(schema.url);
   return transport::make_docker_exec_connection(ex, spec_of(t, {t.shell}));
 }

@@ -385,9 +385,9 @@ KubeAccess KubernetesProvider::access_for(const PodIdentity& identity, const Sec
 
 namespace {
 // The exec WebSocket for argv in the identity's pod, reached through `a`.
-WssSchema exec_schema(const KubeAccess& a, const PodIdentity& identity, const std::vector<std::string>& argv,
+ConnectionSpec exec_schema(const KubeAccess& a, const PodIdentity& identity, const std::vector<std::string>& argv,
                       bool stdin_on, const std::vector<std::string>& subprotocols, bool tty = false) {
-  WssSchema s;
+  ConnectionSpec s;
   s.url = to_ws_url(a.server) + k8s::exec_path(identity.namespace_.empty() ? "default" : identity.namespace_,
                                                identity.pod_name, identity.container, argv, stdin_on, tty);
   s.headers.emplace_back("Authorization", "Bearer " + a.token.reveal());
@@ -400,11 +400,11 @@ WssSchema exec_schema(const KubeAccess& a, const PodIdentity& identity, const st
 }
 }  // namespace
 
-WssSchema KubernetesProvider::build_wss_schema(const PodIdentity& identity, const SecretString& token) const {
+ConnectionSpec KubernetesProvider::build_connection_spec(const PodIdentity& identity, const SecretString& token) const {
   return exec_schema(access_for(identity, token), identity, opts_.shell_cmd, true, opts_.subprotocols);
 }
 
-std::unique_ptr<Connection> KubernetesProvider::open(Executor ex, const WssSchema& schema) const {
+std::unique_ptr<Connection> KubernetesProvider::open(Executor ex, const ConnectionSpec& schema) const {
   return std::make_unique<K8sExecConnection>(make_websocket_connection(ex, schema));
 }
 
@@ -422,7 +422,7 @@ Task<bool> KubernetesProvider::interrupt(Connection&, const PodIdentity& identit
 }
 
 Task<std::string> KubernetesProvider::detect_namespace(Connection&, const PodIdentity& identity,
-                                                       const WssSchema&) const {
+                                                       const ConnectionSpec&) const {
   if (!identity.namespace_.empty()) co_return identity.namespace_;
   std::string ns = namespace_from_environment();
   if (!ns.empty()) co_return ns;
@@ -435,7 +435,7 @@ Task<ExecOutput> KubernetesProvider::exec_once(const PodIdentity& identity, cons
                                                std::vector<std::string> argv, double timeout,
                                                std::optional<std::string> stdin_data, bool tty) const {
   auto ex = co_await asio::this_coro::executor;
-  WssSchema s = exec_schema(access_for(identity, token), identity, argv, stdin_data.has_value(), opts_.subprotocols, tty);
+  ConnectionSpec s = exec_schema(access_for(identity, token), identity, argv, stdin_data.has_value(), opts_.subprotocols, tty);
   std::shared_ptr<Connection> conn = make_websocket_connection(ex, s);
   auto ms = std::chrono::milliseconds(static_cast<long long>(timeout * 1000));
   co_await conn->connect(ms);

@@ -34,8 +34,8 @@ std::pair<PodIdentity, SecretString> LocalProvider::parse_url(std::string_view u
   return {std::move(id), SecretString{}};
 }
 
-WssSchema LocalProvider::build_wss_schema(const PodIdentity& identity, const SecretString&) const {
-  WssSchema s;
+ConnectionSpec LocalProvider::build_connection_spec(const PodIdentity& identity, const SecretString&) const {
+  ConnectionSpec s;
   s.url = identity.origin.empty() ? "local://" + identity.pod_name : identity.origin;
   // The origin leaves the width out; open() reads it back from here (the last "cols" wins,
   // as in parse_url()).
@@ -53,11 +53,11 @@ Task<std::vector<PodIdentity>> LocalProvider::list_pods(const SecretString&, Lis
   co_return std::vector<PodIdentity>{id};
 }
 
-Task<void> LocalProvider::init_shell(Connection& conn, const WssSchema&) const {
+Task<void> LocalProvider::init_shell(Connection& conn, const ConnectionSpec&) const {
   co_await conn.write(default_shell_preamble(false));
 }
 
-std::unique_ptr<Connection> LocalProvider::open(Executor ex, const WssSchema& schema) const {
+std::unique_ptr<Connection> LocalProvider::open(Executor ex, const ConnectionSpec& schema) const {
   Url u = parse_url_strict(schema.url);
   std::string shell = u.param("shell").value_or("/bin/sh");
   std::string cwd = u.param("cwd").value_or("");

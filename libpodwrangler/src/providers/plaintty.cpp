@@ -65,11 +65,11 @@ std::pair<PodIdentity, SecretString> PlainTTYProvider::parse_url(std::string_vie
   return {std::move(id), SecretString(*token)};
 }
 
-WssSchema PlainTTYProvider::build_wss_schema(const PodIdentity& identity,
+ConnectionSpec PlainTTYProvider::build_connection_spec(const PodIdentity& identity,
                                              const SecretString& token) const {
   if (identity.origin.empty())
     throw PodConfigValidationError("origin", "PlainTTY identity has no origin (wss://host)");
-  WssSchema s;
+  ConnectionSpec s;
   s.url = identity.origin + "/exec/" + identity.cluster + "/?token=" + percent_encode(token.reveal()) +
           "&cols=" + std::to_string(identity.cols) + "&pod=" + percent_encode(identity.pod_name);
   s.is_binary_framed = false;

@@ -65,7 +65,7 @@ std::string join(const std::vector<std::string>& v) {
 template <class WsStream>
 class WsConnection final : public Connection {
  public:
-  WsConnection(Executor ex, WssSchema schema, std::shared_ptr<ssl::context> ctx)
+  WsConnection(Executor ex, ConnectionSpec schema, std::shared_ptr<ssl::context> ctx)
       : ex_(ex), schema_(std::move(schema)), ctx_(std::move(ctx)) {}
 
   Task<void> connect(std::chrono::milliseconds timeout) override {
@@ -198,7 +198,7 @@ class WsConnection final : public Connection {
   }
 
   Executor ex_;
-  WssSchema schema_;
+  ConnectionSpec schema_;
   std::shared_ptr<ssl::context> ctx_;
   std::optional<WsStream> ws_;
   beast::flat_buffer buffer_;
@@ -213,7 +213,7 @@ using TlsWs = websocket::stream<transport::TlsSocket>;
 
 }  // namespace
 
-std::unique_ptr<Connection> make_websocket_connection(Executor ex, WssSchema schema) {
+std::unique_ptr<Connection> make_websocket_connection(Executor ex, ConnectionSpec schema) {
   Target t = split_target(schema.url);
   if (t.tls) {
     auto ctx = transport::client_tls_context(schema.tls);

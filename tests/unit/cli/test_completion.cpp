@@ -14,7 +14,7 @@ using V = std::vector<std::string>;
 
 namespace {
 struct Tree {
-  Context ctx;
+  CommandContext ctx;
   CLI::App app{"test", "podwrangler"};
   int alias_calls = 0;
   Tree() { build_app(app, ctx); }

@@ -28,7 +28,7 @@ void check_tree(CLI::App* app, const std::string& path, const std::string& man, 
 }  // namespace
 
 TEST_CASE("man: every command, option and exit code is in the page") {
-  Context ctx;
+  CommandContext ctx;
   CLI::App app{"test", "podwrangler"};
   build_app(app, ctx);
   std::string man = render_man(app);

@@ -63,7 +63,7 @@ std::string ns_of(const KubernetesProvider& p, const PodIdentity& id) {
     bool is_tty() const noexcept override { return false; }
     std::string describe() const override { return "dummy"; }
   } conn;
-  WssSchema schema;
+  ConnectionSpec schema;
   auto f = boost::asio::co_spawn(io, p.detect_namespace(conn, id, schema), boost::asio::use_future);
   io.run();
   return f.get();
@@ -143,7 +143,7 @@ TEST_CASE("kubeconfig: current context, named context, relative CA, CA data, tok
   auto [id, tok] = p.parse_url("k8s://prod@shop/web-1?kubeconfig=" + path);
   KubeAccess a = p.access_for(id, tok);
   CHECK(a.server == "https://prod.example.com");
-  WssSchema s = p.build_wss_schema(id, tok);
+  ConnectionSpec s = p.build_connection_spec(id, tok);
   CHECK(s.url.starts_with("wss://prod.example.com/api/v1/namespaces/shop/pods/web-1/exec?command=%2Fbin%2Fsh"));
   CHECK(s.subprotocols == std::vector<std::string>{"v5.channel.k8s.io", "v4.channel.k8s.io"});
   CHECK(s.is_binary_framed);

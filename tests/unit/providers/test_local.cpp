@@ -37,7 +37,7 @@ std::string expect_error(const LocalProvider& p, const std::string& url, const s
 std::string run_in_local_pty(const std::string& url, const std::string& script) {
   LocalProvider p;
   auto [id, tok] = p.parse_url(url);
-  WssSchema schema = p.build_wss_schema(id, tok);
+  ConnectionSpec schema = p.build_connection_spec(id, tok);
   boost::asio::io_context io;
   std::unique_ptr<Connection> conn = p.open(io.get_executor(), schema);
   std::string out;
@@ -151,10 +151,10 @@ TEST_CASE("parse_url: errors") {
   CHECK(w.find("hunter2hunter2") == std::string::npos);
 }
 
-TEST_CASE("build_wss_schema: a binary, unframed TTY stream at the origin") {
+TEST_CASE("build_connection_spec: a binary, unframed TTY stream at the origin") {
   LocalProvider p;
   auto [id, tok] = p.parse_url("local://name?shell=/bin/bash&cwd=/tmp");
-  WssSchema s = p.build_wss_schema(id, tok);
+  ConnectionSpec s = p.build_connection_spec(id, tok);
   CHECK(s.url == id.origin);
   CHECK(s.is_binary_framed);
   CHECK_FALSE(s.line_framed);
@@ -165,14 +165,14 @@ TEST_CASE("build_wss_schema: a binary, unframed TTY stream at the origin") {
 
   PodIdentity bare;
   bare.pod_name = "p1";
-  CHECK(p.build_wss_schema(bare, SecretString{}).url == "local://p1");
+  CHECK(p.build_connection_spec(bare, SecretString{}).url == "local://p1");
 }
 
-TEST_CASE("build_wss_schema keeps the column count for the PTY") {
+TEST_CASE("build_connection_spec keeps the column count for the PTY") {
   LocalProvider p;
   auto [id, tok] = p.parse_url("local://box?cols=132&shell=/bin/sh");
   CHECK(id.cols == 132);
-  WssSchema s = p.build_wss_schema(id, tok);
+  ConnectionSpec s = p.build_connection_spec(id, tok);
   auto [id2, tok2] = p.parse_url(s.url);
   CHECK(id2.cols == 132);
   CHECK(id2 == id);
@@ -180,18 +180,18 @@ TEST_CASE("build_wss_schema keeps the column count for the PTY") {
   PodIdentity hand;
   hand.pod_name = "h";
   hand.cols = 99;
-  CHECK(p.parse_url(p.build_wss_schema(hand, SecretString{}).url).first.cols == 99);
+  CHECK(p.parse_url(p.build_connection_spec(hand, SecretString{}).url).first.cols == 99);
 }
 
 TEST_CASE("open() uses the schema's shell") {
   LocalProvider p;
   boost::asio::io_context io;
   auto [id, tok] = p.parse_url("local://x?shell=/bin/bash");
-  auto conn = p.open(io.get_executor(), p.build_wss_schema(id, tok));
+  auto conn = p.open(io.get_executor(), p.build_connection_spec(id, tok));
   REQUIRE(conn != nullptr);
   CHECK(conn->is_tty());
   CHECK(conn->describe() == "local shell /bin/bash");
-  auto conn2 = p.open(io.get_executor(), p.build_wss_schema(p.parse_url("local://").first, {}));
+  auto conn2 = p.open(io.get_executor(), p.build_connection_spec(p.parse_url("local://").first, {}));
   CHECK(conn2->describe() == "local shell /bin/sh");
 }
 

@@ -243,10 +243,10 @@ TEST_CASE("parse_url: hostile URLs") {
   }
 }
 
-TEST_CASE("build_wss_schema produces the PlainTTY URL and round-trips through parse_url") {
+TEST_CASE("build_connection_spec produces the PlainTTY URL and round-trips through parse_url") {
   PlainTTYProvider p(220, TlsOptions{"/etc/ca.pem", false});
   auto [id, tok] = p.parse_url(kGood);
-  WssSchema s = p.build_wss_schema(id, tok);
+  ConnectionSpec s = p.build_connection_spec(id, tok);
   CHECK(s.url == kGood);
   CHECK_FALSE(s.is_binary_framed);
   CHECK(s.line_framed);
@@ -264,7 +264,7 @@ TEST_CASE("build_wss_schema produces the PlainTTY URL and round-trips through pa
       i.cluster = "svc.9";
       i.cols = 132;
       i.origin = "ws://10.1.2.3:9000";
-      WssSchema w = p.build_wss_schema(i, SecretString{t});
+      ConnectionSpec w = p.build_connection_spec(i, SecretString{t});
       CHECK_FALSE(has(redact_url(w.url), t));
       auto [i2, t2] = p.parse_url(w.url);
       CHECK(t2.reveal() == t);
@@ -278,12 +278,12 @@ TEST_CASE("build_wss_schema produces the PlainTTY URL and round-trips through pa
   }
 }
 
-TEST_CASE("build_wss_schema needs an origin") {
+TEST_CASE("build_connection_spec needs an origin") {
   PlainTTYProvider p;
   PodIdentity id;
   id.pod_name = "p";
   id.cluster = "1";
-  CHECK_THROWS_AS(p.build_wss_schema(id, SecretString{"tok"}), PodConfigValidationError);
+  CHECK_THROWS_AS(p.build_connection_spec(id, SecretString{"tok"}), PodConfigValidationError);
 }
 
 TEST_CASE("the catalog routes ws/wss URLs to plaintty") {

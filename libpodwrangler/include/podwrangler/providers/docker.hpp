@@ -16,17 +16,17 @@ struct ExecOutput {
   int exit_code = -1;
 };
 
-class DockerProvider : public ProviderSpec {
+class DockerProvider : public ProviderInterface {
  public:
   std::string name() const override { return "docker"; }
-  WssSchema build_wss_schema(const PodIdentity& identity, const SecretString& token) const override;
+  ConnectionSpec build_connection_spec(const PodIdentity& identity, const SecretString& token) const override;
   std::pair<PodIdentity, SecretString> parse_url(std::string_view url) const override;
-  Task<void> init_shell(Connection& conn, const WssSchema& schema) const override;
+  Task<void> init_shell(Connection& conn, const ConnectionSpec& schema) const override;
   // Running containers; label_selector "k=v,k2=v2" filters by labels. Each identity's
   // origin is a docker:// URL that registers the container as a pod.
   Task<std::vector<PodIdentity>> list_pods(const SecretString& token,
                                            ListPodsOptions options) const override;
-  std::unique_ptr<Connection> open(Executor ex, const WssSchema& schema) const override;
+  std::unique_ptr<Connection> open(Executor ex, const ConnectionSpec& schema) const override;
   // A timed-out command in the pipe shell: a one-shot exec signals the shell's
   // descendants (interrupt_children_argv), and the shell is kept.
   Task<bool> interrupt(Connection& conn, const PodIdentity& identity, const SecretString& token,

@@ -38,7 +38,7 @@ struct KubernetesOptions {
   std::vector<std::string> subprotocols{"v5.channel.k8s.io", "v4.channel.k8s.io"};
 };
 
-class KubernetesProvider : public ProviderSpec {
+class KubernetesProvider : public ProviderInterface {
  public:
   explicit KubernetesProvider(KubernetesOptions options = {});
   // The seed's constructor: KubernetesProvider(host="k8s.example.com:6443", use_tls=True,
@@ -46,14 +46,14 @@ class KubernetesProvider : public ProviderSpec {
   KubernetesProvider(std::string host, bool use_tls, std::vector<std::string> shell_cmd = {"/bin/sh"});
 
   std::string name() const override { return "kubernetes"; }
-  WssSchema build_wss_schema(const PodIdentity& identity, const SecretString& token) const override;
+  ConnectionSpec build_connection_spec(const PodIdentity& identity, const SecretString& token) const override;
   std::pair<PodIdentity, SecretString> parse_url(std::string_view url) const override;
   Task<std::string> detect_namespace(Connection& conn, const PodIdentity& identity,
-                                     const WssSchema& schema) const override;
+                                     const ConnectionSpec& schema) const override;
   // Running pods (phase Running, not being deleted, a running container). The REST call
   // runs on a small internal thread pool, so the caller's event loop is never blocked.
   Task<std::vector<PodIdentity>> list_pods(const SecretString& token, ListPodsOptions options) const override;
-  std::unique_ptr<Connection> open(Executor ex, const WssSchema& schema) const override;
+  std::unique_ptr<Connection> open(Executor ex, const ConnectionSpec& schema) const override;
   // A timed-out command in the pipe shell: a one-shot exec in the same container signals
   // the shell's descendants (interrupt_children_argv), and the shell is kept.
   Task<bool> interrupt(Connection& conn, const PodIdentity& identity, const SecretString& token,

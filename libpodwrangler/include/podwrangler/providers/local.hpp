@@ -13,16 +13,16 @@
 
 namespace pw {
 
-class LocalProvider : public ProviderSpec {
+class LocalProvider : public ProviderInterface {
  public:
   std::string name() const override { return "local"; }
-  WssSchema build_wss_schema(const PodIdentity& identity, const SecretString& token) const override;
+  ConnectionSpec build_connection_spec(const PodIdentity& identity, const SecretString& token) const override;
   std::pair<PodIdentity, SecretString> parse_url(std::string_view url) const override;
   // The default preamble without stty: the terminal is set up raw when it is made.
-  Task<void> init_shell(Connection& conn, const WssSchema& schema) const override;
+  Task<void> init_shell(Connection& conn, const ConnectionSpec& schema) const override;
   Task<std::vector<PodIdentity>> list_pods(const SecretString& token,
                                            ListPodsOptions options) const override;
-  std::unique_ptr<Connection> open(Executor ex, const WssSchema& schema) const override;
+  std::unique_ptr<Connection> open(Executor ex, const ConnectionSpec& schema) const override;
 };
 
 // A PTY running `shell` (argv[0]) in `cwd`, set up as above; exposed for custom providers.

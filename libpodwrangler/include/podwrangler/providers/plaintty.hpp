@@ -5,12 +5,12 @@
 
 namespace pw {
 
-class PlainTTYProvider : public ProviderSpec {
+class PlainTTYProvider : public ProviderInterface {
  public:
   explicit PlainTTYProvider(int cols = DEFAULT_TERMINAL_COLS, TlsOptions tls = {});
 
   std::string name() const override { return "plaintty"; }
-  WssSchema build_wss_schema(const PodIdentity& identity, const SecretString& token) const override;
+  ConnectionSpec build_connection_spec(const PodIdentity& identity, const SecretString& token) const override;
   std::pair<PodIdentity, SecretString> parse_url(std::string_view url) const override;
 
   int cols() const noexcept { return cols_; }
