@@ -6,15 +6,16 @@
 #   tests/lint_shellcheck.sh [SOURCE_DIR]
 set -euo pipefail
 cd "${1:-$(dirname "${BASH_SOURCE[0]}")/..}"
-command -v shellcheck >/dev/null || { echo "FAIL: shellcheck missing: run scripts/install-deps.sh"; exit 1; }
+command -v shellcheck >/dev/null ||
+  { echo "FAIL: shellcheck missing: run scripts/install-deps.sh"; exit 1; }
 
 # The tracked files; without git (a source archive), every file but build output.
 list_files() {
   if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     git ls-files -z
   else
-    find . -path ./build -prune -o -name node_modules -prune -o -name .git -prune -o -type f -print0 |
-      sed -z 's|^\./||' | sort -z
+    find . -path ./build -prune -o -name node_modules -prune -o -name .git -prune \
+      -o -type f -print0 | sed -z 's|^\./||' | sort -z
   fi
 }
 
@@ -29,7 +30,8 @@ while IFS= read -r -d '' f; do
 done < <(list_files)
 
 ((${#scripts[@]})) || { echo "FAIL: no shell scripts found"; exit 1; }
-printf 'shellcheck %s: %d scripts\n' "$(shellcheck --version | sed -n 's/^version: //p')" "${#scripts[@]}"
+version=$(shellcheck --version | sed -n 's/^version: //p')
+printf 'shellcheck %s: %d scripts\n' "$version" "${#scripts[@]}"
 printf '  %s\n' "${scripts[@]}"
 # The shell comes from each file's shebang or `# shellcheck shell=` line (*.bash: bash).
 shellcheck -x "${scripts[@]}"

@@ -13,7 +13,8 @@
 source "$(dirname "$0")/cli_lib.sh"
 shell=${2:-}
 [[ $shell == zsh || $shell == fish ]] || { echo "usage: $0 BUILD_DIR zsh|fish"; exit 2; }
-command -v "$shell" >/dev/null || { echo "FAIL: $shell missing: run scripts/install-deps.sh"; exit 1; }
+command -v "$shell" >/dev/null ||
+  { echo "FAIL: $shell missing: run scripts/install-deps.sh"; exit 1; }
 completions=$build/completions
 [[ -s $completions/_podwrangler && -s $completions/podwrangler.fish ]] ||
   { echo "FAIL: $completions: the completion scripts are not generated"; exit 1; }

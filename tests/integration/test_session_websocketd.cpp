@@ -46,7 +46,8 @@ bool connected_to(int port) {
     std::string slot, local, remote, state;
     f >> slot >> local >> remote >> state;
     auto colon = remote.find(':');
-    if (colon == std::string::npos || std::stoi(remote.substr(colon + 1), nullptr, 16) != port) continue;
+    if (colon == std::string::npos) continue;
+    if (std::stoi(remote.substr(colon + 1), nullptr, 16) != port) continue;
     if (state == "01" || state == "08") return true;  // ESTABLISHED, CLOSE_WAIT
   }
   return false;
