@@ -19,9 +19,8 @@ constexpr const char* kBash = R"(# bash completion for podwrangler              
 #   source <(podwrangler completion bash)
 # or install it as share/bash-completion/completions/podwrangler.
 _podwrangler() {
-    local IFS=$'\n'
     local -a words=("${COMP_WORDS[@]:1:COMP_CWORD}")
-    COMPREPLY=($("${COMP_WORDS[0]}" __complete "${words[@]}" 2>/dev/null))
+    mapfile -t COMPREPLY < <("${COMP_WORDS[0]}" __complete "${words[@]}" 2>/dev/null)
 }
 complete -o default -F _podwrangler podwrangler
 )";
