@@ -20,7 +20,8 @@ PACKAGES=(
   hyperfine wrk valgrind
   # the completion scripts in real shells (e2e_completion_zsh, e2e_completion_fish)
   zsh fish
-  shellcheck  # lints every shell script (the lint_shellcheck test)
+  # lint tests: every shell script, the format and clang-tidy checks (tests/lint)
+  shellcheck clang-format-14 clang-tidy-14
 )
 
 missing=()

@@ -3,7 +3,7 @@
 # *.bash and those whose first line starts a shell (.ci/run, scripts/*), sourced files
 # followed (-x). Any finding fails; a finding where the code is right carries its own
 # `# shellcheck disable=SCxxxx  # reason` next to the line.
-#   tests/lint_shellcheck.sh [SOURCE_DIR]
+#   tests/lint/check_shellcheck.sh [SOURCE_DIR]
 set -euo pipefail
 cd "${1:-$(dirname "${BASH_SOURCE[0]}")/..}"
 command -v shellcheck >/dev/null ||
