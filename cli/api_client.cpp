@@ -2,6 +2,7 @@
 
 #include "cli/cli_error.hpp"
 #include "cli/exit_codes.hpp"
+#include "cli/json_access.hpp"
 
 #include <podwrangler/redact.hpp>
 
@@ -145,6 +146,12 @@ int exit_code_for_api_error(int status, const std::string& code) {
   if (status >= 500) return exit_code::unavailable;
   return exit_code::software;
 }
+
+std::string ApiReply::code() const {
+  return std::string(field::string(body, "code").value_or(""));
+}
+
+bool ApiReply::is(std::string_view api_code) const { return status >= 400 && code() == api_code; }
 
 std::string api_error_message(const ApiReply& reply) {
   const auto& b = reply.body;
