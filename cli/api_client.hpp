@@ -118,7 +118,4 @@ class ApiClient {
   double connect_s_ = 5.0;
 };
 
-// Percent-encodes a path segment or query value.
-std::string url_encode(const std::string& s);
-
 }  // namespace pw::cli
