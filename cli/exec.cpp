@@ -151,8 +151,10 @@ nlohmann::json run_result(ApiClient& api, const ApiReply& r, const std::string& 
 // result of a 200 answer, its error on stderr; json/ndjson: the result object.
 void print_run_result(CommandContext& ctx, const ApiClient& api, const nlohmann::json& result,
                       bool answered_200) {
-  if (ctx.format() == Format::json) return ctx.out(to_json_text(result));
-  if (ctx.format() == Format::ndjson) return ctx.out(to_ndjson_line(result));
+  if (ctx.format() == Format::json || ctx.format() == Format::ndjson) {
+    ctx.out(ctx.format() == Format::json ? to_json_text(result) : to_ndjson_line(result));
+    return;
+  }
   if (ctx.raw_output()) {
     write_raw(stdout, exact_output(api, kRunRequest, result));
   } else {
