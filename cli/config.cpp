@@ -22,8 +22,11 @@ std::string where(const std::string& path, const toml::source_region& src) {
 
 void read_values(const std::string& path, const toml::table& t, ConfigValues& out,
                  ConfigFile& file, const std::string& prefix, bool allow_profiles) {
-  for (const auto& [k, node] : t) {
-    std::string key(k.str());
+  for (const auto& entry : t) {
+    // Not a structured binding: a lambda may not capture one before C++20's P1091, which
+    // clang-tidy's clang 14 does not implement.
+    const toml::node& node = entry.second;
+    std::string key(entry.first.str());
     auto string_value = [&](std::optional<std::string>& slot) {
       if (!node.is_string())
         throw CliError(exit_code::config,

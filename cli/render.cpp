@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -205,10 +206,10 @@ std::string to_ndjson_line(const nlohmann::json& j) {
 std::string format_duration(double s) {
   char buf[32];
   if (s < 0) s = 0;
-  if (s < 1.0) std::snprintf(buf, sizeof buf, "%d ms", static_cast<int>(s * 1000.0 + 0.5));
+  if (s < 1.0) std::snprintf(buf, sizeof buf, "%d ms", static_cast<int>(std::lround(s * 1000.0)));
   else if (s < 60.0) std::snprintf(buf, sizeof buf, "%.2f s", s);
   else {
-    int total = static_cast<int>(s + 0.5);
+    int total = static_cast<int>(std::lround(s));
     std::snprintf(buf, sizeof buf, "%dm%02ds", total / 60, total % 60);
   }
   return buf;

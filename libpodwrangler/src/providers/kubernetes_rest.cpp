@@ -105,16 +105,16 @@ std::vector<PodIdentity> KubernetesProvider::list_pods_blocking(const SecretStri
       cli.enable_server_certificate_verification(false);
     } else {
       cli.enable_server_certificate_verification(true);
-      if (!a.tls.ca_file.empty()) cli.set_ca_cert_path(a.tls.ca_file.c_str());
+      if (!a.tls.ca_file.empty()) cli.set_ca_cert_path(a.tls.ca_file);
       else if (!a.tls.ca_pem.empty()) cli.set_ca_cert_store(store_from_pem(a.tls.ca_pem));
     }
-    body = check(cli.Get(path.c_str()));
+    body = check(cli.Get(path));
   } else {
     httplib::Client cli(su.host, port);
     cli.set_socket_options(close_on_exec);
     cli.set_connection_timeout(15);
     cli.set_bearer_token_auth(a.token.reveal());
-    body = check(cli.Get(path.c_str()));
+    body = check(cli.Get(path));
   }
   auto j = nlohmann::json::parse(body, nullptr, false);
   std::vector<PodIdentity> out;
