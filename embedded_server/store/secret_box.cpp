@@ -38,27 +38,28 @@ const EVP_CIPHER* aes_gcm() {
 
 std::string errno_text() { return std::strerror(errno); }
 
-bool read_exact(int fd, unsigned char* p, std::size_t n) {
-  std::size_t got = 0;
-  while (got < n) {
-    ssize_t r = ::read(fd, p + got, n - got);
+// Calls `io` (::read or ::write) until all `n` bytes at `p` are through, retrying on EINTR;
+// false on an error or end of file first.
+template <class Io, class Bytes>
+bool transfer_all(Io io, int fd, Bytes* p, std::size_t n) {
+  std::size_t done = 0;
+  while (done < n) {
+    const ssize_t r = io(fd, p + done, n - done);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return false;
-    got += static_cast<std::size_t>(r);
+    done += static_cast<std::size_t>(r);
   }
+  return true;
+}
+
+bool read_exact(int fd, unsigned char* p, std::size_t n) {
+  if (!transfer_all(::read, fd, p, n)) return false;
   unsigned char extra;
   return ::read(fd, &extra, 1) == 0;  // exactly n bytes
 }
 
 bool write_all(int fd, const unsigned char* p, std::size_t n) {
-  std::size_t done = 0;
-  while (done < n) {
-    ssize_t w = ::write(fd, p + done, n - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    done += static_cast<std::size_t>(w);
-  }
-  return true;
+  return transfer_all(::write, fd, p, n);
 }
 
 std::array<unsigned char, 32> read_key_file(const std::string& path) {
