@@ -45,8 +45,6 @@ constexpr int MAX_CONNECTIONS = 8;
 // PostgreSQL's own statements, after the core's (statement_table).
 enum PostgresStatement : int {
   PG_INSERT_COMMANDS = OWN_STATEMENTS,
-  PG_RENEW_LEASE,
-  PG_INSERT_LEASE,
   PG_REAP,
   PG_STATEMENT_END,
 };
@@ -61,17 +59,18 @@ const std::vector<std::string>& statements() {
   static const std::vector<std::string> table = statement_table(
       Placeholders::postgres,
       {
-          // One statement for the whole batch; rows are inserted (and ids drawn) in array order.
-          "INSERT INTO commands (alias, command, status, output, duration, truncated, pod_label, "
-          "started_at, server_id) SELECT x.a, x.c, 'running', '', 0, FALSE, x.l, $2::text, "
-          "$3::text FROM json_to_recordset($1::json) AS x(i bigint, a text, c text, l text) "
-          "ORDER BY x.i RETURNING id",
+          // RENEW_LEASE, INSERT_LEASE: $2 the lease in seconds, on the database's clock.
           "UPDATE replicas SET last_seen = " PG_NOW_TEXT ", expires_at = " PG_NOW_PLUS_TEXT
           " WHERE server_id = $1::text",
           "INSERT INTO replicas (server_id, started_at, last_seen, expires_at) VALUES ($1::text, "
           "COALESCE(NULLIF($3::text, ''), " PG_NOW_TEXT "), " PG_NOW_TEXT ", " PG_NOW_PLUS_TEXT
           ") ON CONFLICT (server_id) DO UPDATE SET last_seen = EXCLUDED.last_seen, expires_at = "
           "EXCLUDED.expires_at",
+          // One statement for the whole batch; rows are inserted (and ids drawn) in array order.
+          "INSERT INTO commands (alias, command, status, output, duration, truncated, pod_label, "
+          "started_at, server_id) SELECT x.a, x.c, 'running', '', 0, FALSE, x.l, $2::text, "
+          "$3::text FROM json_to_recordset($1::json) AS x(i bigint, a text, c text, l text) "
+          "ORDER BY x.i RETURNING id",
           // One statement: take the expired leases (skipping any another replica is reaping or
           // its owner is renewing), close their running rows at their last heartbeat, report.
           "WITH dead AS (DELETE FROM replicas WHERE server_id IN (SELECT server_id FROM replicas "
@@ -132,72 +131,54 @@ class PgRow final : public Row {
 class PostgresStore final : public StoreCore {
  public:
   PostgresStore(std::string uri, std::string password, SecretBox box)
-      : StoreCore(std::move(box)), uri_(std::move(uri)), password_(std::move(password)) {
-    auto c = open_connection();
-    PgSession s(*this, *c);
-    migrate(s, &Migration::postgres_sql);
-    pool_.adopt(std::move(c));
+      : StoreCore("postgresql", std::move(box)),
+        uri_(std::move(uri)),
+        password_(std::move(password)) {
+    migrate(&Migration::postgres_sql);
   }
 
-  std::string kind() const override { return "postgresql"; }
-
+ protected:
   // One statement for the whole batch (a JSON array of the commands).
-  std::vector<std::int64_t> begin_commands(const std::vector<CommandStart>& starts,
-                                           const std::string& server_id) override {
-    if (starts.empty()) return {};
+  std::vector<std::int64_t> insert_commands(Session& s, const std::vector<CommandStart>& starts,
+                                            const std::string& server_id,
+                                            const std::string& now) override {
     std::string json = "[";
-    std::string b1, b2, b3, bs;
     for (std::size_t i = 0; i < starts.size(); ++i) {
       if (i) json += ',';
       json += "{\"i\":" + std::to_string(i) + ",\"a\":";
-      append_json_string(json, clean(starts[i].alias, b1));
+      append_json_string(json, starts[i].alias);
       json += ",\"c\":";
-      append_json_string(json, clean(starts[i].command, b2));
+      append_json_string(json, starts[i].command);
       json += ",\"l\":";
-      append_json_string(json, clean(starts[i].pod_label, b3));
+      append_json_string(json, starts[i].pod_label);
       json += '}';
     }
     json += ']';
-    const std::string& sid = clean(server_id, bs);
-    const std::string now = now_rfc3339();
-    return with([&](Session& s) {
-      std::vector<std::int64_t> ids;
-      ids.reserve(starts.size());
-      s.run(PG_INSERT_COMMANDS, {Value::text(json), Value::text(now), Value::text(sid)},
-            [&](const Row& r) { ids.push_back(r.integer(0)); });
-      std::sort(ids.begin(), ids.end());  // ids were drawn in input order
-      if (ids.size() != starts.size()) throw StoreError("begin_commands: unexpected row count");
-      return ids;
-    });
+    std::vector<std::int64_t> ids;
+    ids.reserve(starts.size());
+    s.run(PG_INSERT_COMMANDS, {Value::text(json), Value::text(now), Value::text(server_id)},
+          [&](const Row& r) { ids.push_back(r.integer(0)); });
+    std::sort(ids.begin(), ids.end());  // ids were drawn in input order
+    if (ids.size() != starts.size()) throw StoreError("begin_commands: unexpected row count");
+    return ids;
   }
 
-  // Leases on the database's clock: replicas on several hosts need no synchronised clocks.
-  bool heartbeat(const std::string& server_id, const std::string& started_at,
-                 double lease_s) override {
-    std::string b1, b2;
-    const std::string& sid = clean(server_id, b1);
-    const std::string& started = clean(started_at, b2);
+  // The database's clock (the statements add the lease to now()): replicas on several hosts
+  // need no synchronised clocks.
+  std::vector<std::string> lease_times(double lease_s) const override {
     char buf[40];
     std::snprintf(buf, sizeof buf, "%.3f", lease_s == lease_s ? lease_s : 0.0);
-    const std::string lease = buf;
-    return with([&](Session& s) {
-      if (s.run(PG_RENEW_LEASE, {Value::text(sid), Value::text(lease)}) > 0) return true;
-      s.run(PG_INSERT_LEASE, {Value::text(sid), Value::text(lease), Value::text(started)});
-      return false;
-    });
+    return {buf};
   }
 
-  std::vector<ReapedReplica> reap_expired_replicas(const std::string& self_id) override {
-    std::string b;
-    const std::string& self = clean(self_id, b);
-    const std::string why = LEASE_REASON;
-    return with([&](Session& s) {
-      std::vector<ReapedReplica> out;
-      s.run(PG_REAP, {Value::text(self), Value::text(why)}, [&](const Row& r) {
-        out.push_back({r.str(0), r.str(1), static_cast<int>(r.integer(2))});
-      });
-      return out;
+  // One statement (PG_REAP).
+  std::vector<ReapedReplica> reap(Session& s, const std::string& self_id,
+                                  const std::string& why) override {
+    std::vector<ReapedReplica> out;
+    s.run(PG_REAP, {Value::text(self_id), Value::text(why)}, [&](const Row& r) {
+      out.push_back({r.str(0), r.str(1), static_cast<int>(r.integer(2))});
     });
+    return out;
   }
 
  private:

@@ -37,8 +37,6 @@ constexpr int BUSY_TIMEOUT_MS = 5000;
 // SQLite's own statements, after the core's (statement_table).
 enum SqliteStatement : int {
   SQ_INSERT_COMMAND = OWN_STATEMENTS,
-  SQ_RENEW_LEASE,
-  SQ_INSERT_LEASE,
   SQ_EXPIRED_LEASES,
   SQ_REAP_COMMANDS,
   SQ_BEGIN,
@@ -50,13 +48,13 @@ const std::vector<std::string>& statements() {
   static const std::vector<std::string> table = statement_table(
       Placeholders::sqlite,
       {
+          // RENEW_LEASE, INSERT_LEASE: ?2 now and ?3 now + the lease, on this host's clock.
+          "UPDATE replicas SET last_seen = ?2, expires_at = ?3 WHERE server_id = ?1",
+          "INSERT INTO replicas (server_id, started_at, last_seen, expires_at) VALUES (?1, "
+          "COALESCE(NULLIF(?4, ''), ?2), ?2, ?3) ON CONFLICT (server_id) DO UPDATE SET last_seen "
+          "= excluded.last_seen, expires_at = excluded.expires_at",
           "INSERT INTO commands (alias, command, status, output, duration, truncated, pod_label, "
           "started_at, server_id) VALUES (?1, ?2, 'running', '', 0, 0, ?3, ?4, ?5) RETURNING id",
-          // Leases on the local clock (one host): ?2 now, ?3 now + the lease.
-          "UPDATE replicas SET last_seen = ?2, expires_at = ?3 WHERE server_id = ?1",
-          "INSERT INTO replicas (server_id, started_at, last_seen, expires_at) VALUES (?1, ?4, ?2, "
-          "?3) ON CONFLICT (server_id) DO UPDATE SET last_seen = excluded.last_seen, expires_at = "
-          "excluded.expires_at",
           "SELECT server_id, last_seen FROM replicas WHERE expires_at < ?1 AND server_id <> ?2 "
           "ORDER BY server_id",
           "UPDATE commands SET status = 'interrupted', finished_at = max(?2, started_at), error = "
@@ -197,79 +195,51 @@ class SqliteSession final : public Session {
 class SqliteStore final : public StoreCore {
  public:
   SqliteStore(std::string path, SecretBox box)
-      : StoreCore(std::move(box)),
+      : StoreCore("sqlite", std::move(box)),
         path_(std::move(path)),
         pool_(path_ == ":memory:" ? 1 : MAX_CONNECTIONS) {
     if (path_ != ":memory:") secure_files();
-    auto c = open_connection();
-    SqliteSession s(*c);
-    migrate(s, &Migration::sqlite_sql);
-    pool_.adopt(std::move(c));
+    migrate(&Migration::sqlite_sql);
   }
 
-  std::string kind() const override { return "sqlite"; }
-
+ protected:
   // One INSERT per command, in one transaction.
-  std::vector<std::int64_t> begin_commands(const std::vector<CommandStart>& starts,
-                                           const std::string& server_id) override {
-    if (starts.empty()) return {};
-    std::string bs;
-    const std::string& sid = clean(server_id, bs);
-    const std::string now = now_rfc3339();
-    return with([&](Session& s) {
-      std::vector<std::int64_t> ids;
-      ids.reserve(starts.size());
-      Transaction tx(s);
-      for (const auto& start : starts) {
-        std::string b1, b2, b3;
-        s.run(SQ_INSERT_COMMAND,
-              {Value::text(clean(start.alias, b1)), Value::text(clean(start.command, b2)),
-               Value::text(clean(start.pod_label, b3)), Value::text(now), Value::text(sid)},
-              [&](const Row& r) { ids.push_back(r.integer(0)); });
-      }
-      tx.commit();
-      return ids;
-    });
+  std::vector<std::int64_t> insert_commands(Session& s, const std::vector<CommandStart>& starts,
+                                            const std::string& server_id,
+                                            const std::string& now) override {
+    std::vector<std::int64_t> ids;
+    ids.reserve(starts.size());
+    Transaction tx(s);
+    for (const auto& start : starts)
+      s.run(SQ_INSERT_COMMAND,
+            {Value::text(start.alias), Value::text(start.command), Value::text(start.pod_label),
+             Value::text(now), Value::text(server_id)},
+            [&](const Row& r) { ids.push_back(r.integer(0)); });
+    tx.commit();
+    return ids;
   }
 
-  // Leases on this host's clock (SQLite databases are local).
-  bool heartbeat(const std::string& server_id, const std::string& started_at,
-                 double lease_s) override {
-    std::string b1, b2;
-    const std::string& sid = clean(server_id, b1);
-    const std::string& started = clean(started_at, b2);
-    const std::string now = now_rfc3339();
-    const std::string expires = now_plus_rfc3339(lease_s);
-    const std::string& first_seen = started.empty() ? now : started;
-    return with([&](Session& s) {
-      const Params renew{Value::text(sid), Value::text(now), Value::text(expires)};
-      if (s.run(SQ_RENEW_LEASE, renew) > 0) return true;
-      s.run(SQ_INSERT_LEASE, {Value::text(sid), Value::text(now), Value::text(expires),
-                              Value::text(first_seen)});
-      return false;
-    });
+  // This host's clock: a SQLite database has replicas on one host only.
+  std::vector<std::string> lease_times(double lease_s) const override {
+    return {now_rfc3339(), now_plus_rfc3339(lease_s)};
   }
 
   // In one BEGIN IMMEDIATE transaction: the expired leases, then each one's rows and lease.
-  std::vector<ReapedReplica> reap_expired_replicas(const std::string& self_id) override {
-    std::string b;
-    const std::string& self = clean(self_id, b);
+  std::vector<ReapedReplica> reap(Session& s, const std::string& self_id,
+                                  const std::string& why) override {
     const std::string now = now_rfc3339();
-    const std::string why = LEASE_REASON;
-    return with([&](Session& s) {
-      std::vector<ReapedReplica> out;
-      Transaction tx(s);
-      s.run(SQ_EXPIRED_LEASES, {Value::text(now), Value::text(self)},
-            [&](const Row& r) { out.push_back({r.str(0), r.str(1), 0}); });
-      for (auto& dead : out) {
-        const Params reap{Value::text(dead.server_id), Value::text(dead.last_seen),
-                          Value::text(why)};
-        dead.commands = static_cast<int>(s.run(SQ_REAP_COMMANDS, reap));
-        s.run(DELETE_LEASE, {Value::text(dead.server_id)});
-      }
-      tx.commit();
-      return out;
-    });
+    std::vector<ReapedReplica> out;
+    Transaction tx(s);
+    s.run(SQ_EXPIRED_LEASES, {Value::text(now), Value::text(self_id)},
+          [&](const Row& r) { out.push_back({r.str(0), r.str(1), 0}); });
+    for (auto& dead : out) {
+      const Params rows{Value::text(dead.server_id), Value::text(dead.last_seen),
+                        Value::text(why)};
+      dead.commands = static_cast<int>(s.run(SQ_REAP_COMMANDS, rows));
+      s.run(DELETE_LEASE, {Value::text(dead.server_id)});
+    }
+    tx.commit();
+    return out;
   }
 
  private:

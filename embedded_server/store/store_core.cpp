@@ -48,6 +48,12 @@ constexpr std::array<const char*, LIST_COMMANDS> CORE_SQL{
     "SELECT url_secret, alias FROM pods",
 };
 
+// Why rows end `interrupted` (their `error`).
+constexpr const char* STOPPED_REASON = "the server stopped before the command finished";
+constexpr const char* ORPHAN_REASON = "the server process running the command ended";
+constexpr const char* LEASE_REASON =
+    "the server running the command stopped renewing its lease (it ended or lost the database)";
+
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_word(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_';
@@ -270,6 +276,20 @@ bool StoreCore::delete_pod(const std::string& alias) {
   return with([&](Session& s) { return s.run(DELETE_POD, {Value::text(a)}) > 0; });
 }
 
+std::vector<std::int64_t> StoreCore::begin_commands(const std::vector<CommandStart>& starts,
+                                                    const std::string& server_id) {
+  if (starts.empty()) return {};
+  std::vector<CommandStart> clean_starts;
+  clean_starts.reserve(starts.size());
+  std::string b1, b2, b3, bs;
+  for (const auto& st : starts)
+    clean_starts.push_back(
+        {clean(st.alias, b1), clean(st.command, b2), clean(st.pod_label, b3), st.started_at});
+  const std::string& sid = clean(server_id, bs);
+  const std::string now = now_rfc3339();
+  return with([&](Session& s) { return insert_commands(s, clean_starts, sid, now); });
+}
+
 void StoreCore::finish_command(const CommandRecord& done) {
   if (!is_valid_status(done.status))
     throw StoreError("invalid command status '" + sanitize_text(done.status) + "'");
@@ -373,6 +393,29 @@ std::optional<CommandRecord> StoreCore::get_command(std::int64_t id) {
   });
 }
 
+bool StoreCore::heartbeat(const std::string& server_id, const std::string& started_at,
+                          double lease_s) {
+  std::string b1, b2;
+  const std::string& sid = clean(server_id, b1);
+  const std::string& started = clean(started_at, b2);
+  const std::vector<std::string> times = lease_times(lease_s);
+  return with([&](Session& s) {
+    Params params{Value::text(sid)};
+    for (const auto& t : times) params.push_back(Value::text(t));
+    if (s.run(RENEW_LEASE, params) > 0) return true;
+    params.push_back(Value::text(started));
+    s.run(INSERT_LEASE, params);
+    return false;
+  });
+}
+
+std::vector<ReapedReplica> StoreCore::reap_expired_replicas(const std::string& self_id) {
+  std::string b;
+  const std::string& self = clean(self_id, b);
+  const std::string why = LEASE_REASON;
+  return with([&](Session& s) { return reap(s, self, why); });
+}
+
 void StoreCore::release_lease(const std::string& server_id) {
   std::string b;
   const std::string& sid = clean(server_id, b);
@@ -389,7 +432,11 @@ std::vector<ReplicaLeaseRow> StoreCore::replicas() {
 
 // ---- opening ----
 
-void StoreCore::migrate(Session& s, const char* Migration::*script) {
+void StoreCore::migrate(const char* Migration::*script) {
+  with([&](Session& s) { migrate_on(s, script); });
+}
+
+void StoreCore::migrate_on(Session& s, const char* Migration::*script) {
   Transaction tx(s);
   s.lock_migrations();
   s.script(MIGRATIONS_TABLE);

@@ -4,12 +4,11 @@
 // It holds the SQL both backends run (one text, written with PostgreSQL's typed placeholders
 // "$1::text"; render() gives SQLite's "?1"), the WHERE clauses of the command history, the
 // argument preparation (text clean-up, sealing, time normalisation), the mapping of result
-// rows to records, the migration runner with the key check, and StoreCore, the Store methods
-// whose logic is the same on both. A backend supplies what differs: its connection and pool,
-// statement preparation and parameter binding (Session), reading its column types (Row), its
-// transactions and error mapping, and the methods whose SQL differs (begin_commands,
-// heartbeat, reap_expired_replicas: batch inserts, the database's clock, one-statement reaping
-// on PostgreSQL).
+// rows to records, the migration runner with the key check, and StoreCore, the Store methods.
+// A backend supplies what differs: its connection and pool, statement preparation and
+// parameter binding (Session), reading its column types (Row), its transactions and error
+// mapping, and the few steps whose SQL differs: inserting a batch of commands, the clock of
+// replica leases, reaping expired leases.
 //
 // Part of podwrangler_store_common: the PostgreSQL module links its own copy. Nothing here
 // holds process-wide mutable state.
@@ -42,8 +41,8 @@ enum class Placeholders {
 // "?N" and "GREATEST(" becomes "max(" (SQLite's scalar max of its arguments).
 std::string render(std::string_view sql, Placeholders style);
 
-// The statements the core runs, by number. Each backend's statement table (statement_table)
-// starts with them in this order and appends its own from OWN_STATEMENTS on.
+// The statements the core runs, by number: statement_table() holds them in this order, then
+// the backend's own.
 enum CoreStatement : int {
   PING,
   PODS_VERSION,
@@ -65,7 +64,11 @@ enum CoreStatement : int {
   KEY_CHECK_WRITE,
   POD_SECRETS,
   LIST_COMMANDS,  // + a filter mask (list_commands_sql): 16 statements
-  OWN_STATEMENTS = LIST_COMMANDS + 16,
+  // Written by each backend (the first two of statement_table's `own`): the clock differs.
+  RENEW_LEASE = LIST_COMMANDS + 16,  // $1 server id, then StoreCore::lease_times(); no row
+                                     // changed: no lease
+  INSERT_LEASE,                      // the same, then started_at ('': the heartbeat's time)
+  OWN_STATEMENTS,                    // the backend's other statements start here
 };
 
 // list_commands: the statement for one combination of filters (bit 0 alias, 1 status,
@@ -73,7 +76,7 @@ enum CoreStatement : int {
 std::string list_commands_sql(unsigned mask);
 
 // Every statement a backend runs, rendered for `style`: the core's (CoreStatement order),
-// then `own` (numbered from OWN_STATEMENTS).
+// then `own`, numbered from RENEW_LEASE.
 std::vector<std::string> statement_table(Placeholders style,
                                          std::initializer_list<const char*> own);
 
@@ -187,15 +190,10 @@ CommandRecord read_command(const Row& row);
 // A lease row (LIST_LEASES).
 ReplicaLeaseRow read_lease(const Row& row);
 
-// Why rows end `interrupted` (their `error`).
-inline constexpr const char* STOPPED_REASON = "the server stopped before the command finished";
-inline constexpr const char* ORPHAN_REASON = "the server process running the command ended";
-inline constexpr const char* LEASE_REASON =
-    "the server running the command stopped renewing its lease (it ended or lost the database)";
-
 // The Store methods whose logic is the same on both backends, over a Session.
 class StoreCore : public Store {
  public:
+  std::string kind() const override { return kind_; }
   bool ping() noexcept override;
   std::vector<PodRecord> list_pods(const Labels& selector) override;
   std::optional<PodRecord> get_pod(const std::string& alias) override;
@@ -203,17 +201,37 @@ class StoreCore : public Store {
   PodRecord create_pod(const PodRecord& pod) override;
   std::optional<PodRecord> update_pod(const std::string& alias, const PodPatch& patch) override;
   bool delete_pod(const std::string& alias) override;
+  std::vector<std::int64_t> begin_commands(const std::vector<CommandStart>& starts,
+                                           const std::string& server_id) override;
   void finish_command(const CommandRecord& done) override;
   int interrupt_running(const std::string& server_id) override;
   int interrupt_orphans(const std::vector<std::string>& dead_server_ids) override;
   std::vector<std::string> running_server_ids() override;
   std::vector<CommandRecord> list_commands(const CommandFilter& filter) override;
   std::optional<CommandRecord> get_command(std::int64_t id) override;
+  bool heartbeat(const std::string& server_id, const std::string& started_at,
+                 double lease_s) override;
   void release_lease(const std::string& server_id) override;
+  std::vector<ReapedReplica> reap_expired_replicas(const std::string& self_id) override;
   std::vector<ReplicaLeaseRow> replicas() override;
 
  protected:
-  explicit StoreCore(SecretBox box) : box_(std::move(box)) {}
+  StoreCore(const char* kind, SecretBox box) : kind_(kind), box_(std::move(box)) {}
+
+  // ---- the steps whose SQL differs ----
+  // Inserts `running` rows for `starts` (their text already clean), started at `now`, in one
+  // transaction or statement; returns their ids in order.
+  virtual std::vector<std::int64_t> insert_commands(Session& s,
+                                                    const std::vector<CommandStart>& starts,
+                                                    const std::string& server_id,
+                                                    const std::string& now) = 0;
+  // The parameters RENEW_LEASE and INSERT_LEASE take after the server id: where the lease's
+  // times come from.
+  virtual std::vector<std::string> lease_times(double lease_s) const = 0;
+  // Takes the expired leases but `self_id`'s (in one transaction or statement), closes their
+  // running rows at their last heartbeat with `why`, and reports them.
+  virtual std::vector<ReapedReplica> reap(Session& s, const std::string& self_id,
+                                          const std::string& why) = 0;
 
   // Runs `body` on a pooled connection. A backend may run it a second time, on a fresh
   // connection, when the first turned out broken: `body` starts from scratch each time.
@@ -232,17 +250,20 @@ class StoreCore : public Store {
     }
   }
 
-  // Applies the migrations `MIGRATIONS` lacks in `s`'s database (Migration::*script: the
-  // backend's SQL) and checks the secret key, in one transaction. Throws
-  // StoreKeyMismatchError when the database was written with another key.
-  void migrate(Session& s, const char* Migration::*script);
+  // Applies the migrations `MIGRATIONS` lacks in the database (Migration::*script: the
+  // backend's SQL) and checks the secret key, in one transaction on a pooled connection.
+  // Throws StoreKeyMismatchError when the database was written with another key. The
+  // backend's constructor calls it (its with_session is ready by then).
+  void migrate(const char* Migration::*script);
 
   // A pod row (POD_COLUMNS order), its URL decrypted through the connection's cache.
   PodRecord read_pod(Session& s, const Row& row) const;
 
+  const std::string kind_;
   const SecretBox box_;
 
  private:
+  void migrate_on(Session& s, const char* Migration::*script);
   void check_key(Session& s);
 };
 
