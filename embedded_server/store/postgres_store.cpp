@@ -207,7 +207,7 @@ class PostgresStore final : public StoreCore {
         const int n = PQntuples(r.get());
         for (int i = 0; i < n; ++i) on_row(PgRow(r.get(), i));
       }
-      return std::atoll(PQcmdTuples(r.get()));  // "" for a query
+      return std::atoll(PQcmdTuples(r.get()));
     }
 
    private:

@@ -142,9 +142,9 @@ struct ConnectionCaches {
 class Session {
  public:
   // Runs statement `id` of the backend's table (prepared once per connection) with `params`
-  // bound in order, calls `on_row` for each result row, and returns how many rows it
-  // inserted, updated or deleted (0 for a query). Throws StoreConflictError for a duplicate
-  // key, else StoreError.
+  // bound in order, calls `on_row` for each result row, and returns how many rows an INSERT,
+  // UPDATE or DELETE changed (meaningless for a query). Throws StoreConflictError for a
+  // duplicate key, else StoreError.
   std::int64_t run(int id, const Params& params = {}, const RowFn& on_row = {}) {
     return execute(id, params, on_row);
   }
