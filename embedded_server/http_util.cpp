@@ -1,6 +1,7 @@
 #include "embedded_server/http_util.hpp"
 
 #include "embedded_server/store/store.hpp"
+#include "embedded_server/store/utf8.hpp"
 
 #include <podwrangler/errors.hpp>
 #include <podwrangler/redact.hpp>
@@ -397,56 +398,12 @@ std::optional<long> optional_int(const nlohmann::json& body, const char* field, 
 
 // ---- byte-faithful output ------------------------------------------------------------
 
-namespace {
-
-// Length of the well-formed UTF-8 sequence at s[i] (Unicode table 3-7), 0 if none.
-std::size_t utf8_seq(std::string_view s, std::size_t i) noexcept {
-  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const unsigned char c = b(0);
-  const std::size_t left = s.size() - i;
-  if (c < 0x80) return 1;
-  const auto cont = [&](std::size_t k, unsigned char lo = 0x80, unsigned char hi = 0xBF) {
-    return k < left && b(k) >= lo && b(k) <= hi;
-  };
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
-  if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) return cont(1) && cont(2) ? 3 : 0;
-  if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
-  if (c == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
-  if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
-  if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
-  return 0;
-}
-
-}  // namespace
-
 bool is_valid_utf8(std::string_view s) noexcept {
-  for (std::size_t i = 0; i < s.size();) {
-    if (static_cast<unsigned char>(s[i]) < 0x80) {  // ASCII runs: the common case
-      ++i;
-      continue;
-    }
-    std::size_t n = utf8_seq(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
+  return utf8::is_well_formed(s, utf8::Nul::allowed);
 }
 
 std::string utf8_lossy(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + s.size() / 2);
-  for (std::size_t i = 0; i < s.size();) {
-    std::size_t n = utf8_seq(s, i);
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";  // U+FFFD
-      ++i;
-    } else {
-      out.append(s.substr(i, n));
-      i += n;
-    }
-  }
-  return out;
+  return utf8::replace_invalid(s, utf8::Nul::allowed);
 }
 
 std::string base64_encode(std::string_view bytes) {

@@ -1,32 +1,44 @@
 #include "embedded_server/store/codec.hpp"
 
+#include "embedded_server/store/utf8.hpp"
+
+#include <array>
 #include <cstdint>
+#include <optional>
+#include <utility>
 
 namespace pw::server::detail {
 
 namespace {
 
-// Length of the well-formed UTF-8 sequence at s[i] (Unicode table 3-7), 0 if none.
-// NUL counts as not well-formed here.
-std::size_t utf8_seq(std::string_view s, std::size_t i) noexcept {
-  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const unsigned char c = b(0);
-  const std::size_t left = s.size() - i;
-  if (c < 0x80) return c == 0 ? 0 : 1;
-  const auto cont = [&](std::size_t k, unsigned char lo = 0x80, unsigned char hi = 0xBF) {
-    return k < left && b(k) >= lo && b(k) <= hi;
-  };
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
-  if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) return cont(1) && cont(2) ? 3 : 0;
-  if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
-  if (c == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
-  if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
-  if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
-  return 0;
+// JSON's two-character escapes: the letter after the backslash and the byte it stands for.
+constexpr std::array<std::pair<char, char>, 8> JSON_ESCAPES{{
+    {'"', '"'},
+    {'\\', '\\'},
+    {'/', '/'},
+    {'b', '\b'},
+    {'f', '\f'},
+    {'n', '\n'},
+    {'r', '\r'},
+    {'t', '\t'},
+}};
+
+// The byte the escape "\<letter>" stands for; nullopt when JSON has no such escape.
+std::optional<char> unescape(char letter) {
+  for (const auto& [l, byte] : JSON_ESCAPES)
+    if (l == letter) return byte;
+  return std::nullopt;
 }
 
-constexpr std::string_view REPLACEMENT = "\xEF\xBF\xBD";
+// The letter append_json_string writes after a backslash for `byte`, 0 for none: the short
+// forms of '"', '\\', '\n', '\r' and '\t' ('/' stays as it is, \b and \f become \u00XX
+// like the other control bytes, as labels have always been stored).
+char escape_letter(char byte) {
+  if (byte == '/' || byte == '\b' || byte == '\f') return 0;
+  for (const auto& [letter, b] : JSON_ESCAPES)
+    if (b == byte) return letter;
+  return 0;
+}
 
 void append_utf8(std::string& out, std::uint32_t cp) {
   if (cp < 0x80) {
@@ -91,31 +103,23 @@ struct JsonReader {
       }
       ++i;  // backslash
       if (i >= s.size()) fail();
-      char e = s[i++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          std::uint32_t cp = hex4();
-          if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 <= s.size() && s[i] == '\\' && s[i + 1] == 'u') {
-            std::size_t save = i;
-            i += 2;
-            std::uint32_t lo = hex4();
-            if (lo >= 0xDC00 && lo <= 0xDFFF) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            else i = save;
-          }
-          if ((cp >= 0xD800 && cp <= 0xDFFF) || cp == 0) out.append(REPLACEMENT);
-          else append_utf8(out, cp);
-          break;
+      const char e = s[i++];
+      if (e == 'u') {
+        std::uint32_t cp = hex4();
+        if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 <= s.size() && s[i] == '\\' && s[i + 1] == 'u') {
+          std::size_t save = i;
+          i += 2;
+          std::uint32_t lo = hex4();
+          if (lo >= 0xDC00 && lo <= 0xDFFF) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          else i = save;
         }
-        default: fail();
+        if ((cp >= 0xD800 && cp <= 0xDFFF) || cp == 0) out.append(utf8::REPLACEMENT);
+        else append_utf8(out, cp);
+        continue;
       }
+      const std::optional<char> byte = unescape(e);
+      if (!byte) fail();
+      out += *byte;
     }
   }
 };
@@ -123,36 +127,11 @@ struct JsonReader {
 }  // namespace
 
 bool is_clean_text(std::string_view s) noexcept {
-  std::size_t i = 0;
-  const std::size_t n = s.size();
-  while (i < n) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c != 0 && c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t len = utf8_seq(s, i);
-    if (len == 0) return false;
-    i += len;
-  }
-  return true;
+  return utf8::is_well_formed(s, utf8::Nul::refused);
 }
 
 std::string sanitize_text(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 8);
-  std::size_t i = 0;
-  while (i < s.size()) {
-    std::size_t len = utf8_seq(s, i);
-    if (len == 0) {
-      out.append(REPLACEMENT);
-      ++i;
-    } else {
-      out.append(s.substr(i, len));
-      i += len;
-    }
-  }
-  return out;
+  return utf8::replace_invalid(s, utf8::Nul::refused);
 }
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -160,20 +139,15 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
-    switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out += "\\u00";
-          out += HEX[c >> 4];
-          out += HEX[c & 0xF];
-        } else {
-          out += ch;
-        }
+    if (const char letter = escape_letter(ch)) {
+      out += '\\';
+      out += letter;
+    } else if (c < 0x20 || c == 0x7f) {
+      out += "\\u00";
+      out += HEX[c >> 4];
+      out += HEX[c & 0xF];
+    } else {
+      out += ch;
     }
   }
   out += '"';

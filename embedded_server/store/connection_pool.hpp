@@ -15,13 +15,6 @@ class ConnectionPool {
  public:
   explicit ConnectionPool(int max) : max_(max) {}
 
-  // Adds an open connection (the one the store migrated the database with).
-  void adopt(std::unique_ptr<Conn> c) {
-    std::lock_guard lk(mu_);
-    idle_.push_back(std::move(c));
-    ++created_;
-  }
-
   // An idle connection that `reusable` accepts (the others are closed), else a new one
   // from `open` while fewer than max exist, else waits. `*reused` tells which.
   template <class Reusable, class Open>

@@ -35,12 +35,18 @@ struct Migration {
 // Any fixed 64-bit number, the same in every replica.
 inline constexpr long long MIGRATION_LOCK_KEY = 0x706f6477726e67LL;  // "podwrng"
 
-inline constexpr const char* SQLITE_MIGRATIONS_TABLE =
+// The same on both backends.
+inline constexpr const char* MIGRATIONS_TABLE =
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
     " version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)";
-inline constexpr const char* POSTGRES_MIGRATIONS_TABLE =
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    " version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)";
+
+// Version 1's indexes of the command history, the same on both backends (the raw string
+// after it starts with the line break).
+#define PW_COMMANDS_INDEXES_V1                                                       \
+  "CREATE INDEX commands_alias_id ON commands (alias, id);\n"                         \
+  "CREATE INDEX commands_status_id ON commands (status, id);\n"                       \
+  "CREATE INDEX commands_started_at ON commands (started_at);\n"                      \
+  "CREATE INDEX commands_running_server ON commands (server_id) WHERE status = 'running';"
 
 inline constexpr std::array<Migration, 2> MIGRATIONS{{
     {1, "pods and command history",
@@ -69,10 +75,7 @@ CREATE TABLE commands (
   finished_at TEXT,
   server_id   TEXT NOT NULL
 );
-CREATE INDEX commands_alias_id ON commands (alias, id);
-CREATE INDEX commands_status_id ON commands (status, id);
-CREATE INDEX commands_started_at ON commands (started_at);
-CREATE INDEX commands_running_server ON commands (server_id) WHERE status = 'running';
+)sql" PW_COMMANDS_INDEXES_V1 R"sql(
 CREATE TABLE pods_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
 INSERT INTO pods_version (id, version) VALUES (1, 0);
 CREATE TRIGGER pods_version_insert AFTER INSERT ON pods
@@ -107,10 +110,7 @@ CREATE TABLE commands (
   finished_at TEXT,
   server_id   TEXT COLLATE "C" NOT NULL
 );
-CREATE INDEX commands_alias_id ON commands (alias, id);
-CREATE INDEX commands_status_id ON commands (status, id);
-CREATE INDEX commands_started_at ON commands (started_at);
-CREATE INDEX commands_running_server ON commands (server_id) WHERE status = 'running';
+)sql" PW_COMMANDS_INDEXES_V1 R"sql(
 CREATE TABLE pods_version (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL);
 INSERT INTO pods_version (id, version) VALUES (1, 0);
 CREATE FUNCTION pods_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -149,5 +149,7 @@ CREATE TABLE meta (
 );
 )sql"},
 }};
+
+#undef PW_COMMANDS_INDEXES_V1
 
 }  // namespace pw::server::detail

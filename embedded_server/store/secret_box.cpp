@@ -36,29 +36,50 @@ const EVP_CIPHER* aes_gcm() {
   return cipher ? cipher : EVP_aes_256_gcm();
 }
 
+enum class Direction { encrypt, decrypt };
+
+// AES-256-GCM of the `n` bytes at `in` into `out` (as many bytes) with `aad` authenticated:
+// encrypting writes the 16-byte tag to `tag`; decrypting checks it. False when OpenSSL fails
+// or the tag does not match.
+bool gcm(Direction dir, const unsigned char* key, const unsigned char* nonce, std::string_view aad,
+         const unsigned char* in, std::size_t n, unsigned char* out, unsigned char* tag) {
+  const bool enc = dir == Direction::encrypt;
+  const auto* aad_bytes = reinterpret_cast<const unsigned char*>(aad.data());
+  const int tag_len = static_cast<int>(TAG_LEN);
+  CtxPtr ctx(EVP_CIPHER_CTX_new());
+  int len = 0;
+  return ctx && EVP_CipherInit_ex(ctx.get(), aes_gcm(), nullptr, key, nonce, enc ? 1 : 0) == 1 &&
+         EVP_CipherUpdate(ctx.get(), nullptr, &len, aad_bytes, static_cast<int>(aad.size())) == 1 &&
+         EVP_CipherUpdate(ctx.get(), out, &len, in, static_cast<int>(n)) == 1 &&
+         (enc || EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, tag_len, tag) == 1) &&
+         EVP_CipherFinal_ex(ctx.get(), out + len, &len) == 1 &&
+         (!enc || EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, tag_len, tag) == 1);
+}
+
 std::string errno_text() { return std::strerror(errno); }
 
-bool read_exact(int fd, unsigned char* p, std::size_t n) {
-  std::size_t got = 0;
-  while (got < n) {
-    ssize_t r = ::read(fd, p + got, n - got);
+// Calls `io` (::read or ::write) until all `n` bytes at `p` are through, retrying on EINTR;
+// false on an error or end of file first.
+template <class Io, class Bytes>
+bool transfer_all(Io io, int fd, Bytes* p, std::size_t n) {
+  std::size_t done = 0;
+  while (done < n) {
+    const ssize_t r = io(fd, p + done, n - done);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return false;
-    got += static_cast<std::size_t>(r);
+    done += static_cast<std::size_t>(r);
   }
+  return true;
+}
+
+bool read_exact(int fd, unsigned char* p, std::size_t n) {
+  if (!transfer_all(::read, fd, p, n)) return false;
   unsigned char extra;
   return ::read(fd, &extra, 1) == 0;  // exactly n bytes
 }
 
 bool write_all(int fd, const unsigned char* p, std::size_t n) {
-  std::size_t done = 0;
-  while (done < n) {
-    ssize_t w = ::write(fd, p + done, n - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    done += static_cast<std::size_t>(w);
-  }
-  return true;
+  return transfer_all(::write, fd, p, n);
 }
 
 std::array<unsigned char, 32> read_key_file(const std::string& path) {
@@ -162,18 +183,9 @@ std::string SecretBox::seal(std::string_view plaintext, std::string_view aad) co
   unsigned char* nonce = p + 1;
   unsigned char* ct = nonce + NONCE_LEN;
   if (RAND_bytes(nonce, static_cast<int>(NONCE_LEN)) != 1) throw StoreError("RAND_bytes failed");
-  CtxPtr ctx(EVP_CIPHER_CTX_new());
-  int len = 0;
-  bool ok = ctx && EVP_EncryptInit_ex(ctx.get(), aes_gcm(), nullptr, key_.data(), nonce) == 1 &&
-            EVP_EncryptUpdate(ctx.get(), nullptr, &len,
-                              reinterpret_cast<const unsigned char*>(aad.data()),
-                              static_cast<int>(aad.size())) == 1 &&
-            EVP_EncryptUpdate(ctx.get(), ct, &len,
-                              reinterpret_cast<const unsigned char*>(plaintext.data()),
-                              static_cast<int>(plaintext.size())) == 1 &&
-            EVP_EncryptFinal_ex(ctx.get(), ct + len, &len) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(TAG_LEN),
-                                ct + plaintext.size()) == 1;
+  const bool ok = gcm(Direction::encrypt, key_.data(), nonce, aad,
+                      reinterpret_cast<const unsigned char*>(plaintext.data()), plaintext.size(),
+                      ct, ct + plaintext.size());
   if (!ok) throw StoreError("AES-256-GCM encryption failed");
   return out;
 }
@@ -188,16 +200,8 @@ std::optional<std::string> SecretBox::open(std::string_view sealed, std::string_
   unsigned char tag[TAG_LEN];
   std::memcpy(tag, ct + ct_len, TAG_LEN);
   std::string out(ct_len, '\0');
-  CtxPtr ctx(EVP_CIPHER_CTX_new());
-  int len = 0;
-  bool ok = ctx && EVP_DecryptInit_ex(ctx.get(), aes_gcm(), nullptr, key_.data(), nonce) == 1 &&
-            EVP_DecryptUpdate(ctx.get(), nullptr, &len,
-                              reinterpret_cast<const unsigned char*>(aad.data()),
-                              static_cast<int>(aad.size())) == 1 &&
-            EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len, ct,
-                              static_cast<int>(ct_len)) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(TAG_LEN), tag) == 1 &&
-            EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + len, &len) == 1;
+  const bool ok = gcm(Direction::decrypt, key_.data(), nonce, aad, ct, ct_len,
+                      reinterpret_cast<unsigned char*>(out.data()), tag);
   if (!ok) {
     OPENSSL_cleanse(out.data(), out.size());
     return std::nullopt;
