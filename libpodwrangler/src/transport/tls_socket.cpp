@@ -8,17 +8,17 @@
 
 #include <openssl/bio.h>
 
-#include <cerrno>
-#include <cstdint>
 #include <sys/socket.h>
+#include <cerrno>
+#include <new>
 
 namespace pw::transport {
 
 namespace {
 
-// The descriptor is kept in the BIO's data pointer. The BIO never closes it: the Asio
-// socket owns it (SSL_set_fd's BIO_NOCLOSE).
-int bio_fd(BIO* b) { return static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(b))); }
+// The BIO's data is the descriptor (an int of its own, made in nosignal_create). The BIO
+// never closes it: the Asio socket owns it (SSL_set_fd's BIO_NOCLOSE).
+int& bio_fd(BIO* b) { return *static_cast<int*>(BIO_get_data(b)); }
 
 int nosignal_write(BIO* b, const char* in, int len) {
   errno = 0;  // BIO_sock_should_retry() reads errno
@@ -45,20 +45,17 @@ int nosignal_read(BIO* b, char* out, int len) {
 long nosignal_ctrl(BIO* b, int cmd, long /*num*/, void* ptr) {
   switch (cmd) {
     case BIO_C_SET_FD:
-      BIO_set_data(b, reinterpret_cast<void*>(static_cast<std::intptr_t>(*static_cast<int*>(ptr))));
+      bio_fd(b) = *static_cast<int*>(ptr);
       BIO_set_init(b, 1);
       return 1;
     case BIO_C_GET_FD:
       if (!BIO_get_init(b)) return -1;
       if (ptr) *static_cast<int*>(ptr) = bio_fd(b);
       return bio_fd(b);
-    case BIO_CTRL_GET_CLOSE:
-      return BIO_NOCLOSE;
+    case BIO_CTRL_GET_CLOSE: return BIO_NOCLOSE;
     case BIO_CTRL_DUP:
-    case BIO_CTRL_FLUSH:
-      return 1;
-    case BIO_CTRL_EOF:
-      return BIO_test_flags(b, BIO_FLAGS_IN_EOF) != 0;
+    case BIO_CTRL_FLUSH: return 1;
+    case BIO_CTRL_EOF: return BIO_test_flags(b, BIO_FLAGS_IN_EOF) != 0;
     default:
       // Kernel TLS included: OpenSSL then keeps the record layer in user space, as it
       // does on SSL_set_fd's BIO unless SSL_OP_ENABLE_KTLS is set (never, here).
@@ -67,12 +64,19 @@ long nosignal_ctrl(BIO* b, int cmd, long /*num*/, void* ptr) {
 }
 
 int nosignal_create(BIO* b) {
-  BIO_set_data(b, nullptr);
+  int* fd = new (std::nothrow) int(-1);
+  if (fd == nullptr) return 0;
+  BIO_set_data(b, fd);
   BIO_set_init(b, 0);
   return 1;
 }
 
-int nosignal_destroy(BIO* b) { return b != nullptr; }
+int nosignal_destroy(BIO* b) {
+  if (b == nullptr) return 0;
+  delete static_cast<int*>(BIO_get_data(b));
+  BIO_set_data(b, nullptr);
+  return 1;
+}
 
 // Made once, on first use (thread-safe static), and kept for the life of the process.
 BIO_METHOD* nosignal_socket_method() {
@@ -80,8 +84,7 @@ BIO_METHOD* nosignal_socket_method() {
     int index = BIO_get_new_index();
     if (index == -1) return static_cast<BIO_METHOD*>(nullptr);
     // A descriptor BIO, so that SSL_get_fd() finds it.
-    BIO_METHOD* m =
-        BIO_meth_new(index | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "socket (MSG_NOSIGNAL)");
+    BIO_METHOD* m = BIO_meth_new(index | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "socket (MSG_NOSIGNAL)");
     if (m && BIO_meth_set_write(m, nosignal_write) == 1 && BIO_meth_set_read(m, nosignal_read) == 1 &&
         BIO_meth_set_ctrl(m, nosignal_ctrl) == 1 && BIO_meth_set_create(m, nosignal_create) == 1 &&
         BIO_meth_set_destroy(m, nosignal_destroy) == 1)

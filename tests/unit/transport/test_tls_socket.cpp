@@ -12,14 +12,14 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <pthread.h>
+#include <unistd.h>
 #include <chrono>
 #include <csignal>
 #include <functional>
 #include <optional>
-#include <pthread.h>
 #include <string>
 #include <thread>
-#include <unistd.h>
 
 namespace net = boost::asio;
 using boost::system::error_code;
@@ -64,8 +64,7 @@ SSL_CTX* make_server_ctx() {
   X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
   X509_set_pubkey(cert, key);
   X509_NAME* name = X509_get_subject_name(cert);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("127.0.0.1"),
-                             -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
   X509_set_issuer_name(cert, name);
   REQUIRE(X509_sign(cert, key, EVP_sha256()) > 0);
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
@@ -190,8 +189,7 @@ TEST_CASE("TlsSocket: data, then close_notify, reads as the data and then eof") 
     SSL_write(ssl, "hello\n", 6);
     SSL_shutdown(ssl);
   });
-  CHECK(SSL_get_fd(pair.tls->native_handle()) ==
-        static_cast<int>(pair.tls->next_layer().native_handle()));
+  CHECK(SSL_get_fd(pair.tls->native_handle()) == static_cast<int>(pair.tls->next_layer().native_handle()));
   std::string out;
   error_code ec;
   while (!ec) ec = pair.read_some(out);
