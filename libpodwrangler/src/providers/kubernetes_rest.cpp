@@ -14,7 +14,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <csignal>
 #include <fcntl.h>
+#include <pthread.h>
 
 namespace pw {
 
@@ -43,11 +45,31 @@ bool running(const nlohmann::json& pod) {
   return false;
 }
 
+// SIGPIPE blocked in this thread for the lifetime of the object.
+struct SigpipeBlocked {
+  sigset_t old{};
+  SigpipeBlocked() {
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, &old);
+  }
+  ~SigpipeBlocked() { pthread_sigmask(SIG_SETMASK, &old, nullptr); }
+};
+
 // cpp-httplib blocks: its calls run here, never on the caller's io_context thread.
 // OpenSSL is initialised first so that its atexit cleanup runs after the pool has joined.
+// cpp-httplib writes with send() without MSG_NOSIGNAL, and through OpenSSL's socket BIO: a
+// write to an API server that has reset the connection would raise SIGPIPE and kill a host
+// that does not ignore it. These threads are the library's own, so they are started with
+// SIGPIPE blocked (a thread inherits its creator's mask): such a write fails with EPIPE,
+// and the host's signal dispositions stay as they are.
 boost::asio::thread_pool& blocking_pool() {
   static bool ssl_ready = OPENSSL_init_ssl(0, nullptr) == 1;
-  static boost::asio::thread_pool pool(2);
+  static boost::asio::thread_pool pool = [] {
+    SigpipeBlocked blocked;
+    return boost::asio::thread_pool(2);
+  }();
   (void)ssl_ready;
   return pool;
 }

@@ -1,9 +1,10 @@
 #pragma once
 // A lean TLS stream for Beast: OpenSSL reads and writes the non-blocking TCP socket
-// directly (SSL_set_fd) and Asio only waits for readiness. Unlike asio::ssl::stream,
-// which keeps four fixed 17 KiB buffers per connection (two in stream_core, two in its
-// BIO pair), an idle connection here holds only the SSL object: OpenSSL's record
-// buffers are released while idle (SSL_MODE_RELEASE_BUFFERS). Used by ws_connection.cpp.
+// directly (through a socket BIO that never raises SIGPIPE: set_nosignal_fd) and Asio
+// only waits for readiness. Unlike asio::ssl::stream, which keeps four fixed 17 KiB
+// buffers per connection (two in stream_core, two in its BIO pair), an idle connection
+// here holds only the SSL object: OpenSSL's record buffers are released while idle
+// (SSL_MODE_RELEASE_BUFFERS). Used by ws_connection.cpp.
 #include "tls_context.hpp"
 
 #include <utility>
@@ -39,6 +40,12 @@ inline error_code tls_error(int ssl_error) {
   return error_code(static_cast<int>(e & 0x7fffffffUL), tls_category());
 }
 
+// Gives `ssl` a BIO on the socket `fd` (left open when the SSL object is freed) like
+// SSL_set_fd, except that writes pass MSG_NOSIGNAL: a write to a peer that has gone fails
+// with EPIPE instead of raising SIGPIPE in the host process (tls_socket.cpp). False when
+// the BIO cannot be made (out of memory); `ssl` then has no BIO and its handshake fails.
+bool set_nosignal_fd(SSL* ssl, int fd);
+
 class TlsSocket {
  public:
   using executor_type = net::any_io_executor;
@@ -47,7 +54,7 @@ class TlsSocket {
 
   TlsSocket(net::ip::tcp::socket sock, SSL* ssl) : sock_(std::move(sock)), ssl_(ssl) {
     sock_.non_blocking(true);
-    SSL_set_fd(ssl_, static_cast<int>(sock_.native_handle()));
+    set_nosignal_fd(ssl_, static_cast<int>(sock_.native_handle()));
     SSL_set_read_ahead(ssl_, 1);  // one read() per record instead of header + body
   }
   ~TlsSocket() {
