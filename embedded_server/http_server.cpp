@@ -1,9 +1,10 @@
 #include "embedded_server/http_server.hpp"
 
+#include <podwrangler/loop_thread.hpp>
+
 #include <utility>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -180,10 +181,12 @@ struct HttpServer::Impl {
   HttpLimits limits;
   Router router;
   HttpHooks hooks;
-  asio::io_context io{1};
+  // Connections and the accept loop live on this loop's thread.
+  LoopThread loop;
+  Executor loop_ex = loop.executor();
   std::optional<asio::ssl::context> tls;
   asio::thread_pool workers;
-  tcp::acceptor acceptor{io};
+  tcp::acceptor acceptor{loop_ex};
   std::atomic<bool> stopping{false};
   std::atomic<std::size_t> open{0};
   // Touched on the loop thread only.
@@ -316,7 +319,7 @@ struct HttpServer::Impl {
     auto write_from_worker = [this, &c](std::string data) -> bool {
       std::promise<bool> done;
       auto fut = done.get_future();
-      asio::post(io, [this, &c, &data, &done] {
+      asio::post(loop_ex, [this, &c, &data, &done] {
         c.lowest().expires_after(ms(limits.write_timeout_s));
         asio::async_write(c.stream, asio::buffer(data),
                           [&done](const boost::system::error_code& ec, std::size_t) { done.set_value(!ec); });
@@ -561,7 +564,7 @@ struct HttpServer::Impl {
                             : "the server has " + std::to_string(limits.max_connections) +
                                   " connections open (its limit)";
       if (mine == 0) per_client.erase(client);
-      asio::co_spawn(io, refuse(std::move(sock), std::move(why)), asio::detached);
+      asio::co_spawn(loop_ex, refuse(std::move(sock), std::move(why)), asio::detached);
       return;
     }
     ++mine;
@@ -577,11 +580,11 @@ struct HttpServer::Impl {
     if (tls) {
       auto c = std::make_shared<Conn<TlsStream>>(std::move(sock), *tls);
       fill(*c);
-      asio::co_spawn(io, serve(std::move(c)), asio::detached);
+      asio::co_spawn(loop_ex, serve(std::move(c)), asio::detached);
     } else {
       auto c = std::make_shared<Conn<PlainStream>>(std::move(sock));
       fill(*c);
-      asio::co_spawn(io, serve(std::move(c)), asio::detached);
+      asio::co_spawn(loop_ex, serve(std::move(c)), asio::detached);
     }
   }
 
@@ -589,7 +592,7 @@ struct HttpServer::Impl {
   // instant (Asio's accept does not set it), so no shell we spawn can inherit it.
   Task<void> accept_loop() {
     boost::system::error_code ec;
-    asio::steady_timer backoff(io);
+    asio::steady_timer backoff(loop_ex);
     while (!stopping.load()) {
       co_await acceptor.async_wait(tcp::acceptor::wait_read, asio::redirect_error(use_aw, ec));
       if (stopping.load() || ec == asio::error::operation_aborted || !acceptor.is_open()) break;
@@ -607,7 +610,7 @@ struct HttpServer::Impl {
           }
           break;
         }
-        tcp::socket sock(io);
+        tcp::socket sock(loop_ex);
         sock.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
         if (ec) {
           ::close(fd);
@@ -646,6 +649,9 @@ HttpServer::~HttpServer() {
   if (!impl_) return;
   stop();
   impl_->workers.join();
+  // Normally wait() has already joined the loop; otherwise connections still open are
+  // dropped here, before the objects they use go away.
+  impl_->loop.stop();
 }
 
 int HttpServer::bind(const std::string& host, int port) {
@@ -654,7 +660,7 @@ int HttpServer::bind(const std::string& host, int port) {
   auto addr = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
   if (ec) {
     // A host name: the first address it resolves to.
-    tcp::resolver r(impl_->io);
+    tcp::resolver r(impl_->loop_ex);
     auto results = r.resolve(host, std::to_string(port), ec);
     if (ec || results.empty()) throw std::system_error(ec ? ec : asio::error::host_not_found, host);
     addr = results.begin()->endpoint().address();
@@ -677,16 +683,22 @@ int HttpServer::bind(const std::string& host, int port) {
   return a.local_endpoint().port();
 }
 
-void HttpServer::run() {
+void HttpServer::start() {
   auto* impl = impl_.get();
-  asio::co_spawn(impl->io, impl->accept_loop(), asio::detached);
-  impl->io.run();
+  asio::co_spawn(impl->loop_ex, impl->accept_loop(), asio::detached);
+}
+
+void HttpServer::wait() { impl_->loop.join(); }
+
+void HttpServer::run() {
+  start();
+  wait();
 }
 
 void HttpServer::stop() {
   auto* impl = impl_.get();
   if (impl->stopping.exchange(true)) return;
-  asio::post(impl->io, [impl] { impl->do_stop(); });
+  asio::post(impl->loop_ex, [impl] { impl->do_stop(); });
 }
 
 std::size_t HttpServer::connections() const noexcept { return impl_->open.load(); }

@@ -88,7 +88,11 @@ class HttpServer {
 
   // Binds and listens (port 0: any free port); returns the port. Throws std::system_error.
   int bind(const std::string& host, int port);
-  // Serves on the calling thread until stop() and every connection has ended.
+  // Starts accepting on the server's own loop thread and returns.
+  void start();
+  // Blocks until stop() has been called and every connection has ended.
+  void wait();
+  // start() + wait().
   void run();
   // Thread-safe, returns at once: no new connections, idle ones are closed, requests in
   // progress finish and their connections close after the response.

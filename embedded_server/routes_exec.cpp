@@ -5,7 +5,7 @@
 #include "embedded_server/pool.hpp"
 #include "embedded_server/http_server.hpp"
 #include "embedded_server/routes.hpp"
-#include "embedded_server/runtime.hpp"
+#include "embedded_server/server_loop.hpp"
 
 #include <podwrangler/errors.hpp>
 #include <podwrangler/redact.hpp>

@@ -2,7 +2,7 @@
 #include "embedded_server/http_util.hpp"
 #include "embedded_server/http_server.hpp"
 #include "embedded_server/routes.hpp"
-#include "embedded_server/runtime.hpp"
+#include "embedded_server/server_loop.hpp"
 
 #include <httplib.h>
 

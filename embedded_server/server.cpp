@@ -5,7 +5,7 @@
 #include "embedded_server/pool.hpp"
 #include "embedded_server/replicas.hpp"
 #include "embedded_server/routes.hpp"
-#include "embedded_server/runtime.hpp"
+#include "embedded_server/server_loop.hpp"
 
 #include <podwrangler/errors.hpp>
 #include <podwrangler/redact.hpp>
@@ -173,7 +173,7 @@ struct Server::Impl {
       runtime->block_on([p = pool.get()]() { return p->close_all(); });
       runtime->wait_idle(std::chrono::steady_clock::now() + std::chrono::seconds(5));
     }
-    if (listener.joinable()) listener.join();
+    http->wait();  // every connection has ended
     try {
       runtime->block_on([p = pool.get()]() { return p->close_all(); });
     } catch (...) {
@@ -193,7 +193,6 @@ struct Server::Impl {
   std::unique_ptr<ServerLoop> runtime;
   std::unique_ptr<SessionPool> pool;
   std::unique_ptr<HttpServer> http;
-  std::thread listener;
   int bound_port = 0;
   std::atomic<bool> stopped{false};
 };
@@ -204,7 +203,7 @@ int Server::bind() { return impl_->bind(); }
 void Server::run() { impl_->run(); }
 int Server::start_background() {
   int port = impl_->bind();
-  impl_->listener = std::thread([this] { impl_->http->run(); });
+  impl_->http->start();
   return port;
 }
 void Server::stop(double grace_s) { impl_->stop(grace_s); }
