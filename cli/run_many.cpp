@@ -315,6 +315,7 @@ void print_report(CommandContext& ctx, const RunManyOptions& o,
       if (o.gather) ctx.out(groups_text(groups, color));
       if (fmt == Format::table && !ordered.empty()) {
         std::vector<std::vector<std::string>> rows;
+        rows.reserve(ordered.size());
         for (const auto& r : ordered)
           rows.push_back({field::text(r, "alias"), paint_status(field::text(r, "status"), color),
                           exit_text(r), format_duration(field::number(r, "duration").value_or(0.0)),

@@ -120,8 +120,8 @@ const Handler* Router::find(httplib::Request& req, std::string& allow) const {
   }
   allow.clear();
   if (methods.empty()) return nullptr;
-  if (std::find(methods.begin(), methods.end(), "GET") != methods.end()) methods.push_back("HEAD");
-  methods.push_back("OPTIONS");
+  if (std::find(methods.begin(), methods.end(), "GET") != methods.end()) methods.emplace_back("HEAD");
+  methods.emplace_back("OPTIONS");
   for (const auto& m : methods) {
     if (!allow.empty()) allow += ", ";
     allow += m;
@@ -517,11 +517,10 @@ struct HttpServer::Impl {
     } else if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
       const std::string msg = "request headers are larger than " + std::to_string(limits.max_header_bytes) + " bytes";
       co_await answer_and_close(c, req, 431, "headers_too_large", msg);
-    } else if (ec == beast::error::timeout) {
-      // Beast has closed the socket at the deadline: no answer is owed to a client that
-      // did not send its request in time (nginx's client_header_timeout does the same).
-      c.lowest().close();
-    } else if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+    } else if (ec == beast::error::timeout ||
+               // At the deadline Beast has closed the socket: no answer is owed to a client that
+               // did not send its request in time (nginx's client_header_timeout does the same).
+               ec == http::error::end_of_stream || ec == http::error::partial_message ||
                ec == asio::error::eof || ec == asio::error::connection_reset ||
                ec == asio::error::operation_aborted || ec.category() == asio::error::get_ssl_category()) {
       c.lowest().close();

@@ -95,7 +95,7 @@ std::string data_dir_path() {
 }
 
 std::string data_dir() {
-  const std::string dir = data_dir_path();
+  std::string dir = data_dir_path();
   // Missing parents are made 0700 too (the XDG base directory spec asks for it); an
   // existing data directory we own is made 0700 again if it was loosened.
   detail::make_private_dirs(dir);

@@ -131,7 +131,7 @@ class PgRow final : public Row {
 class PostgresStore final : public StoreCore {
  public:
   PostgresStore(std::string uri, std::string password, SecretBox box)
-      : StoreCore("postgresql", std::move(box)),
+      : StoreCore("postgresql", box),
         uri_(std::move(uri)),
         password_(std::move(password)) {
     migrate(&Migration::postgres_sql);

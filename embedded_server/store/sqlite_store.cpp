@@ -195,7 +195,7 @@ class SqliteSession final : public Session {
 class SqliteStore final : public StoreCore {
  public:
   SqliteStore(std::string path, SecretBox box)
-      : StoreCore("sqlite", std::move(box)),
+      : StoreCore("sqlite", box),
         path_(std::move(path)),
         pool_(path_ == ":memory:" ? 1 : MAX_CONNECTIONS) {
     if (path_ != ":memory:") secure_files();

@@ -216,7 +216,7 @@ class StoreCore : public Store {
   std::vector<ReplicaLeaseRow> replicas() override;
 
  protected:
-  StoreCore(const char* kind, SecretBox box) : kind_(kind), box_(std::move(box)) {}
+  StoreCore(const char* kind, const SecretBox& box) : kind_(kind), box_(box) {}
 
   // ---- the steps whose SQL differs ----
   // Inserts `running` rows for `starts` (their text already clean), started at `now`, in one

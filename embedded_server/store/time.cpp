@@ -138,7 +138,7 @@ std::optional<std::string> parse_rfc3339(const std::string& t) {
         if (i < t.size() && t[i] == ':') ++i;
         if (!read_num(t, i, 2, om)) return std::nullopt;
         if (oh > 23 || om > 59) return std::nullopt;
-        offset_min = (oh * 60 + om) * (z == '-' ? -1 : 1);
+        offset_min = (std::int64_t{oh} * 60 + om) * (z == '-' ? -1 : 1);
       } else {
         return std::nullopt;
       }

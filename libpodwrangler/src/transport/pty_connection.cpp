@@ -161,6 +161,7 @@ class PtyConnection final : public Connection {
     // calls happen in the child of this (possibly multi-threaded) process.
     std::vector<std::string> env_store = pod_environment(shell_);
     std::vector<char*> envp;
+    envp.reserve(env_store.size() + 1);
     for (auto& s : env_store) envp.push_back(s.data());
     envp.push_back(nullptr);
     std::string argv0 = shell_;

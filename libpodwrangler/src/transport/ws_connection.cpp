@@ -175,7 +175,7 @@ class WsConnection final : public Connection {
     auto data = buffer_.data();
     out.append(static_cast<const char*>(data.data()), data.size());
     if (schema_.line_framed && ws_->got_text()) out.push_back('\n');
-    if (buffer_.capacity() > 256 * 1024) buffer_.shrink_to_fit();
+    if (buffer_.capacity() > std::size_t{256} * 1024) buffer_.shrink_to_fit();
     co_return true;
   }
 
