@@ -124,16 +124,10 @@ BaseUrl split_base_url(const std::string& url) {
 }
 
 int exit_code_for_api_error(int status, const std::string& code) {
-  // README codes, and the library's own codes (errors.cpp) where a server passes them on.
-  if (code == "command_failed" || code == "pod_command_failed") return exit_code::command_failed;
-  if (code == "command_timeout" || code == "pod_command_timeout") return exit_code::timeout;
-  if (code == "invalid_url" || code == "validation_error") return exit_code::data;
-  if (code == "invalid_config") return exit_code::config;
-  if (code == "pod_connection_error" || code == "database_unavailable") return exit_code::unavailable;
-  if (code == "pod_not_found" || code == "command_not_found") return exit_code::not_found;
-  if (code == "conflict") return exit_code::conflict;
-  if (code == "unauthorized" || status == 401 || status == 403) return exit_code::auth;
-  if (code == "not_found" || code == "method_not_allowed") return exit_code::unavailable;
+  // A code of the error table decides; an answer without one of ours (a proxy, another
+  // server) goes by its status.
+  if (const ErrorInfo* e = error_info_for_code(code)) return e->api_exit_code;
+  if (status == 401 || status == 403) return exit_code::auth;
   switch (status) {
     case 400: case 413: case 415: case 422: return exit_code::data;
     case 404: return exit_code::not_found;
@@ -494,9 +488,10 @@ void ApiClient::raise(const ApiReply& reply) const {
   if (reply.body.is_object() && reply.body.contains("code") && reply.body["code"].is_string())
     code = reply.body["code"].get<std::string>();
   int rc = exit_code_for_api_error(reply.status, code);
+  const ErrorInfo* e = error_info_for_code(code);
   std::string hint;
   if (rc == exit_code::auth) hint = "set PODWRANGLER_API_KEY or api_key in ~/.podwrangler.toml";
-  else if (code == "not_found" || code == "method_not_allowed")
+  else if (e && (e->kind == ErrorKind::route_not_found || e->kind == ErrorKind::method_not_allowed))
     hint = "is " + shown_url_ + " a podwrangler API of this version?";
   throw CliError(rc, api_error_message(reply), hint);
 }

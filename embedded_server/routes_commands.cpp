@@ -71,7 +71,7 @@ void add_command_routes(Router& http, ServerState& ctx) {
     }
     std::optional<CommandRecord> c;
     if (id) c = ctx.store->get_command(*id);
-    if (!c) throw HttpError(404, "command_not_found", "no command with id '" + shown(text, 32) + "'");
+    if (!c) throw HttpError(ErrorKind::command_not_found, "no command with id '" + shown(text, 32) + "'");
     send_json(res, 200, command_json(*c));
   });
 }

@@ -43,7 +43,7 @@ Prepared prepare(const PodRecord& pod) {
 
 void ensure_accepting(const ServerState& ctx) {
   if (ctx.runtime->draining())
-    throw HttpError(503, "server_shutting_down", "the server is shutting down; try again shortly");
+    throw HttpError(ErrorKind::shutting_down, "the server is shutting down; try again shortly");
 }
 
 CommandRecord finished_record(std::int64_t id, const std::string& alias, const std::string& started_at,
@@ -108,17 +108,17 @@ void exec_one(ServerState& ctx, const httplib::Request& req, httplib::Response& 
   if (rec.status == STATUS_SUCCEEDED || (rec.status == STATUS_FAILED && !check)) {
     send_json(res, 200, result);
   } else if (rec.status == STATUS_FAILED) {
-    send_error(res, 422, "pod_command_failed",
-               "command exited with code " + std::to_string(*rec.exit_code), {{"result", result}});
+    send_error(res, ErrorKind::command, "command exited with code " + std::to_string(*rec.exit_code),
+               {{"result", result}});
   } else if (rec.status == STATUS_TIMEOUT) {
-    send_error(res, 504, "pod_command_timeout", rec.error.value_or("command timed out"), {{"result", result}});
+    send_error(res, ErrorKind::command_timeout, rec.error.value_or("command timed out"), {{"result", result}});
   } else if (rec.status == STATUS_INTERRUPTED) {
-    send_error(res, 503, "server_shutting_down", *rec.error, {{"result", result}});
+    send_error(res, ErrorKind::shutting_down, *rec.error, {{"result", result}});
   } else {
+    // A session of the pool that is not connected is a pod the server cannot reach.
     ErrorKind kind = o.error_kind.value_or(ErrorKind::connection);
     if (kind == ErrorKind::not_connected) kind = ErrorKind::connection;
-    const auto& info = error_info(kind);
-    send_error(res, info.http_status, info.code, rec.error.value_or("command failed"), {{"result", result}});
+    send_error(res, kind, rec.error.value_or("command failed"), {{"result", result}});
   }
 }
 
