@@ -2,6 +2,7 @@
 
 #include "cli/cli_error.hpp"
 #include "cli/exit_codes.hpp"
+#include "embedded_server/store/command_status.hpp"
 
 #include <podwrangler/redact.hpp>
 
@@ -202,9 +203,8 @@ std::string result(const nlohmann::json& j) {
   if (!j.is_object()) return "a command result is not a JSON object";
   for (const char* k : {"alias", "status", "output"})
     if (auto p = required_string(j, k); !p.empty()) return "result: " + p;
-  static const char* kStatuses[] = {"running", "succeeded", "failed", "timeout", "error", "interrupted"};
   const std::string st = j["status"].get<std::string>();
-  if (std::none_of(std::begin(kStatuses), std::end(kStatuses), [&](const char* s) { return st == s; }))
+  if (!pw::server::command_status_from_string(st))
     return "result: unknown status \"" + st.substr(0, 40) + "\"";
   for (auto p : {optional_field(j, "output_b64", &nlohmann::json::is_string, "a string", false),
                  optional_field(j, "exit_code", &nlohmann::json::is_number_integer, "an integer", true),

@@ -324,8 +324,7 @@ class PostgresStore final : public Store {
   }
 
   void finish_command(const CommandRecord& done) override {
-    if (!is_valid_status(done.status))
-      throw StoreError("invalid command status '" + sanitize_text(done.status) + "'");
+    const std::string status(to_string(done.status));
     std::string b1, b2;
     // The output's exact bytes: as text when it is clean text, else sanitised text for
     // readers of `output` plus the bytes in output_raw (bytea, sent in binary).
@@ -344,7 +343,7 @@ class PostgresStore final : public Store {
     const std::string truncated = done.truncated ? "t" : "f";
     with_conn([&](Connection& c) {
       exec(c, S_FINISH_COMMAND,
-           {Param::text(id), Param::text(done.status),
+           {Param::text(id), Param::text(status),
             done.exit_code ? Param::text(exit_code) : Param::null(), Param::text(output),
             error ? Param::text(*error) : Param::null(), Param::text(duration),
             Param::text(truncated), Param::text(finished),
@@ -437,7 +436,7 @@ class PostgresStore final : public Store {
 
   std::vector<CommandRecord> list_commands(const CommandFilter& f) override {
     if (f.limit <= 0) return {};
-    std::string b1, b2, since;
+    std::string b1, since;
     unsigned mask = 0;
     std::vector<Param> params;
     std::string alias, status, before, limit = std::to_string(f.limit);
@@ -447,7 +446,7 @@ class PostgresStore final : public Store {
     }
     if (f.status) {
       mask |= 2u;
-      status = clean(*f.status, b2);
+      status = to_string(*f.status);
     }
     if (f.since) {
       auto n = normalize_time(*f.since);
@@ -641,7 +640,7 @@ class PostgresStore final : public Store {
     c.id = std::strtoll(PQgetvalue(r.get(), i, 0), nullptr, 10);
     c.alias = view(r, i, 1);
     c.command = view(r, i, 2);
-    c.status = view(r, i, 3);
+    c.status = command_status_from_stored(view(r, i, 3));
     if (!is_null(r, i, 4)) c.exit_code = std::atoi(PQgetvalue(r.get(), i, 4));
     if (is_null(r, i, 13)) {
       c.output = view(r, i, 5);

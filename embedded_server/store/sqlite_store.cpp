@@ -408,7 +408,7 @@ class SqliteStore final : public Store {
   }
 
   void finish_command(const CommandRecord& done) override {
-    if (!is_valid_status(done.status)) throw StoreError("invalid command status '" + sanitize_text(done.status) + "'");
+    const std::string status(to_string(done.status));
     std::string b1, b2;
     // The output's exact bytes: as text when it is clean text, else sanitised text for
     // readers of `output` plus the bytes in output_raw.
@@ -422,7 +422,7 @@ class SqliteStore final : public Store {
     Lease l(*this);
     Use u(*l, l->get(S_FINISH_COMMAND));
     u.integer(1, done.id);
-    u.text(2, done.status);
+    u.text(2, status);
     if (done.exit_code) u.integer(3, *done.exit_code);
     u.text(4, output);
     if (error) u.text(5, *error);
@@ -547,7 +547,7 @@ class SqliteStore final : public Store {
   std::vector<CommandRecord> list_commands(const CommandFilter& f) override {
     std::vector<CommandRecord> out;
     if (f.limit <= 0) return out;
-    std::string b1, b2, since;
+    std::string b1, since;
     unsigned mask = 0;
     if (f.alias) mask |= 1u;
     if (f.status) mask |= 2u;
@@ -560,7 +560,7 @@ class SqliteStore final : public Store {
     if (f.before_id) mask |= 8u;
     std::string alias, status;
     if (f.alias) alias = clean(*f.alias, b1);
-    if (f.status) status = clean(*f.status, b2);
+    if (f.status) status = to_string(*f.status);
     Lease l(*this);
     Use u(*l, l->get_list(mask));
     if (f.alias) u.text(1, alias);
@@ -723,7 +723,7 @@ class SqliteStore final : public Store {
     r.id = u.i64(0);
     r.alias = u.str(1);
     r.command = u.str(2);
-    r.status = u.str(3);
+    r.status = command_status_from_stored(u.str(3));
     if (!u.is_null(4)) r.exit_code = static_cast<int>(u.i64(4));
     r.output = u.is_null(13) ? u.str(5) : u.str(13);  // output_raw: the exact bytes
     if (!u.is_null(6)) r.error = u.str(6);
