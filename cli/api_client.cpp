@@ -2,6 +2,7 @@
 
 #include "cli/cli_error.hpp"
 #include "cli/exit_codes.hpp"
+#include "cli/json_access.hpp"
 #include "embedded_server/store/command_status.hpp"
 
 #include <podwrangler/redact.hpp>
@@ -141,6 +142,12 @@ int exit_code_for_api_error(int status, const std::string& code) {
   return exit_code::software;
 }
 
+std::string ApiReply::code() const {
+  return std::string(field::string(body, "code").value_or(""));
+}
+
+bool ApiReply::is(std::string_view api_code) const { return status >= 400 && code() == api_code; }
+
 std::string api_error_message(const ApiReply& reply) {
   const auto& b = reply.body;
   std::string msg;
@@ -250,20 +257,6 @@ std::string stream_event(const nlohmann::json& j) {
 }
 
 }  // namespace contract
-
-std::string url_encode(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') out.push_back(static_cast<char>(c));
-    else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
-  return out;
-}
 
 namespace {
 template <class T>

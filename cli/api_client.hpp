@@ -31,6 +31,13 @@ struct ApiReply {
   int status = 0;
   std::string content_type;  // media type, lower-case, without parameters
   nlohmann::json body;       // the JSON answer (an error body has "code" and "message"); null for 204
+
+  // The body's API "code" ("pod_not_found"); "" when it has none.
+  std::string code() const;
+  // An error answer (status >= 400) with this API code. Asking for the code, not the status,
+  // keeps a 404 from a route that does not exist (code "not_found": a wrong server or
+  // version, reported as unavailable by raise()) from being read as "pod_not_found".
+  bool is(std::string_view api_code) const;
 };
 
 // The shapes of the API's answers (embedded_server/README.md). Each returns "" when `j`
@@ -110,8 +117,5 @@ class ApiClient {
   double read_s_ = 60.0;
   double connect_s_ = 5.0;
 };
-
-// Percent-encodes a path segment or query value.
-std::string url_encode(const std::string& s);
 
 }  // namespace pw::cli

@@ -4,6 +4,7 @@
 #include "cli/commands.hpp"
 #include "cli/context.hpp"
 #include "cli/exit_codes.hpp"
+#include "cli/json_access.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -19,9 +20,8 @@ constexpr const char* kBash = R"(# bash completion for podwrangler              
 #   source <(podwrangler completion bash)
 # or install it as share/bash-completion/completions/podwrangler.
 _podwrangler() {
-    local IFS=$'\n'
     local -a words=("${COMP_WORDS[@]:1:COMP_CWORD}")
-    COMPREPLY=($("${COMP_WORDS[0]}" __complete "${words[@]}" 2>/dev/null))
+    mapfile -t COMPREPLY < <("${COMP_WORDS[0]}" __complete "${words[@]}" 2>/dev/null)
 }
 complete -o default -F _podwrangler podwrangler
 )";
@@ -113,6 +113,12 @@ std::vector<std::string> values_for(const std::string& type, const std::string& 
   return out;
 }
 
+int print_completion_script(const std::string& shell) {
+  std::string s = completion_script(shell);
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  return exit_code::ok;
+}
+
 }  // namespace
 
 std::string completion_script(const std::string& shell) {
@@ -201,7 +207,7 @@ int complete_main(CLI::App& app, CommandContext& ctx, const std::vector<std::str
     auto pods = ctx.api({0.5, 2.0}).get("/api/v1/pods/");
     if (pods.is_array())
       for (const auto& p : pods)
-        if (p.is_object() && p.contains("alias") && p["alias"].is_string()) out.push_back(p["alias"].get<std::string>());
+        if (auto alias = field::string(p, "alias")) out.emplace_back(*alias);
     return out;
   };
   std::vector<std::string> out;
@@ -231,13 +237,7 @@ void set_completion_command(CLI::App& app, CommandContext& ctx) {
       "  source <(podwrangler completion bash)          # in ~/.bashrc\n"
       "  podwrangler completion zsh > \"${fpath[1]}/_podwrangler\"\n"
       "  podwrangler completion fish | source");
-  c->callback([&ctx, shell] {
-    ctx.action = [shell]() -> int {
-      std::string s = completion_script(*shell);
-      std::fwrite(s.data(), 1, s.size(), stdout);
-      return exit_code::ok;
-    };
-  });
+  set_action(c, ctx, [shell] { return print_completion_script(*shell); });
 }
 
 }  // namespace pw::cli

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace pw::cli {
 
@@ -46,6 +47,10 @@ class CommandContext {
 
   bool human() { auto f = format(); return f == Format::table || f == Format::plain; }
   bool spinner_enabled() { return term().stderr_tty && !opts.quiet; }
+  // A spinner showing `label` while a request runs (drawn only when spinner_enabled()).
+  Spinner spinner(std::string label) {
+    return Spinner(std::move(label), spinner_enabled(), term().color_err);
+  }
 
   void out(const std::string& text);   // stdout
   // Both redacted (pw::redact_text), like every error line.

@@ -1,6 +1,6 @@
 #pragma once
-// Pieces of `exec` kept apart for unit tests: a result's exact output bytes (--output raw),
-// grouping identical outputs (--gather, as `clush -b` does), the summary and the exit code.
+// `exec`: run, history and show (exec.cpp), run-many (run_many.cpp). What both files use to
+// read and show a command result, and the pure pieces kept apart for unit tests.
 #include <nlohmann/json.hpp>
 
 #include <optional>
@@ -19,29 +19,13 @@ std::optional<std::string> base64_decode(std::string_view b64);
 // nullopt when output_b64 is not valid base64.
 std::optional<std::string> result_bytes(const nlohmann::json& result);
 
-struct GatherGroup {
-  std::vector<std::string> aliases;  // in request order
-  std::string status;                // succeeded, failed, timeout, error, …
-  int exit_code = 0;
-  std::string output;  // the output, or the error text for an error without output
-};
+// The COMMAND words as one shell command (joined by spaces; a leading "--" is dropped).
+std::string join_command(const std::vector<std::string>& words);
 
-// Groups results (request order) with the same status, exit code and output; groups are
-// ordered by their first member.
-std::vector<GatherGroup> gather_results(const std::vector<nlohmann::json>& results);
+// A result's error text as shown (the server redacts it; the CLI does not rely on that).
+std::string error_text(const nlohmann::json& result);
 
-// Folds aliases clush-style: web-1,web-2,web-3,db → "web-[1-3],db".
-std::string fold_aliases(const std::vector<std::string>& aliases);
-
-struct RunManySummary {
-  int total = 0, succeeded = 0, failed = 0, timeout = 0, error = 0, skipped = 0;
-  nlohmann::json to_json() const;
-};
-// total: pods the server announced; results received (unreceived ones count as skipped).
-RunManySummary summarize(const std::vector<nlohmann::json>& received, int total);
-
-// 0 when every pod succeeded; else 1 if a command failed, else 75 if one timed out, else
-// 69 (a pod was unreachable or unknown).
-int run_many_exit_code(const RunManySummary& s);
+// A result's exit code as shown: the number, or "-" when it has none.
+std::string exit_text(const nlohmann::json& result);
 
 }  // namespace pw::cli

@@ -8,18 +8,44 @@
 #include <CLI/CLI.hpp>
 
 #include <memory>
+#include <utility>
 
 namespace pw::cli {
 
+namespace {
+
+// Unset options (-1 or 0, empty) leave the environment's setting or the default.
+struct ServeOptions {
+  std::string host, database_url, tls_cert, tls_key;
+  int port = -1, threads = 0, parallel = 0;
+  bool insecure_no_auth = false, access_log = false;
+  double grace = -1, idle_ttl = -1;
+  long long max_sessions = 0;
+};
+
+// The settings from PODWRANGLER_* with the options on top; serves until SIGINT/SIGTERM.
+int serve(const ServeOptions& o) {
+  auto s = pw::server::Settings::from_env();
+  if (!o.host.empty()) s.host = o.host;
+  if (o.port >= 0) s.port = o.port;
+  if (!o.database_url.empty()) s.database_url = o.database_url;
+  if (!o.tls_cert.empty()) s.tls_cert = o.tls_cert;
+  if (!o.tls_key.empty()) s.tls_key = o.tls_key;
+  if (o.insecure_no_auth) s.insecure_no_auth = true;
+  if (o.threads > 0) s.threads = o.threads;
+  if (o.parallel > 0) s.default_parallel = o.parallel;
+  if (o.max_sessions > 0) s.pool_max_sessions = static_cast<std::size_t>(o.max_sessions);
+  if (o.idle_ttl > 0) s.pool_idle_ttl_s = o.idle_ttl;
+  if (o.grace >= 0) s.shutdown_grace_s = o.grace;
+  if (o.access_log) s.access_log = true;
+  s.validate();
+  return pw::server::serve_forever(std::move(s));
+}
+
+}  // namespace
+
 void set_serve_command(CLI::App& app, CommandContext& ctx) {
-  struct Opts {
-    std::string host, database_url, tls_cert, tls_key;
-    int port = -1, threads = 0, parallel = 0;
-    bool insecure_no_auth = false, access_log = false;
-    double grace = -1, idle_ttl = -1;
-    long long max_sessions = 0;
-  };
-  auto o = std::make_shared<Opts>();
+  auto o = std::make_shared<ServeOptions>();
   auto* c = app.add_subcommand("serve", "Run the REST API server in the foreground (until SIGINT/SIGTERM)");
   c->add_option("--host", o->host, "Address to listen on (PODWRANGLER_API_HOST, default 127.0.0.1)")->type_name("ADDR");
   c->add_option("--port", o->port, "Port, 0 for any free one (PODWRANGLER_API_PORT, default 8000)")
@@ -59,25 +85,7 @@ void set_serve_command(CLI::App& app, CommandContext& ctx) {
       "  PODWRANGLER_API_KEY=$(openssl rand -hex 24) podwrangler serve --host 0.0.0.0 \\\n"
       "      --tls-cert cert.pem --tls-key key.pem \\\n"
       "      --database-url postgresql://pw:secret@db:5432/podwrangler");
-  c->callback([&ctx, o] {
-    ctx.action = [o]() -> int {
-      auto s = pw::server::Settings::from_env();
-      if (!o->host.empty()) s.host = o->host;
-      if (o->port >= 0) s.port = o->port;
-      if (!o->database_url.empty()) s.database_url = o->database_url;
-      if (!o->tls_cert.empty()) s.tls_cert = o->tls_cert;
-      if (!o->tls_key.empty()) s.tls_key = o->tls_key;
-      if (o->insecure_no_auth) s.insecure_no_auth = true;
-      if (o->threads > 0) s.threads = o->threads;
-      if (o->parallel > 0) s.default_parallel = o->parallel;
-      if (o->max_sessions > 0) s.pool_max_sessions = static_cast<std::size_t>(o->max_sessions);
-      if (o->idle_ttl > 0) s.pool_idle_ttl_s = o->idle_ttl;
-      if (o->grace >= 0) s.shutdown_grace_s = o->grace;
-      if (o->access_log) s.access_log = true;
-      s.validate();
-      return pw::server::serve_forever(std::move(s));
-    };
-  });
+  set_action(c, ctx, [o] { return serve(*o); });
 }
 
 }  // namespace pw::cli

@@ -3,8 +3,7 @@
 #   source <(podwrangler completion bash)
 # or install it as share/bash-completion/completions/podwrangler.
 _podwrangler() {
-    local IFS=$'\n'
     local -a words=("${COMP_WORDS[@]:1:COMP_CWORD}")
-    COMPREPLY=($("${COMP_WORDS[0]}" __complete "${words[@]}" 2>/dev/null))
+    mapfile -t COMPREPLY < <("${COMP_WORDS[0]}" __complete "${words[@]}" 2>/dev/null)
 }
 complete -o default -F _podwrangler podwrangler

@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   # toolchain
   build-essential cmake ninja-build pkg-config ccache git
-  # libraries (design card + DESIGN.md §8)
+  # libraries
   libboost1.74-dev libboost-system1.74-dev libssl-dev libcli11-dev libcpp-httplib-dev
   libtomlplusplus-dev nlohmann-json3-dev doctest-dev libsqlite3-dev libpq-dev
   libyaml-cpp-dev libarchive-dev uuid-dev
@@ -18,7 +18,10 @@ PACKAGES=(
   chromium
   # benchmarks
   hyperfine wrk valgrind
-  shellcheck  # lints tests/security/run.sh (the security_shellcheck test)
+  # the completion scripts in real shells (e2e_completion_zsh, e2e_completion_fish)
+  zsh fish
+  # lint tests: every shell script, the format and clang-tidy checks (tests/lint)
+  shellcheck clang-format-14 clang-tidy-14
 )
 
 missing=()

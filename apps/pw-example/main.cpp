@@ -1,4 +1,4 @@
-// The seed's library quickstart in C++: one session, run/run_many, a registry fan-out.
+// The library's quickstart: one session, run/run_many, a registry fan-out.
 //   pw-example [URL ...]        default: two local pods (local://web-1, local://web-2)
 #include <podwrangler/podwrangler.hpp>
 

@@ -95,7 +95,7 @@ std::span<const DocsAsset> docs_assets() {
 set_source_files_properties(${_pw_generated} PROPERTIES OBJECT_DEPENDS "${_pw_files}")
 
 add_library(podwrangler_docs_assets STATIC openapi/assets.cpp ${_pw_generated})
-target_include_directories(podwrangler_docs_assets PUBLIC ${PROJECT_SOURCE_DIR})
+pw_layer_include_root(podwrangler_docs_assets embedded_server)
 target_link_libraries(podwrangler_docs_assets PRIVATE pw_warnings pw_sanitizers)
 # ccache hashes the preprocessed source, not the files pulled in by .incbin: a cached
 # object would keep stale bytes. These two small sources always compile for real.

@@ -6,6 +6,7 @@ set -uo pipefail
 build=${1:?usage: $0 BUILD_DIR}
 build=$(cd "$build" && pwd)
 PW=$build/apps/podwrangler
+# shellcheck disable=SC2034  # SRC is for the suites that source this file
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 [[ -x $PW ]] || { echo "FAIL: $PW is not built"; exit 1; }
 WORK=$(mktemp -d /tmp/pw-cli-e2e.XXXXXX)
@@ -43,6 +44,8 @@ run() {
   ERR=$(cat "$WORK/.err")
 }
 has() { [[ $2 == *"$1"* ]]; }  # has NEEDLE TEXT
+lacks() { [[ $2 != *"$1"* ]]; }  # lacks NEEDLE TEXT
+lacks_match() { ! grep -Eq -- "$1" <<<"$2"; }  # lacks_match ERE TEXT: no line of TEXT matches
 # err_case NAME RC PATTERN COMMAND...: exit RC, one line on stderr "error: …PATTERN…"
 err_case() {
   local name=$1 rc=$2 pat=$3; shift 3
@@ -71,8 +74,7 @@ start_serve() {
   "$PW" serve --port 0 "$@" >"$log" 2>&1 &
   SERVE_PID=$!
   PIDS+=("$SERVE_PID")
-  local i
-  for i in $(seq 1 200); do
+  for _ in $(seq 1 200); do
     SERVE_URL=$(grep -o 'http[s]*://[0-9.]*:[0-9]*' "$log" | head -1)
     [[ -n $SERVE_URL ]] && return 0
     kill -0 "$SERVE_PID" 2>/dev/null || break
@@ -109,8 +111,7 @@ start_websocketd() {
   websocketd --port="$WSD_PORT" --address=127.0.0.1 --loglevel=error --ssl \
     --sslcert="$pki/server.crt" --sslkey="$pki/server.key" "$@" >"$WORK/websocketd-$WSD_PORT.log" 2>&1 &
   PIDS+=("$!")
-  local i
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$WSD_PORT") 2>/dev/null && return 0
     sleep 0.05
   done

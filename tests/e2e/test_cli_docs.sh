@@ -3,6 +3,7 @@
 # the checked-in copies (man/podwrangler.1, completions/*) must equal them; every command and
 # option of every --help is in the man page; the page renders without groff warnings.
 #   tests/e2e/test_cli_docs.sh BUILD_DIR
+# shellcheck source=tests/e2e/cli_lib.sh
 source "$(dirname "$0")/cli_lib.sh"
 
 gen_man=$build/man/podwrangler.1
@@ -30,9 +31,9 @@ check_help() { # check_help WORDS...
   for opt in $(grep -oE '(^|[ ,])--[a-z][a-z-]*' <<<"$help" | tr -d ' ,' | sort -u); do
     expect "man: option $opt (${*:-global})" grep -qe "$opt" <<<"$page"
   done
-  for sub in $(awk '/^Subcommands:/ {f=1; next} f && /^  [a-z]/ {print $1} f && /^$/ {f=0}' <<<"$help"); do
+  while read -r sub <&3; do
     check_help "$@" "$sub"
-  done
+  done 3< <(awk '/^Subcommands:/ {f=1; next} f && /^  [a-z]/ {print $1} f && /^$/ {f=0}' <<<"$help")
 }
 check_help
 expect "man: EXIT STATUS lists 78" grep -qE '^ +78 +invalid configuration' <<<"$page"

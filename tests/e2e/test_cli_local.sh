@@ -2,7 +2,9 @@
 # End-to-end: every command with --local (the embedded server, state in the user's data
 # dir), help on every level, every error path's message and exit code, pipes vs terminal.
 #   tests/e2e/test_cli_local.sh BUILD_DIR
+# shellcheck source=tests/e2e/cli_lib.sh
 source "$(dirname "$0")/cli_lib.sh"
+# shellcheck source=tests/e2e/cli_flow.sh
 source "$(dirname "$0")/cli_flow.sh"
 
 # --- help and version --------------------------------------------------------------------
@@ -60,9 +62,9 @@ expect "remote exit status passes through (7), no error line" test "$RC-$ERR" = 
 # --- pipes vs terminal ------------------------------------------------------------------------
 run "$PW" -L exec run web-1 'sleep 1; echo done'
 expect "pipe: no spinner on stderr" test -z "$ERR"
-expect "pipe: no escape sequences on stdout" bash -c '! grep -q $'"'"'\e'"'"' <<<"$1"' _ "$OUT"
+expect "pipe: no escape sequences on stdout" lacks $'\e' "$OUT"
 run "$PW" -L pod list
-expect "pipe: no colours in tables" bash -c '! grep -q $'"'"'\e'"'"' <<<"$1"' _ "$OUT"
+expect "pipe: no colours in tables" lacks $'\e' "$OUT"
 tty_run "$WORK/tty1" "$PW -L exec run web-1 'sleep 1; echo done'"
 expect "terminal: a spinner while waiting" grep -q '⠋\|⠙\|⠹\|⠸' "$WORK/tty1"
 expect "terminal: the spinner is erased" grep -q $'\e\\[K' "$WORK/tty1"
@@ -70,14 +72,14 @@ expect "terminal: the output" grep -q 'done' "$WORK/tty1"
 tty_run "$WORK/tty2" "$PW -L pod list"
 expect "terminal: bold table header" grep -q $'\e\\[1mALIAS' "$WORK/tty2"
 tty_run "$WORK/tty3" "NO_COLOR=1 $PW -L pod list; NO_COLOR=1 $PW -L exec run web-1 'sleep 1; echo done'"
-expect "terminal + NO_COLOR: no colours" bash -c '! grep -q $'"'"'\e\[[0-9;]*m'"'"' "$1"' _ "$WORK/tty3"
+expect "terminal + NO_COLOR: no colours" lacks_match $'\e\\[[0-9;]*m' "$(<"$WORK/tty3")"
 expect "terminal + NO_COLOR: the spinner still turns" grep -q '⠋\|⠙\|⠹' "$WORK/tty3"
 tty_run "$WORK/tty4" "$PW --no-color -L pod list"
-expect "terminal + --no-color: no colours" bash -c '! grep -q $'"'"'\e\[[0-9;]*m'"'"' "$1"' _ "$WORK/tty4"
+expect "terminal + --no-color: no colours" lacks_match $'\e\\[[0-9;]*m' "$(<"$WORK/tty4")"
 tty_run "$WORK/tty5" "$PW -q -L exec run web-1 'sleep 1; echo done'"
-expect "terminal + --quiet: no spinner" bash -c '! grep -q "⠋\|⠙\|⠹" "$1"' _ "$WORK/tty5"
+expect "terminal + --quiet: no spinner" lacks_match '⠋|⠙|⠹' "$(<"$WORK/tty5")"
 tty_run "$WORK/tty6" "$PW -L exec run web-1 'sleep 1; echo done' 2>/dev/null | cat"
-expect "stdout piped on a terminal: no colours, no spinner" bash -c '! grep -q $'"'"'\e'"'"' "$1"' _ "$WORK/tty6"
+expect "stdout piped on a terminal: no colours, no spinner" lacks $'\e' "$(<"$WORK/tty6")"
 tty_run "$WORK/tty7" "$PW -L pod show nope"
 expect "terminal: error: in red" grep -q $'\e\\[1;31merror:' "$WORK/tty7"
 longdir=$WORK/$(printf 'a%.0s' {1..80})

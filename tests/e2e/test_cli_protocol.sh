@@ -3,12 +3,12 @@
 # credentials in the API URL (item 6), TLS failures named in one line, and --output raw
 # writing the exact bytes of a result (fidelity).
 #   tests/e2e/test_cli_protocol.sh BUILD_DIR
+# shellcheck source=tests/e2e/cli_lib.sh
 source "$(dirname "$0")/cli_lib.sh"
 
 # wait_port PORT PID: until something listens on 127.0.0.1:PORT (or PID died).
 wait_port() {
-  local i
-  for i in $(seq 1 200); do
+  for _ in $(seq 1 200); do
     python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null && return 0
     kill -0 "$2" 2>/dev/null || return 1
     sleep 0.05
@@ -41,14 +41,14 @@ expect "json output: nothing on stdout" test -z "$OUT"
 # 2. Credentials in the API URL are never echoed.
 err_case "-u with user:password" 78 "invalid API URL 'http://***@127.0.0.1:$port'" \
   "$PW" -u "http://user:Sup3rPw@127.0.0.1:$port" pod list
-expect "-u with user:password: password not shown" bash -c '! grep -q Sup3rPw <<<"$1$2"' _ "$OUT" "$ERR"
+expect "-u with user:password: password not shown" lacks Sup3rPw "$OUT$ERR"
 err_case "-u with a bare token" 78 "invalid API URL 'http://***@" "$PW" -u "http://T0kenXyz@127.0.0.1:$port" health
-expect "-u with a bare token: token not shown" bash -c '! grep -q T0kenXyz <<<"$1$2"' _ "$OUT" "$ERR"
+expect "-u with a bare token: token not shown" lacks T0kenXyz "$OUT$ERR"
 
 # 3. TLS: https:// on a plain-HTTP port, an untrusted certificate, a closed port.
 err_case "https:// on a plain-HTTP port" 69 "failed: the server does not speak TLS (a plain-HTTP port?)" \
   "$PW" -u "https://127.0.0.1:$port" health
-expect "no 'Unknown error' nor enum names" bash -c '! grep -Eq "Unknown error|SSLConnection|[0-9]{3} *$" <<<"$1"' _ "$ERR"
+expect "no 'Unknown error' nor enum names" lacks_match 'Unknown error|SSLConnection|[0-9]{3} *$' "$ERR"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
   -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1
 tport=$(free_port)

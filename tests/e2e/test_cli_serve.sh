@@ -4,7 +4,9 @@
 # API key auth; NDJSON streaming as pods finish; a CI-style `set -e` script with jq; with
 # SQLite also HTTPS and the bash completion in a real bash.
 #   tests/e2e/test_cli_serve.sh BUILD_DIR sqlite|postgres
+# shellcheck source=tests/e2e/cli_lib.sh
 source "$(dirname "$0")/cli_lib.sh"
+# shellcheck source=tests/e2e/cli_flow.sh
 source "$(dirname "$0")/cli_flow.sh"
 db=${2:-sqlite}
 
@@ -50,9 +52,9 @@ expect "wss pod added (provider from the scheme)" has "(plaintty, " "$OUT"
 run "$PW" -u "$U" pod add --alias ws-2 --url "wss://127.0.0.1:$ws_pty/exec/45583/?token=$token&pod=app-abc12-xyz98" --label app=ws
 run "$PW" -u "$U" pod list
 expect "tokens are shown as ***" has "token=***" "$OUT"
-expect "tokens are never printed" bash -c '! grep -q "$1" <<<"$2"' _ "$token" "$OUT"
+expect "tokens are never printed" lacks "$token" "$OUT"
 run "$PW" -u "$U" -o json pod list
-expect "tokens are never in JSON" bash -c '! grep -q "$1" <<<"$2"' _ "$token" "$OUT"
+expect "tokens are never in JSON" lacks "$token" "$OUT"
 run "$PW" -u "$U" exec run ws-1 'echo hi from websocketd; echo err >&2'
 expect "exec run on websocketd+TLS (pipe shell)" test "$RC-$OUT" = "0-$(printf 'hi from websocketd\nerr')"
 run "$PW" -u "$U" exec run ws-2 'echo on a pty; exit 5'
@@ -68,6 +70,7 @@ expect "run-many over wss and local pods" test "$RC-$(jq -c '.summary.succeeded'
 # NDJSON streams one line per pod as each finishes: the fast pod's line comes first, long
 # before the slow one's.
 ts_lines() { while IFS= read -r line; do printf '%s %s\n' "$(date +%s.%N)" "$line"; done; }
+# shellcheck disable=SC2016  # expanded by the pod's shell
 "$PW" -u "$U" -o ndjson exec run-many '[ "$(basename $PWD)" = db ] && sleep 2; echo done' --aliases db-1,ws-1 |
   ts_lines >"$WORK/stream"
 first=$(awk '/"event":"result"/ {print $1; exit}' "$WORK/stream")
@@ -105,7 +108,7 @@ chmod +x "$WORK/ci.sh"
 run env PW="$PW" U="$U" bash -c "cd '$WORK' && ./ci.sh"
 expect "CI script: stops at the failing step with exit 1" test "$RC" -eq 1
 expect "CI script: earlier steps worked" has "kernel=Linux" "$OUT"
-expect "CI script: nothing after the failure" bash -c '! grep -q "not reached" <<<"$1"' _ "$OUT"
+expect "CI script: nothing after the failure" lacks "not reached" "$OUT"
 expect "CI script: the failure's details are JSON" test "$(jq -r '[.results[].exit_code]|join(",")' "$WORK/failed.json")" = "3,3"
 expect "CI script: its EXIT trap cleaned up" test "$("$PW" -u "$U" -o json pod list --label stage=ci | jq length)" -eq 0
 
@@ -113,6 +116,7 @@ if [[ $db == sqlite ]]; then
   # --- bash completion in a real bash: commands, and aliases from this server --------------
   "$PW" completion bash >"$WORK/podwrangler.bash"
   complete_in_bash() { # complete_in_bash WORD...: COMPREPLY for the last word
+    # shellcheck disable=SC2016  # the script of the inner bash
     env PATH="$(dirname "$PW"):$PATH" PODWRANGLER_API_URL="$U" bash --norc --noprofile -c '
       source "$1"; shift
       COMP_WORDS=(podwrangler "$@"); COMP_CWORD=$#
@@ -133,7 +137,7 @@ if [[ $db == sqlite ]]; then
   run "$PW" -u "$SERVE_URL" pod list -o plain
   expect "https API with the CA in SSL_CERT_FILE" test "$RC-$(cut -f1 <<<"$OUT" | head -1)" = "0-db-1"
   err_case "https API, untrusted certificate: 69" 69 "certificate" env SSL_CERT_FILE=/dev/null "$PW" -u "$SERVE_URL" pod list
-  expect "https API, untrusted certificate: named, no enum or number" bash -c '! grep -Eq "SSLServerVerification|Unknown error" <<<"$1"' _ "$ERR"
+  expect "https API, untrusted certificate: named, no enum or number" lacks_match 'SSLServerVerification|Unknown error' "$ERR"
   stop_pid "$SERVE_PID"
 fi
 

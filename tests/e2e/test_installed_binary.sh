@@ -8,6 +8,7 @@ trap 'rm -rf "$prefix"' EXIT
 passed=0 failed=0
 ok() { passed=$((passed + 1)); echo "ok: $1"; }
 bad() { failed=$((failed + 1)); echo "FAIL: $1"; }
+lacks() { [[ $2 != *"$1"* ]]; }  # lacks NEEDLE TEXT
 expect() { # expect NAME CONDITION...
   local name=$1; shift
   if "$@"; then ok "$name"; else bad "$name"; fi
@@ -32,7 +33,7 @@ out=$("$build/apps/pw-example" 2>&1); rc=$?
 expect "example runs on local pods" test "$rc" -eq 0
 expect "example ran a command" grep -q 'hello from' <<<"$out"
 expect "example check=true raised" grep -q 'PodCommandError: exit 2' <<<"$out"
-expect "example stop_on_error stopped" bash -c '! grep -q "not reached" <<<"$1"' _ "$out"
+expect "example stop_on_error stopped" lacks "not reached" "$out"
 expect "example fan-out reached pod-2" grep -q '^pod-2 ' <<<"$out"
 out=$("$build/apps/pw-example" 'ftp://nowhere' 2>&1); rc=$?
 expect "example: bad URL exits 65" test "$rc" -eq 65

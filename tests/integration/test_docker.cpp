@@ -1,6 +1,7 @@
 // DockerProvider against a real dockerd started by run_docker_tests.sh (private socket,
 // busybox image imported from local files). Without PW_DOCKER_HOST these cases are not
 // run: the main integration run excludes the "docker" suite.
+#include "../support/fixtures.hpp"
 #include "session_suite.hpp"
 
 #include <podwrangler/providers/docker.hpp>
@@ -112,11 +113,13 @@ TEST_SUITE("docker") {
     auto s = BlockingSession::from_url(url_for(ctr));
     s.connect();
     CHECK(s.run("echo alive").output == "alive\n");
+    // The command marks its start inside the container; the container is killed once it runs.
+    auto started = [&] { return docker_cli("exec " + ctr + " test -e /tmp/pw-started") == 0; };
     std::thread stopper([&] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      CHECK(testing::wait_until(started));
       docker_cli("kill " + ctr);
     });
-    CHECK_THROWS_AS(s.run("sleep 20", 15.0), PodConnectionError);
+    CHECK_THROWS_AS(s.run("touch /tmp/pw-started; sleep 20", 15.0), PodConnectionError);
     stopper.join();
     auto again = BlockingSession::from_url(url_for(ctr));
     CHECK_THROWS_WITH_AS(again.connect(), doctest::Contains("is not running"), PodConnectionError);

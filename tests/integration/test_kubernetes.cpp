@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <thread>
 #include <utility>
 #include <boost/asio/co_spawn.hpp>
@@ -167,12 +168,15 @@ TEST_CASE("kubernetes: the API server going away mid-command is an error, not a 
   auto s = BlockingSession::from_url(url);
   s.connect();
   CHECK(s.run("echo up").output == "up\n");
+  // The fixture's pods are local processes: the command marks its start in our directory,
+  // and the API server is killed once it runs.
+  const std::string started = dir.file("started");
   std::thread killer([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(wait_until([&] { return std::filesystem::exists(started); }));
     api.kill_now();
   });
   auto t0 = std::chrono::steady_clock::now();
-  CHECK_THROWS_AS(s.run("sleep 20", 30.0), PodConnectionError);
+  CHECK_THROWS_AS(s.run("touch '" + started + "'; sleep 20", 30.0), PodConnectionError);
   killer.join();
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
 }

@@ -11,6 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 using namespace pw;
@@ -30,6 +33,24 @@ Env& env() {
 
 std::string plaintty_url(const Websocketd& w) {
   return w.url(std::string("/exec/45582/?token=") + kToken + "&cols=220&pod=my-app-deploy-abc12-xyz99");
+}
+
+// Whether this process still has a TCP connection to 127.0.0.1:port that it has not closed
+// (established, or closed only by the peer).
+bool connected_to(int port) {
+  std::ifstream in("/proc/net/tcp");
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string slot, local, remote, state;
+    f >> slot >> local >> remote >> state;
+    auto colon = remote.find(':');
+    if (colon == std::string::npos) continue;
+    if (std::stoi(remote.substr(colon + 1), nullptr, 16) != port) continue;
+    if (state == "01" || state == "08") return true;  // ESTABLISHED, CLOSE_WAIT
+  }
+  return false;
 }
 
 std::shared_ptr<PlainTTYProvider> provider_with_ca(const std::string& ca) {
@@ -258,11 +279,14 @@ TEST_CASE("websocketd killed mid-command: error, then auto_reconnect after resta
   auto s = BlockingSession::from_url(plaintty_url(w), provider_with_ca(env().pki.ca_cert), o);
   s.connect();
   CHECK(s.run("echo before").output == "before\n");
+  // The shell marks the command's start; websocketd is killed once it runs.
+  const std::string started = env().dir.file("killed-mid-command.started");
+  std::filesystem::remove(started);
   std::thread killer([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(wait_until([&] { return std::filesystem::exists(started); }));
     w.kill_now();
   });
-  CHECK_THROWS_AS(s.run("sleep 3", 10.0), PodConnectionError);
+  CHECK_THROWS_AS(s.run("touch '" + started + "'; sleep 3", 10.0), PodConnectionError);
   killer.join();
   w.restart();
   auto r = s.run("echo after");
@@ -273,8 +297,10 @@ TEST_CASE("without auto_reconnect a lost connection is reported, not hidden") {
   Websocketd w(env().dir, pty_shell_program(), &env().pki);
   auto s = BlockingSession::from_url(plaintty_url(w), provider_with_ca(env().pki.ca_cert));
   s.connect();
+  REQUIRE(connected_to(w.port()));
   w.kill_now();
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // The session sees the end of the connection and closes its side.
+  CHECK(wait_until([&] { return !connected_to(w.port()); }));
   CHECK_THROWS_AS(s.run("echo x"), PodClientError);
   w.restart();
   CHECK_THROWS_AS(s.run("echo x"), PodNotConnectedError);

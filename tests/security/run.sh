@@ -81,6 +81,12 @@ stop_pid() {  # SIGTERM, up to 5 s to stop, then SIGKILL (the process need not b
   for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
   kill -KILL "$1" 2>/dev/null
 }
+gone() {  # true once process $1 has ended (exited, or a zombie not yet reaped)
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  stat=${stat##*) }
+  [[ ${stat%% *} == Z ]]
+}
 
 free_port() {
   "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -236,7 +242,7 @@ def chunked(port, key, pid, total):
         code = json.loads(body.decode("utf-8", "replace")).get("code", "")
     except (ValueError, AttributeError):
         code = ""
-    time.sleep(0.5)
+    time.sleep(0.5)  # one last sample a moment later: growth that lags the answer counts too
     peak = max(peak, rss(pid))
     print(json.dumps({"status": status, "code": code, "closed": closed, "sent_mib": sent >> 20,
                       "early": answered_early, "growth_mib": (peak - base) >> 20}))
@@ -286,6 +292,15 @@ def hold(port, halfopen, sources, keepalive, ready_file, lifetime):
     os.rename(ready_file + ".tmp", ready_file)
     time.sleep(lifetime)
 
+def accept_queue(port):
+    """Connections waiting in the accept queue of the listening socket on port (IPv4)."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+                return int(fields[4].split(":")[1], 16)
+    return 0
+
 def cap(port, src, n):
     """n connections from src (half-open), then one more: its answer and how fast it came."""
     socks, opened = [], 0
@@ -300,7 +315,10 @@ def cap(port, src, n):
             opened += 1
         except OSError:
             break
-    time.sleep(0.3)
+    # the server has taken every one of them from its accept queue before the next one
+    deadline = time.time() + 5
+    while accept_queue(port) and time.time() < deadline:
+        time.sleep(0.01)
     t0 = time.time()
     status, code = 0, ""
     try:
@@ -600,7 +618,8 @@ item_9() {
   local before after forged
   before=$(wc -l <"$mainlog")
   curl -sS --noproxy '*' -m 5 --path-as-is -o /dev/null -H "$AUTH" "$base/api/v1/pods/x%0aFORGED%20LINE%0d%0aFORGED2" 2>/dev/null
-  sleep 0.3
+  # the access log line may land just after the answer: wait for it (5 s at most)
+  for _ in $(seq 100); do (($(wc -l <"$mainlog") > before)) && break; sleep 0.05; done
   after=$(wc -l <"$mainlog")
   forged=$(tail -n +"$((before + 1))" "$mainlog" | grep -c '^FORGED')
   [[ $forged -eq 0 && $((after - before)) -eq 1 ]]
@@ -888,7 +907,7 @@ replica_death() {
     local tk tdone=0 st="" fin
     tk=$(now_ms)
     kill -KILL "$apid" 2>/dev/null
-    sleep 0.2
+    for _ in $(seq 50); do gone "$apid" && break; sleep 0.1; done
     if curl -fsS --noproxy '*' -m 1 "$a/health" -o /dev/null 2>/dev/null; then
       record 15 "SIGKILL replica A during sleep 60" FAIL "replica A (pid $apid) still answers after SIGKILL"
     fi

@@ -10,7 +10,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -416,10 +418,22 @@ TEST_CASE("graceful shutdown: commands finish within the grace, the rest are rec
     auto api = srv.client();
     REQUIRE(api.post("/api/v1/pods/", local_pod("g1")).status == 201);
     REQUIRE(api.post("/api/v1/pods/", local_pod("g2")).status == 201);
+    // Each command first leaves a mark, so the stop comes once both are running.
+    TempDir marks;
+    auto marked = [&](const std::string& alias) { return "touch '" + marks.file(alias) + "'; "; };
+    const std::string quick_command = marked("g1") + "sleep 0.5; echo done";
+    const std::string slow_command = marked("g2") + "sleep 30";
     Reply quick, slow;
-    std::thread t1([&] { quick = srv.client().post("/api/v1/pods/g1/exec", {{"command", "sleep 0.5; echo done"}}); });
-    std::thread t2([&] { slow = srv.client().post("/api/v1/pods/g2/exec", {{"command", "sleep 30"}, {"timeout", 60}}); });
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    std::thread t1([&] {
+      quick = srv.client().post("/api/v1/pods/g1/exec", {{"command", quick_command}});
+    });
+    std::thread t2([&] {
+      json body = {{"command", slow_command}, {"timeout", 60}};
+      slow = srv.client().post("/api/v1/pods/g2/exec", body);
+    });
+    CHECK(wait_until([&] {
+      return std::filesystem::exists(marks.file("g1")) && std::filesystem::exists(marks.file("g2"));
+    }));
     auto t0 = std::chrono::steady_clock::now();
     srv.server().stop(1.5);
     auto took = std::chrono::steady_clock::now() - t0;
@@ -484,11 +498,15 @@ TEST_CASE("warm pool: bounded (least recently used goes) and idle sessions close
   std::string a1 = pid("a"), b1 = pid("b");
   CHECK(pid("a") == a1);  // warm
   std::string c1 = pid("c");  // pool full: b (least recently used) goes
+  const auto before_last_use = std::chrono::steady_clock::now();
   CHECK(pid("a") == a1);
   CHECK(pid("b") != b1);
   CHECK(c1 != a1);
-  std::this_thread::sleep_for(std::chrono::milliseconds(3500));
-  CHECK(pid("a") != a1);  // idle past the TTL: a new shell
+  // The reaper ends a's shell once it has been idle past the TTL, and not before.
+  const pid_t a_shell = std::stoi(a1);
+  CHECK(wait_until([&] { return ::kill(a_shell, 0) != 0; }));
+  CHECK(std::chrono::steady_clock::now() - before_last_use >= std::chrono::seconds(2));
+  CHECK(pid("a") != a1);  // a new shell
 }
 
 TEST_CASE("a stream whose client goes away still records every result") {
@@ -502,8 +520,11 @@ TEST_CASE("a stream whose client goes away still records every result") {
                     "application/json");
     (void)r;
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(1800));
-  auto h = api.get("/api/v1/commands?status=succeeded");
+  Reply h;
+  CHECK(wait_until([&] {
+    h = api.get("/api/v1/commands?status=succeeded");
+    return h.body["items"].size() == 4;
+  }));
   REQUIRE(h.body["items"].size() == 4);
   for (auto& it : h.body["items"]) CHECK(it["output"] == "late\n");
   CHECK(api.get("/api/v1/commands?status=running").body["items"].empty());
@@ -518,19 +539,22 @@ TEST_CASE("shutdown past the grace during a fan-out: queued pods are not started
     httplib::Client api("127.0.0.1", srv.port());
     for (const char* a : {"q1", "q2", "q3"})
       REQUIRE(api.Post("/api/v1/pods/", local_pod(a).dump(), "application/json")->status == 201);
+    // The first pod leaves a mark when its command runs; the stop comes after it.
+    TempDir marks;
+    const std::string started = marks.file("started");
     Reply r;
     std::thread t([&] {
       httplib::Client c("127.0.0.1", srv.port());
       c.set_read_timeout(60, 0);
-      auto res = c.Post("/api/v1/exec",
-                        json{{"command", "sleep 20"}, {"all", true}, {"parallel", 1}, {"timeout", 60}}.dump(),
-                        "application/json");
+      json body = {{"command", "touch '" + started + "'; sleep 20"},
+                   {"all", true}, {"parallel", 1}, {"timeout", 60}};
+      auto res = c.Post("/api/v1/exec", body.dump(), "application/json");
       if (res) {
         r.status = res->status;
         r.body = json::parse(res->body, nullptr, false);
       }
     });
-    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    CHECK(wait_until([&] { return std::filesystem::exists(started); }));
     auto t0 = std::chrono::steady_clock::now();
     srv.server().stop(0.3);
     auto took = std::chrono::steady_clock::now() - t0;

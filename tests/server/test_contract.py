@@ -626,7 +626,7 @@ def main():
         servers.append(capped)
         connection_cap(capped)
         capped.stop()
-        shutting_down(srv)
+        shutting_down(srv, work)
     finally:
         for s in servers:
             s.stop()
@@ -944,16 +944,20 @@ def connection_cap(srv):
             s.close()
 
 
-def shutting_down(srv):
+def shutting_down(srv, work):
     """SIGTERM while a command runs past the grace: 503 server_shutting_down with the result."""
     out = {}
+    started = os.path.join(work, "shutting-down.started")  # the command marks its start
 
     def run():
-        out["r"] = srv.request("POST", "/api/v1/pods/web-2/exec", body={"command": "sleep 30", "timeout": 60})
+        out["r"] = srv.request("POST", "/api/v1/pods/web-2/exec",
+                               body={"command": "touch '%s'; sleep 30" % started, "timeout": 60})
 
     t = threading.Thread(target=run)
     t.start()
-    time.sleep(0.5)
+    deadline = time.time() + 10
+    while not os.path.exists(started) and time.time() < deadline:
+        time.sleep(0.01)
     srv.proc.send_signal(signal.SIGTERM)
     t.join(30)
     r = out.get("r")

@@ -44,6 +44,7 @@ norm() { local p=${1%%\?*}; p=${p%/}; echo "${p:-/}"; }
 # The list above covers the README: each `METHOD /path` it names is in the list.
 declare -A listed=()
 for e in "${ENDPOINTS[@]}"; do listed["${e%% *} $(norm "${e#* }")"]=1; done
+# shellcheck disable=SC2016  # literal backquotes of the Markdown
 while read -r method path; do
   key="${method,,} $(norm "$path")"
   if [[ -n ${listed[$key]:-} ]]; then ok "README $method $path is listed"
@@ -52,15 +53,18 @@ done < <(grep -oE '`(GET|POST|PUT|PATCH|DELETE) /[^` ]*' "$readme" | tr -d '`' |
 
 for e in "${ENDPOINTS[@]}"; do
   m=${e%% *} p=${e#* }
+  # shellcheck disable=SC2016  # $p and $m are jq's
   if q --arg p "$p" --arg m "$m" '.paths[$p][$m] | type == "object"'; then ok "$e"
   else bad "$e missing from openapi.json"; fi
 done
 for s in "${SCHEMAS[@]}"; do
+  # shellcheck disable=SC2016  # $s is jq's
   if q --arg s "$s" '.components.schemas[$s] | type == "object"'; then ok "schema $s"
   else bad "schema $s missing"; fi
 done
 
 # Every error code of the README ("`code` 4xx") is in Error.code's enum.
+# shellcheck disable=SC2016  # literal backquotes of the Markdown; $c is jq's
 while read -r code; do
   if q --arg c "$code" '.components.schemas.Error.properties.code.enum | index($c)'; then
     ok "error code $code"
@@ -78,6 +82,7 @@ expect_jq "global security is bearer" '.security == [{"bearerAuth": []}]'
 expect_jq "/health needs no key" '.paths["/health"].get.security == []'
 
 # Per operation: path parameters declared, 401 unless /health, body errors where a body is sent.
+# shellcheck disable=SC2016  # a jq program: the $names are jq's
 ops='.components.parameters as $comps | .paths | to_entries[] | .key as $p | .value as $item
      | $item | to_entries[] | select(.key | IN("get","post","put","patch","delete"))
      | {path: $p, method: .key, op: .value,
@@ -87,18 +92,19 @@ rows=$(jq -r "$ops"' | . as $o | [$o.params[] | select(.in == "path") | .name] a
   | [$o.path | scan("\\{([^}]+)\\}") | .[0] | select(. as $n | $declared | index($n) | not)]
   | [$o.path, $o.method, join(",")] | @tsv' "$spec") || { echo "FAIL: jq"; exit 1; }
 while IFS=$'\t' read -r path method missing; do
-  [[ -z $missing ]] && ok "$method $path path parameters declared" \
-                    || bad "$method $path: path parameter(s) not declared: $missing"
+  if [[ -z $missing ]]; then ok "$method $path path parameters declared"
+  else bad "$method $path: path parameter(s) not declared: $missing"; fi
 done <<<"$rows"
 while IFS=$'\t' read -r path method codes; do
   if [[ $path != /health ]]; then
-    [[ ,$codes, == *,401,* ]] && ok "$method $path documents 401" || bad "$method $path lacks 401"
+    if [[ ,$codes, == *,401,* ]]; then ok "$method $path documents 401"; else bad "$method $path lacks 401"; fi
   fi
 done < <(jq -r "$ops"' | [.path, .method, (.op.responses | keys | join(","))] | @tsv' "$spec")
 while IFS=$'\t' read -r path method codes schema; do
   for c in 400 413 415 422; do
-    [[ ,$codes, == *,$c,* ]] && ok "$method $path documents $c" || bad "$method $path lacks $c"
+    if [[ ,$codes, == *,$c,* ]]; then ok "$method $path documents $c"; else bad "$method $path lacks $c"; fi
   done
+  # shellcheck disable=SC2016  # $s is jq's
   if q --arg s "${schema##*/}" '.components.schemas[$s].additionalProperties == false'; then
     ok "$method $path body ${schema##*/} has additionalProperties false"
   else bad "$method $path body ${schema##*/} allows additional properties"; fi

@@ -26,6 +26,14 @@ check() {  # description, then a command that must succeed
   shift
   if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
 }
+wait_for() {  # a command, retried every 50 ms until it succeeds (10 s at most)
+  local i
+  for ((i = 0; i < 200; i++)); do
+    "$@" && return 0
+    sleep 0.05
+  done
+  return 1
+}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 start() {  # args for serve; sets spid and base
   port=$(free_port)
@@ -42,6 +50,7 @@ start() {  # args for serve; sets spid and base
 serve_prefix=()  # e.g. a command that runs serve in a namespace of its own (exec keeps the pid)
 post() { curl -sS -X POST -H 'Content-Type: application/json' -d "$2" "$base$1"; }
 statuses() { curl -fsS "$base/api/v1/commands?limit=100" | jq -r '[.items[].status] | sort | join(",")'; }
+running_is() { curl -fsS "$base/api/v1/commands?status=running" | jq -e ".items | length == $1" >/dev/null; }
 
 db="sqlite:///$work/pods.db"
 
@@ -49,13 +58,15 @@ db="sqlite:///$work/pods.db"
 check "serve starts" start --database-url "$db" --shutdown-grace 1
 post /api/v1/pods/ '{"alias":"p1","url":"local://p1"}' >/dev/null
 post /api/v1/pods/ '{"alias":"p2","url":"local://p2"}' >/dev/null
-post /api/v1/pods/p1/exec '{"command":"sleep 0.3; echo quick"}' >"$work/quick.json" &
+# Each command first leaves a mark: SIGTERM comes once both run.
+post /api/v1/pods/p1/exec "{\"command\":\"touch $work/p1.started; sleep 0.3; echo quick\"}" >"$work/quick.json" &
 q=$!
-post /api/v1/pods/p2/exec '{"command":"sleep 30","timeout":60}' >"$work/slow.json" &
+post /api/v1/pods/p2/exec "{\"command\":\"touch $work/p2.started; sleep 30\",\"timeout\":60}" >"$work/slow.json" &
 s=$!
 check "SQLite: the database, WAL and SHM files are 0600" \
   test "$(stat -c %a "$work/pods.db" "$work/pods.db-wal" "$work/pods.db-shm" 2>&1 | sort -u)" = 600
-sleep 0.15
+both_started() { [[ -e $work/p1.started && -e $work/p2.started ]]; }
+check "SIGTERM: both commands started" wait_for both_started
 t0=$(date +%s%N)
 kill -TERM "$spid"
 wait "$spid"
@@ -74,9 +85,7 @@ check "after SIGTERM: history is interrupted,succeeded" test "$(statuses)" = "in
 
 # --- SIGKILL mid-command: the row stays running, the next start marks it ----------------
 post /api/v1/pods/p1/exec '{"command":"sleep 30","timeout":60}' >/dev/null 2>&1 &
-sleep 0.3
-check "SIGKILL: the command is recorded running before it ends" \
-  bash -c "curl -fsS '$base/api/v1/commands?status=running' | jq -e '.items | length == 1' >/dev/null"
+check "SIGKILL: the command is recorded running before it ends" wait_for running_is 1
 kill -KILL "$spid"
 wait "$spid" 2>/dev/null
 start --database-url "$db"
@@ -169,7 +178,14 @@ if pw_pg_start "$work"; then
   running() { curl -fsS "$c/api/v1/commands?status=running" | jq -e '.items | length == 1' >/dev/null; }
   for _ in $(seq 100); do running && break; sleep 0.05; done
   check "PG leases: C sees the command D runs as running" running
-  sleep 0.5  # both replicas heartbeat and sweep a few times: nothing is closed
+  # Both replicas have renewed (and so swept) past D's first lease (1 s) plus two heartbeats:
+  # had D stopped renewing, C would have closed its command by then.
+  past_first_lease() {
+    [[ $("$PW_PG_BIN/psql" -h 127.0.0.1 -p "$PW_PG_PORT" -U pw -d leases -Atc \
+      "SELECT count(*) = 2 AND min(last_seen::timestamptz) > max(started_at::timestamptz) + interval '1.4 s'
+       FROM replicas") == t ]]
+  }
+  check "PG leases: both replicas renew their leases" wait_for past_first_lease
   check "PG leases: a live replica's command stays running" running
   t0=$(date +%s%N)
   kill -KILL "$dpid"
@@ -182,6 +198,7 @@ if pw_pg_start "$work"; then
     jq -e '.status == "interrupted"' <<<"$row"
   check "PG leases: within lease + heartbeat (1.2 s, +1 s slack) of the kill" test $(((t1 - t0) / 1000000)) -lt 2200
   found_at=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
+  # shellcheck disable=SC2016  # $k is jq's
   check "PG leases: finished_at is D's last heartbeat, by the kill (not the discovery at $found_at): $row" \
     jq -e --arg k "$killed_at" '.finished_at <= $k and .finished_at >= .started_at' <<<"$row"
   if [[ $isolated -eq 1 ]]; then

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace pw::testing {
@@ -26,6 +27,17 @@ class TempDir {
 int free_port();
 // Waits until something accepts TCP connections on 127.0.0.1:port.
 bool wait_for_port(int port, std::chrono::milliseconds timeout);
+// Polls `done` every 10 ms until it returns true or `timeout` passes; returns its last
+// answer. Tests wait on the condition they need with it, never for a fixed time.
+template <class Pred>
+bool wait_until(Pred done, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= end) return done();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
 // Reads a whole file ("" if missing).
 std::string read_file(const std::string& path);
 // Runs a shell command line, returns its exit status; output goes to `log` if given.

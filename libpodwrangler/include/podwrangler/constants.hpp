@@ -1,5 +1,5 @@
 #pragma once
-// Defaults from the seed (000_*): terminal width, timeouts, reconnect policy.
+// The library's defaults: terminal width, timeouts, reconnect policy.
 #include <chrono>
 #include <cstddef>
 

@@ -1,5 +1,6 @@
 #pragma once
-// Sentinel framing for persistent shells (PROTOCOLS.md §4).
+// Sentinel framing for persistent shells: how one command's output and exit status are
+// delimited in a shell's byte stream.
 //
 // A command is sent as one line:
 //   { \command eval '<command, single-quote escaped>'; } </dev/null 2>&1;

@@ -2,7 +2,7 @@
 #include <podwrangler/providers/docker.hpp>
 #include <podwrangler/url.hpp>
 
-#include "../transport/docker_api.hpp"
+#include "transport/docker_api.hpp"
 
 #include <nlohmann/json.hpp>
 

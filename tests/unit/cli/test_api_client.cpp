@@ -31,6 +31,19 @@ using namespace pw::cli;
 
 namespace {
 
+// Starts `srv` on a loopback ephemeral port, served by `thread`; returns the port.
+int serve_in_thread(httplib::Server& srv, std::thread& thread) {
+  int port = srv.bind_to_any_port("127.0.0.1");
+  thread = std::thread([&srv] { srv.listen_after_bind(); });
+  while (!srv.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return port;
+}
+
+void stop_serving(httplib::Server& srv, std::thread& thread) {
+  srv.stop();
+  thread.join();
+}
+
 struct TinyServer {
   httplib::Server srv;
   std::thread thread;
@@ -86,14 +99,9 @@ struct TinyServer {
       });
     });
     srv.set_socket_options([this](int) { ++connections; });
-    port = srv.bind_to_any_port("127.0.0.1");
-    thread = std::thread([this] { srv.listen_after_bind(); });
-    while (!srv.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    port = serve_in_thread(srv, thread);
   }
-  ~TinyServer() {
-    srv.stop();
-    thread.join();
-  }
+  ~TinyServer() { stop_serving(srv, thread); }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
 };
 
@@ -140,14 +148,9 @@ struct ForeignServer {
     srv.Post(".*", any);
     srv.Patch(".*", any);
     srv.Delete(".*", any);
-    port = srv.bind_to_any_port("127.0.0.1");
-    thread = std::thread([this] { srv.listen_after_bind(); });
-    while (!srv.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    port = serve_in_thread(srv, thread);
   }
-  ~ForeignServer() {
-    srv.stop();
-    thread.join();
-  }
+  ~ForeignServer() { stop_serving(srv, thread); }
   void answer(const std::string& key, int status, const std::string& type, const std::string& body) {
     std::lock_guard<std::mutex> lock(mu);
     answers[key] = {status, type, body};
@@ -251,7 +254,24 @@ TEST_CASE("api client: base URLs") {
       CHECK(std::string(e.what()).find("invalid API URL") == 0);
     }
   }
-  CHECK(url_encode("a b/c=d") == "a%20b%2Fc%3Dd");
+}
+
+TEST_CASE("api client: ApiReply::is asks for the API code of an error answer, not its status") {
+  ApiReply r;
+  r.status = 404;
+  r.body = {{"code", "pod_not_found"}, {"message", "pod 'web-1' is not registered"}};
+  CHECK(r.code() == "pod_not_found");
+  CHECK(r.is("pod_not_found"));
+  CHECK_FALSE(r.is("not_found"));
+  r.body["code"] = "not_found";  // no such route: a wrong server or version
+  CHECK(r.is("not_found"));
+  CHECK_FALSE(r.is("pod_not_found"));
+  r.status = 200;  // a success is never an error code
+  r.body = {{"code", "pod_not_found"}};
+  CHECK_FALSE(r.is("pod_not_found"));
+  r.status = 204;
+  r.body = nullptr;
+  CHECK(r.code().empty());
 }
 
 TEST_CASE("api client: requests, Bearer auth and error mapping; one keep-alive connection") {
@@ -449,6 +469,50 @@ TEST_CASE("protocol: an HTML 404 is 'not a podwrangler API' (70), not 'pod not f
   CHECK(r.rc == exit_code::not_found);
 }
 
+TEST_CASE("protocol: a 404 'not_found' (no such route) is unavailable (69), never 'pod not found' (68)") {
+  ForeignServer s;
+  // What a podwrangler server answers for a route it does not have (a wrong --api-url
+  // prefix or another version), and what it answers for an alias it does not know.
+  auto answer_all = [&](const std::string& code, const std::string& message) {
+    std::string body = nlohmann::json{{"code", code}, {"message", message}}.dump();
+    for (const char* key : {"GET /api/v1/pods/web-1", "PATCH /api/v1/pods/web-1", "DELETE /api/v1/pods/web-1",
+                            "POST /api/v1/pods/web-1/exec", "GET /api/v1/commands/42"})
+      s.answer(key, 404, "application/json", body);
+  };
+  const std::vector<std::vector<std::string>> commands = {{"pod", "show", "web-1"},
+                                                          {"pod", "update", "web-1", "--label", "a=b"},
+                                                          {"pod", "update", "web-1", "--clear-labels"},
+                                                          {"pod", "remove", "web-1"},
+                                                          {"exec", "run", "web-1", "true"},
+                                                          {"exec", "show", "42"}};
+  answer_all("not_found", "no such endpoint");
+  for (auto cmd : commands) {
+    cmd.insert(cmd.begin(), {"-u", s.url()});
+    CAPTURE(cmd[2] + " " + cmd[3] + " " + cmd.back());
+    auto r = run_cli(cmd);
+    CHECK(r.rc == exit_code::unavailable);
+    CHECK(has(r.err, "error: no such endpoint"));
+    CHECK(has(r.err, "is " + s.url() + " a podwrangler API of this version?"));
+    CHECK_FALSE(has(r.err, "not found"));
+    CHECK_FALSE(has(r.err, "no command with id"));
+    CHECK(lines(r.err) == 1);
+  }
+  answer_all("pod_not_found", "pod 'web-1' is not registered");
+  for (auto cmd : commands) {
+    if (cmd[0] == "exec" && cmd[1] == "show") continue;
+    cmd.insert(cmd.begin(), {"-u", s.url()});
+    CAPTURE(cmd[2] + " " + cmd[3] + " " + cmd.back());
+    auto r = run_cli(cmd);
+    CHECK(r.rc == exit_code::not_found);
+    CHECK(has(r.err, "error: pod 'web-1' not found"));
+  }
+  s.answer("GET /api/v1/commands/42", 404, "application/json",
+           R"({"code":"command_not_found","message":"no command 42"})");
+  auto r = run_cli({"-u", s.url(), "exec", "show", "42"});
+  CHECK(r.rc == exit_code::not_found);
+  CHECK(has(r.err, "error: no command with id 42 in the history"));
+}
+
 TEST_CASE("protocol: JSON of the wrong shape is exit 70 for every command") {
   ForeignServer s;
   struct Case {
@@ -561,9 +625,8 @@ TEST_CASE("fidelity: an untrusted certificate is named, and a closed port is 'co
     srv.Get("/health", [](const httplib::Request&, httplib::Response& res) {
       res.set_content(R"({"status":"ok"})", "application/json");
     });
-    int port = srv.bind_to_any_port("127.0.0.1");
-    std::thread t([&] { srv.listen_after_bind(); });
-    while (!srv.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::thread t;
+    int port = serve_in_thread(srv, t);
     std::string url = "https://127.0.0.1:" + std::to_string(port);
     ApiClient c(url, "");
     try {
@@ -576,8 +639,7 @@ TEST_CASE("fidelity: an untrusted certificate is named, and a closed port is 'co
       CHECK(has(w, "certificate of the API at " + url + " is not trusted: self"));
       CHECK(has(e.hint(), "SSL_CERT_FILE"));
     }
-    srv.stop();
-    t.join();
+    stop_serving(srv, t);
   }
   std::filesystem::remove_all(dir);
   std::string closed = "https://127.0.0.1:" + std::to_string(free_port());

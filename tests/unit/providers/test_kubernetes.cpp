@@ -152,7 +152,7 @@ TEST_CASE("kubeconfig: current context, named context, relative CA, CA data, tok
   CHECK(dump_json(s).find("prod-token-abcdef") == std::string::npos);
 }
 
-TEST_CASE("explicit server: the seed's constructor and TLS verification on by default") {
+TEST_CASE("explicit server: the (host, use_tls, shell) constructor and TLS verification on by default") {
   KubernetesOptions o;
   o.host = "k8s.example.com:6443";
   o.token = SecretString("opt-token-000000");
@@ -162,11 +162,11 @@ TEST_CASE("explicit server: the seed's constructor and TLS verification on by de
   CHECK(a.server == "https://k8s.example.com:6443");
   CHECK_FALSE(a.tls.insecure_skip_verify);
   CHECK(a.token.reveal() == "opt-token-000000");
-  KubernetesProvider seed("k8s.example.com:6443", true, {"/bin/sh"});
-  auto [id2, tok2] = seed.parse_url("k8s://default/web-1?token=url-token-1111");
-  CHECK(seed.access_for(id2, tok2).token.reveal() == "url-token-1111");
-  auto [id3, tok3] = seed.parse_url("k8s://default/web-1");
-  CHECK_THROWS_WITH_AS(seed.access_for(id3, tok3), doctest::Contains("token"), PodConfigValidationError);
+  KubernetesProvider by_host("k8s.example.com:6443", true, {"/bin/sh"});
+  auto [id2, tok2] = by_host.parse_url("k8s://default/web-1?token=url-token-1111");
+  CHECK(by_host.access_for(id2, tok2).token.reveal() == "url-token-1111");
+  auto [id3, tok3] = by_host.parse_url("k8s://default/web-1");
+  CHECK_THROWS_WITH_AS(by_host.access_for(id3, tok3), doctest::Contains("token"), PodConfigValidationError);
 }
 
 TEST_CASE("in-cluster config and namespace detection") {

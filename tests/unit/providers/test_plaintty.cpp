@@ -72,7 +72,7 @@ TEST_CASE("constructor rejects out-of-range cols") {
   }
 }
 
-TEST_CASE("parse_url: the seed's URL") {
+TEST_CASE("parse_url: the documented example URL") {
   PlainTTYProvider p;
   auto [id, tok] = p.parse_url(kGood);
   CHECK(id.pod_name == "my-app-deploy-abc12-xyz99");

@@ -41,8 +41,7 @@ struct KubernetesOptions {
 class KubernetesProvider : public ProviderInterface {
  public:
   explicit KubernetesProvider(KubernetesOptions options = {});
-  // The seed's constructor: KubernetesProvider(host="k8s.example.com:6443", use_tls=True,
-  // shell_cmd=["/bin/sh"]).
+  // An explicit API server ("k8s.example.com:6443"), TLS on or off, and the shell to start.
   KubernetesProvider(std::string host, bool use_tls, std::vector<std::string> shell_cmd = {"/bin/sh"});
 
   std::string name() const override { return "kubernetes"; }

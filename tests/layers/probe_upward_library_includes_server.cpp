@@ -1,0 +1,2 @@
+#include "embedded_server/server.hpp"
+int pw_layer_probe_upward() { return 0; }

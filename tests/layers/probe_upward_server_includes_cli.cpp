@@ -1,0 +1,2 @@
+#include "cli/context.hpp"
+int pw_layer_probe_upward() { return 0; }
