@@ -225,8 +225,7 @@ struct HttpServer::Impl {
         return;
       }
       if (allow.empty()) {
-        error(res, ErrorKind::route_not_found,
-              "no such endpoint: " + shown(req.method) + " " + shown(req.path));
+        error(res, ErrorKind::route_not_found, "no such endpoint: " + shown(req.method) + " " + shown(req.path));
       } else if (req.method == "OPTIONS") {
         res.status = 204;
         res.set_header("Allow", allow);
@@ -283,8 +282,7 @@ struct HttpServer::Impl {
   // arrives is read and dropped for a moment, or the client would see a reset instead
   // of the answer.
   template <class Stream>
-  Task<void> answer_and_close(Conn<Stream>& c, httplib::Request* req, ErrorKind kind,
-                              const std::string& message) {
+  Task<void> answer_and_close(Conn<Stream>& c, httplib::Request* req, ErrorKind kind, const std::string& message) {
     httplib::Response res;
     error(res, kind, message);
     const std::string data = head_of(res, false, false, res.body.size()) + res.body;

@@ -104,14 +104,12 @@ nlohmann::json parse_object_body(const httplib::Request& req, int max_depth) {
     std::string mt = media_type(req.get_header_value("Content-Type"));
     bool json = mt == "application/json" ||
                 (mt.rfind("application/", 0) == 0 && mt.size() > 5 && mt.ends_with("+json"));
-    if (!json)
-      throw HttpError(ErrorKind::unsupported_media_type, "request bodies must be application/json");
+    if (!json) throw HttpError(ErrorKind::unsupported_media_type, "request bodies must be application/json");
   }
   // Checked before parsing: nlohmann's parser recurses, a deeply nested body must not
   // reach it.
   if (nesting_exceeds(req.body, max_depth))
-    throw HttpError(ErrorKind::validation,
-                    "JSON nested deeper than " + std::to_string(max_depth) + " levels");
+    throw HttpError(ErrorKind::validation, "JSON nested deeper than " + std::to_string(max_depth) + " levels");
   DuplicateKeys dup;
   nlohmann::json j = nlohmann::json::parse(
       req.body, [&dup](int d, nlohmann::json::parse_event_t ev, nlohmann::json& p) { return dup(d, ev, p); },
@@ -135,8 +133,7 @@ void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
   res.set_content(dump_json(body), "application/json");
 }
 
-void send_error(httplib::Response& res, ErrorKind kind, const std::string& message,
-                const nlohmann::json& extra) {
+void send_error(httplib::Response& res, ErrorKind kind, const std::string& message, const nlohmann::json& extra) {
   const ErrorInfo& info = error_info(kind);
   nlohmann::json body = extra.is_object() ? extra : nlohmann::json::object();
   body["code"] = info.code;

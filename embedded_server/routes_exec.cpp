@@ -53,8 +53,7 @@ CommandRecord finished_record(std::int64_t id, const std::string& alias, const s
   r.alias = alias;
   r.command = o.result.command;
   r.status = o.status;
-  if (o.status == CommandStatus::succeeded || o.status == CommandStatus::failed)
-    r.exit_code = o.result.exit_code;
+  if (o.status == CommandStatus::succeeded || o.status == CommandStatus::failed) r.exit_code = o.result.exit_code;
   r.output = o.result.output;
   if (o.result.error) r.error = redact_text(*o.result.error);
   if (ctx.runtime->hard_stopped() && o.status == CommandStatus::error) {
@@ -126,9 +125,9 @@ void exec_one(ServerState& ctx, const httplib::Request& req, httplib::Response& 
       kind = ErrorKind::shutting_down;
       message = rec.error.value_or("the server shut down before the command finished");
       break;
-    case CommandStatus::running:
-    case CommandStatus::succeeded:
     case CommandStatus::error:
+    case CommandStatus::running:    // not a finished command's: does not happen
+    case CommandStatus::succeeded:  // answered 200 above
       // A session of the pool that is not connected is a pod the server cannot reach.
       kind = o.error_kind.value_or(ErrorKind::connection);
       if (kind == ErrorKind::not_connected) kind = ErrorKind::connection;

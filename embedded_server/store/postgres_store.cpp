@@ -343,11 +343,9 @@ class PostgresStore final : public Store {
     const std::string truncated = done.truncated ? "t" : "f";
     with_conn([&](Connection& c) {
       exec(c, S_FINISH_COMMAND,
-           {Param::text(id), Param::text(status),
-            done.exit_code ? Param::text(exit_code) : Param::null(), Param::text(output),
-            error ? Param::text(*error) : Param::null(), Param::text(duration),
-            Param::text(truncated), Param::text(finished),
-            raw ? Param::binary(done.output) : Param::null()});
+           {Param::text(id), Param::text(status), done.exit_code ? Param::text(exit_code) : Param::null(),
+            Param::text(output), error ? Param::text(*error) : Param::null(), Param::text(duration),
+            Param::text(truncated), Param::text(finished), raw ? Param::binary(done.output) : Param::null()});
       return 0;
     });
   }

@@ -61,8 +61,7 @@ NamespaceDetectionError::NamespaceDetectionError(std::string reason)
       reason_(redact_text(reason)) {}
 
 ListenError::ListenError(std::string host, int port, const std::string& reason)
-    : PodClientError("cannot listen on " +
-                         (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+    : PodClientError("cannot listen on " + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
                          std::to_string(port) + ": " + reason,
                      ErrorKind::listen),
       host_(std::move(host)),

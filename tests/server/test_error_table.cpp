@@ -147,16 +147,13 @@ class RaisingServer {
     r.Get("/raise/namespace_detection", [](const httplib::Request&, httplib::Response&) {
       throw pw::NamespaceDetectionError("no namespace in the pod identity");
     });
-    r.Get("/raise/internal", [](const httplib::Request&, httplib::Response&) {
-      throw std::runtime_error("a bug");
-    });
+    r.Get("/raise/internal", [](const httplib::Request&, httplib::Response&) { throw std::runtime_error("a bug"); });
     pw::server::HttpHooks hooks;
     hooks.on_exception = [](httplib::Response& res) { pw::server::send_current_exception(res); };
     hooks.on_error = [](httplib::Response& res, ErrorKind kind, const std::string& message) {
       pw::server::send_error(res, kind, message);
     };
-    http_ = std::make_unique<pw::server::HttpServer>(pw::server::HttpLimits{}, std::move(r),
-                                                     std::move(hooks));
+    http_ = std::make_unique<pw::server::HttpServer>(pw::server::HttpLimits{}, std::move(r), std::move(hooks));
     port_ = http_->bind("127.0.0.1", 0);
     thread_ = std::thread([this] { http_->run(); });
   }
@@ -222,11 +219,10 @@ TEST_CASE("error table end to end: every row, raised, answered over HTTP, mapped
     };
     auto cli_get = [&](const std::string& path) { return cli_exit_of([&] { cli.get(path); }); };
 
-    REQUIRE(api.post("/api/v1/pods/", {{"alias", "sh"}, {"url", "local://sh"}, {"provider", "local"}}).status ==
-            201);
+    REQUIRE(api.post("/api/v1/pods/", {{"alias", "sh"}, {"url", "local://sh"}, {"provider", "local"}}).status == 201);
     // Connection refused: nothing listens on port 1.
-    REQUIRE(api.post("/api/v1/pods/", {{"alias", "dead"}, {"url", "wss://127.0.0.1:1/exec/1/?token=t&pod=p"}})
-                .status == 201);
+    REQUIRE(api.post("/api/v1/pods/", {{"alias", "dead"}, {"url", "wss://127.0.0.1:1/exec/1/?token=t&pod=p"}}).status ==
+            201);
     store_pod(db, "bad-provider", "local://x", "nosuch");
     store_pod(db, "bad-url", "wss://", "plaintty");
 
@@ -243,9 +239,8 @@ TEST_CASE("error table end to end: every row, raised, answered over HTTP, mapped
     walked[ErrorKind::url_parse] = exec("bad-url", {{"command", "true"}});
     // The routes and the front end answer these themselves.
     walked[ErrorKind::bad_request] = {answer_of(api.send("POST", "/api/v1/pods/", "{")), std::nullopt};
-    walked[ErrorKind::unauthorized] = {
-        answer_of(srv.client().get("/api/v1/pods/")),
-        cli_exit_of([&] { pw::cli::ApiClient(url, "").get("/api/v1/pods/"); })};
+    walked[ErrorKind::unauthorized] = {answer_of(srv.client().get("/api/v1/pods/")),
+                                       cli_exit_of([&] { pw::cli::ApiClient(url, "").get("/api/v1/pods/"); })};
     walked[ErrorKind::route_not_found] = {answer_of(api.get("/api/v1/nope")), cli_get("/api/v1/nope")};
     walked[ErrorKind::command_not_found] = {answer_of(api.get("/api/v1/commands/999999")),
                                             cli_get("/api/v1/commands/999999")};
@@ -257,8 +252,8 @@ TEST_CASE("error table end to end: every row, raised, answered over HTTP, mapped
     walked[ErrorKind::payload_too_large] = {answer_of(api.post("/api/v1/pods/", big)), std::nullopt};
     const std::string long_target = "/api/v1/pods/?selector=" + std::string(9000, 'a');
     walked[ErrorKind::uri_too_long] = {answer_of(srv.client(kKey).get(long_target)), cli_get(long_target)};
-    walked[ErrorKind::unsupported_media_type] = {
-        answer_of(api.send("POST", "/api/v1/pods/", pod.dump(), "text/plain")), std::nullopt};
+    walked[ErrorKind::unsupported_media_type] = {answer_of(api.send("POST", "/api/v1/pods/", pod.dump(), "text/plain")),
+                                                 std::nullopt};
     const json invalid = {{"alias", 5}, {"url", "local://x"}};
     walked[ErrorKind::validation] = {answer_of(api.post("/api/v1/pods/", invalid)),
                                      cli_send("POST", "/api/v1/pods/", invalid)};
@@ -296,7 +291,9 @@ TEST_CASE("error table end to end: every row, raised, answered over HTTP, mapped
     auto api = srv.client();
     REQUIRE(api.post("/api/v1/pods/", {{"alias", "sh"}, {"url", "local://sh"}}).status == 201);
     Reply slow;
-    std::thread t([&] { slow = srv.client().post("/api/v1/pods/sh/exec", {{"command", "sleep 30"}, {"timeout", 60}}); });
+    std::thread t([&] {
+      slow = srv.client().post("/api/v1/pods/sh/exec", {{"command", "sleep 30"}, {"timeout", 60}});
+    });
     CHECK(wait_until([&] { return !api.get("/api/v1/commands?status=running").body["items"].empty(); }));
     srv.server().stop(0.3);
     t.join();
@@ -318,8 +315,7 @@ TEST_CASE("error table end to end: every row, raised, answered over HTTP, mapped
       over = answer_of(httplib::Client("127.0.0.1", srv.port()).Get("/health"));
       return over.status == 503;
     }));
-    walked[ErrorKind::too_many_connections] = {over,
-                                               cli_exit_of([&] { pw::cli::ApiClient(url, "").get("/health"); })};
+    walked[ErrorKind::too_many_connections] = {over, cli_exit_of([&] { pw::cli::ApiClient(url, "").get("/health"); })};
     check_row(pw::error_info(ErrorKind::too_many_connections), url, walked[ErrorKind::too_many_connections]);
   }
 
@@ -344,10 +340,10 @@ TEST_CASE("error table end to end: every row, raised, answered over HTTP, mapped
     RaisingServer rs;
     const std::string url = base_url(rs.port());
     pw::cli::ApiClient cli(url, "");
-    for (auto [kind, path] : {std::pair{ErrorKind::client, "/raise/client"},
-                              std::pair{ErrorKind::not_connected, "/raise/not_connected"},
-                              std::pair{ErrorKind::namespace_detection, "/raise/namespace_detection"},
-                              std::pair{ErrorKind::internal, "/raise/internal"}}) {
+    for (auto [kind, path] :
+         {std::pair{ErrorKind::client, "/raise/client"}, std::pair{ErrorKind::not_connected, "/raise/not_connected"},
+          std::pair{ErrorKind::namespace_detection, "/raise/namespace_detection"},
+          std::pair{ErrorKind::internal, "/raise/internal"}}) {
       httplib::Client raw("127.0.0.1", rs.port());
       walked[kind] = {answer_of(raw.Get(path)), cli_exit_of([&] { cli.get(path); })};
       check_row(pw::error_info(kind), url, walked[kind]);

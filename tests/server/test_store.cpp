@@ -181,8 +181,7 @@ bool is_stored_time(const std::string& t) {
   return true;
 }
 
-CommandRecord finished(std::int64_t id, CommandStatus status, std::optional<int> exit_code,
-                       const std::string& output) {
+CommandRecord finished(std::int64_t id, CommandStatus status, std::optional<int> exit_code, const std::string& output) {
   CommandRecord c;
   c.id = id;
   c.status = status;

@@ -105,8 +105,7 @@ enum class ErrorKind {
   shutting_down,
   too_many_connections,  // keep last: kErrorKindCount counts up to it
 };
-inline constexpr std::size_t kErrorKindCount =
-    static_cast<std::size_t>(ErrorKind::too_many_connections) + 1;
+inline constexpr std::size_t kErrorKindCount = static_cast<std::size_t>(ErrorKind::too_many_connections) + 1;
 
 struct ErrorInfo {
   ErrorKind kind;
@@ -129,61 +128,58 @@ struct ErrorInfo {
 // One row per kind, in the enum's order (error_info() indexes it).
 inline constexpr std::array<ErrorInfo, kErrorKindCount> kErrors{{
     // kind, code, legacy code, class, HTTP, answered, exit, API exit, meaning
-    {ErrorKind::client, "pod_client_error", "", "PodClientError", 500, true, exit_code::software,
-     exit_code::software, "a library error of no more specific kind"},
+    {ErrorKind::client, "pod_client_error", "", "PodClientError", 500, true, exit_code::software, exit_code::software,
+     "a library error of no more specific kind"},
     {ErrorKind::not_found, "pod_not_found", "", "PodNotFoundError", 404, true, exit_code::not_found,
      exit_code::not_found, "no pod is registered under the alias"},
-    {ErrorKind::connection, "pod_connection_error", "", "PodConnectionError", 502, true,
-     exit_code::unavailable, exit_code::unavailable,
-     "the pod cannot be reached, or its connection broke"},
-    {ErrorKind::not_connected, "pod_not_connected", "", "PodNotConnectedError", 503, true,
-     exit_code::not_connected, exit_code::unavailable, "the pod's session is not connected"},
+    {ErrorKind::connection, "pod_connection_error", "", "PodConnectionError", 502, true, exit_code::unavailable,
+     exit_code::unavailable, "the pod cannot be reached, or its connection broke"},
+    {ErrorKind::not_connected, "pod_not_connected", "", "PodNotConnectedError", 503, true, exit_code::not_connected,
+     exit_code::unavailable, "the pod's session is not connected"},
     {ErrorKind::command, "pod_command_failed", "command_failed", "PodCommandError", 422, true,
      exit_code::command_failed, exit_code::command_failed,
      "the command exited non-zero and the request asked to check it"},
-    {ErrorKind::command_timeout, "pod_command_timeout", "command_timeout", "PodCommandTimeoutError",
-     504, true, exit_code::timeout, exit_code::timeout,
+    {ErrorKind::command_timeout, "pod_command_timeout", "command_timeout", "PodCommandTimeoutError", 504, true,
+     exit_code::timeout, exit_code::timeout,
      "the command did not finish within its timeout (the result holds its partial output)"},
-    {ErrorKind::config_validation, "invalid_config", "", "PodConfigValidationError", 422, true,
-     exit_code::config, exit_code::config, "a setting or a pod's configuration is invalid"},
-    {ErrorKind::url_parse, "invalid_url", "", "PodURLParseError", 422, true, exit_code::data,
-     exit_code::data, "a pod URL is malformed"},
-    {ErrorKind::namespace_detection, "namespace_detection_failed", "", "NamespaceDetectionError",
-     422, true, exit_code::protocol, exit_code::data,
-     "the Kubernetes namespace of a pod could not be determined"},
-    {ErrorKind::listen, "listen_failed", "", "ListenError", 500, false, exit_code::config,
-     exit_code::config, "the server cannot listen on its host and port"},
+    {ErrorKind::config_validation, "invalid_config", "", "PodConfigValidationError", 422, true, exit_code::config,
+     exit_code::config, "a setting or a pod's configuration is invalid"},
+    {ErrorKind::url_parse, "invalid_url", "", "PodURLParseError", 422, true, exit_code::data, exit_code::data,
+     "a pod URL is malformed"},
+    {ErrorKind::namespace_detection, "namespace_detection_failed", "", "NamespaceDetectionError", 422, true,
+     exit_code::protocol, exit_code::data, "the Kubernetes namespace of a pod could not be determined"},
+    {ErrorKind::listen, "listen_failed", "", "ListenError", 500, false, exit_code::config, exit_code::config,
+     "the server cannot listen on its host and port"},
     {ErrorKind::bad_request, "bad_request", "", "", 400, true, exit_code::data, exit_code::data,
      "the request is not valid HTTP, or its body is not a JSON object"},
     {ErrorKind::unauthorized, "unauthorized", "", "", 401, true, exit_code::auth, exit_code::auth,
      "the Authorization: Bearer key is missing or wrong"},
-    {ErrorKind::route_not_found, "not_found", "", "", 404, true, exit_code::unavailable,
-     exit_code::unavailable, "no such endpoint (not a podwrangler API of this version)"},
-    {ErrorKind::command_not_found, "command_not_found", "", "", 404, true, exit_code::not_found,
-     exit_code::not_found, "no command with this history id"},
+    {ErrorKind::route_not_found, "not_found", "", "", 404, true, exit_code::unavailable, exit_code::unavailable,
+     "no such endpoint (not a podwrangler API of this version)"},
+    {ErrorKind::command_not_found, "command_not_found", "", "", 404, true, exit_code::not_found, exit_code::not_found,
+     "no command with this history id"},
     {ErrorKind::method_not_allowed, "method_not_allowed", "", "", 405, true, exit_code::unavailable,
      exit_code::unavailable, "the endpoint does not take this method (Allow lists those it takes)"},
     {ErrorKind::conflict, "conflict", "", "", 409, true, exit_code::conflict, exit_code::conflict,
      "a pod with this alias already exists"},
-    {ErrorKind::payload_too_large, "payload_too_large", "", "", 413, true, exit_code::data,
-     exit_code::data, "the request body is over PODWRANGLER_MAX_BODY_BYTES"},
-    {ErrorKind::uri_too_long, "uri_too_long", "", "", 414, true, exit_code::software,
-     exit_code::software, "the request target is over 8 KiB"},
-    {ErrorKind::unsupported_media_type, "unsupported_media_type", "", "", 415, true, exit_code::data,
-     exit_code::data, "the request body is not application/json"},
+    {ErrorKind::payload_too_large, "payload_too_large", "", "", 413, true, exit_code::data, exit_code::data,
+     "the request body is over PODWRANGLER_MAX_BODY_BYTES"},
+    {ErrorKind::uri_too_long, "uri_too_long", "", "", 414, true, exit_code::software, exit_code::software,
+     "the request target is over 8 KiB"},
+    {ErrorKind::unsupported_media_type, "unsupported_media_type", "", "", 415, true, exit_code::data, exit_code::data,
+     "the request body is not application/json"},
     {ErrorKind::validation, "validation_error", "", "", 422, true, exit_code::data, exit_code::data,
      "a request value is invalid (\"field\" names it)"},
-    {ErrorKind::headers_too_large, "headers_too_large", "", "", 431, true, exit_code::software,
-     exit_code::software, "the request line and headers are over 32 KiB"},
-    {ErrorKind::internal, "internal_error", "", "", 500, true, exit_code::software,
-     exit_code::software, "an internal error of the server (logged, never described)"},
-    {ErrorKind::database_unavailable, "database_unavailable", "", "", 503, true,
-     exit_code::unavailable, exit_code::unavailable, "the database is not reachable"},
+    {ErrorKind::headers_too_large, "headers_too_large", "", "", 431, true, exit_code::software, exit_code::software,
+     "the request line and headers are over 32 KiB"},
+    {ErrorKind::internal, "internal_error", "", "", 500, true, exit_code::software, exit_code::software,
+     "an internal error of the server (logged, never described)"},
+    {ErrorKind::database_unavailable, "database_unavailable", "", "", 503, true, exit_code::unavailable,
+     exit_code::unavailable, "the database is not reachable"},
     {ErrorKind::shutting_down, "server_shutting_down", "", "", 503, true, exit_code::unavailable,
      exit_code::unavailable, "the server is stopping and takes no new commands"},
-    {ErrorKind::too_many_connections, "too_many_connections", "", "", 503, true,
-     exit_code::unavailable, exit_code::unavailable,
-     "over PODWRANGLER_MAX_CONNECTIONS (or per client) open connections"},
+    {ErrorKind::too_many_connections, "too_many_connections", "", "", 503, true, exit_code::unavailable,
+     exit_code::unavailable, "over PODWRANGLER_MAX_CONNECTIONS (or per client) open connections"},
 }};
 
 // The row of `kind`; the base row (client) for a value outside the enum.
@@ -212,8 +208,7 @@ constexpr bool codes_unique() {
     for (std::size_t j = 0; j < kErrors.size(); ++j) {
       const auto& a = kErrors[i];
       const auto& b = kErrors[j];
-      if (i != j && (a.code == b.code || (!b.legacy_code.empty() && a.code == b.legacy_code)))
-        return false;
+      if (i != j && (a.code == b.code || (!b.legacy_code.empty() && a.code == b.legacy_code))) return false;
     }
   return true;
 }
@@ -233,12 +228,10 @@ constexpr bool exit_codes_ordered_and_unique() {
 }
 }  // namespace error_table_check
 
-static_assert(error_table_check::rows_in_enum_order(),
-              "kErrors: one row per ErrorKind, in the enum's order");
+static_assert(error_table_check::rows_in_enum_order(), "kErrors: one row per ErrorKind, in the enum's order");
 static_assert(error_table_check::codes_unique(), "kErrors: every API code names one kind");
 static_assert(error_table_check::rows_complete(),
               "kErrors: every row has a code, a meaning, an error status and exit codes of kExitCodes");
-static_assert(error_table_check::exit_codes_ordered_and_unique(),
-              "kExitCodes: distinct, in numeric order");
+static_assert(error_table_check::exit_codes_ordered_and_unique(), "kExitCodes: distinct, in numeric order");
 
 }  // namespace pw
