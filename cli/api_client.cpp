@@ -146,7 +146,7 @@ std::string ApiReply::code() const {
   return std::string(field::string(body, "code").value_or(""));
 }
 
-bool ApiReply::is(std::string_view api_code) const { return status >= 400 && code() == api_code; }
+bool ApiReply::is(ErrorKind kind) const { return status >= 400 && error_info_for_code(code()) == &error_info(kind); }
 
 std::string api_error_message(const ApiReply& reply) {
   const auto& b = reply.body;
@@ -211,8 +211,7 @@ std::string result(const nlohmann::json& j) {
   for (const char* k : {"alias", "status", "output"})
     if (auto p = required_string(j, k); !p.empty()) return "result: " + p;
   const std::string st = j["status"].get<std::string>();
-  if (!pw::server::command_status_from_string(st))
-    return "result: unknown status \"" + st.substr(0, 40) + "\"";
+  if (!pw::server::command_status_from_string(st)) return "result: unknown status \"" + st.substr(0, 40) + "\"";
   for (auto p : {optional_field(j, "output_b64", &nlohmann::json::is_string, "a string", false),
                  optional_field(j, "exit_code", &nlohmann::json::is_number_integer, "an integer", true),
                  optional_field(j, "id", &nlohmann::json::is_number_integer, "an integer", true),
@@ -477,14 +476,10 @@ ApiReply ApiClient::call(const std::string& method, const std::string& path, con
 }
 
 void ApiClient::raise(const ApiReply& reply) const {
-  std::string code;
-  if (reply.body.is_object() && reply.body.contains("code") && reply.body["code"].is_string())
-    code = reply.body["code"].get<std::string>();
-  int rc = exit_code_for_api_error(reply.status, code);
-  const ErrorInfo* e = error_info_for_code(code);
+  int rc = exit_code_for_api_error(reply.status, reply.code());
   std::string hint;
   if (rc == exit_code::auth) hint = "set PODWRANGLER_API_KEY or api_key in ~/.podwrangler.toml";
-  else if (e && (e->kind == ErrorKind::route_not_found || e->kind == ErrorKind::method_not_allowed))
+  else if (reply.is(ErrorKind::route_not_found) || reply.is(ErrorKind::method_not_allowed))
     hint = "is " + shown_url_ + " a podwrangler API of this version?";
   throw CliError(rc, api_error_message(reply), hint);
 }
