@@ -188,16 +188,6 @@ class HeldConnection {
   bool connected_ = false;
 };
 
-// Polls `pred` every 20 ms for up to `limit`.
-bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
-
 }  // namespace
 
 TEST_CASE("error table end to end: every row, raised, answered over HTTP, mapped to the CLI's exit code") {
