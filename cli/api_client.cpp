@@ -3,6 +3,7 @@
 #include "cli/cli_error.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/json_access.hpp"
+#include "embedded_server/store/command_status.hpp"
 
 #include <podwrangler/redact.hpp>
 
@@ -125,16 +126,10 @@ BaseUrl split_base_url(const std::string& url) {
 }
 
 int exit_code_for_api_error(int status, const std::string& code) {
-  // README codes, and the library's own codes (errors.cpp) where a server passes them on.
-  if (code == "command_failed" || code == "pod_command_failed") return exit_code::command_failed;
-  if (code == "command_timeout" || code == "pod_command_timeout") return exit_code::timeout;
-  if (code == "invalid_url" || code == "validation_error") return exit_code::data;
-  if (code == "invalid_config") return exit_code::config;
-  if (code == "pod_connection_error" || code == "database_unavailable") return exit_code::unavailable;
-  if (code == "pod_not_found" || code == "command_not_found") return exit_code::not_found;
-  if (code == "conflict") return exit_code::conflict;
-  if (code == "unauthorized" || status == 401 || status == 403) return exit_code::auth;
-  if (code == "not_found" || code == "method_not_allowed") return exit_code::unavailable;
+  // A code of the error table decides; an answer without one of ours (a proxy, another
+  // server) goes by its status.
+  if (const ErrorInfo* e = error_info_for_code(code)) return e->api_exit_code;
+  if (status == 401 || status == 403) return exit_code::auth;
   switch (status) {
     case 400: case 413: case 415: case 422: return exit_code::data;
     case 404: return exit_code::not_found;
@@ -151,7 +146,7 @@ std::string ApiReply::code() const {
   return std::string(field::string(body, "code").value_or(""));
 }
 
-bool ApiReply::is(std::string_view api_code) const { return status >= 400 && code() == api_code; }
+bool ApiReply::is(ErrorKind kind) const { return status >= 400 && error_info_for_code(code()) == &error_info(kind); }
 
 std::string api_error_message(const ApiReply& reply) {
   const auto& b = reply.body;
@@ -215,10 +210,8 @@ std::string result(const nlohmann::json& j) {
   if (!j.is_object()) return "a command result is not a JSON object";
   for (const char* k : {"alias", "status", "output"})
     if (auto p = required_string(j, k); !p.empty()) return "result: " + p;
-  static const char* kStatuses[] = {"running", "succeeded", "failed", "timeout", "error", "interrupted"};
   const std::string st = j["status"].get<std::string>();
-  if (std::none_of(std::begin(kStatuses), std::end(kStatuses), [&](const char* s) { return st == s; }))
-    return "result: unknown status \"" + st.substr(0, 40) + "\"";
+  if (!pw::server::command_status_from_string(st)) return "result: unknown status \"" + st.substr(0, 40) + "\"";
   for (auto p : {optional_field(j, "output_b64", &nlohmann::json::is_string, "a string", false),
                  optional_field(j, "exit_code", &nlohmann::json::is_number_integer, "an integer", true),
                  optional_field(j, "id", &nlohmann::json::is_number_integer, "an integer", true),
@@ -483,13 +476,10 @@ ApiReply ApiClient::call(const std::string& method, const std::string& path, con
 }
 
 void ApiClient::raise(const ApiReply& reply) const {
-  std::string code;
-  if (reply.body.is_object() && reply.body.contains("code") && reply.body["code"].is_string())
-    code = reply.body["code"].get<std::string>();
-  int rc = exit_code_for_api_error(reply.status, code);
+  int rc = exit_code_for_api_error(reply.status, reply.code());
   std::string hint;
   if (rc == exit_code::auth) hint = "set PODWRANGLER_API_KEY or api_key in ~/.podwrangler.toml";
-  else if (code == "not_found" || code == "method_not_allowed")
+  else if (reply.is(ErrorKind::route_not_found) || reply.is(ErrorKind::method_not_allowed))
     hint = "is " + shown_url_ + " a podwrangler API of this version?";
   throw CliError(rc, api_error_message(reply), hint);
 }

@@ -8,6 +8,8 @@
 // error, exit 70 (EX_SOFTWARE) with one line naming the URL, the status and what was wrong;
 // it is never read as an empty success or as "not found". Only a 502/503/504 that is not
 // ours is reported as a gateway failure (69, 75 for 504): a proxy in front of the server.
+#include <podwrangler/error_table.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <functional>
@@ -34,10 +36,11 @@ struct ApiReply {
 
   // The body's API "code" ("pod_not_found"); "" when it has none.
   std::string code() const;
-  // An error answer (status >= 400) with this API code. Asking for the code, not the status,
-  // keeps a 404 from a route that does not exist (code "not_found": a wrong server or
-  // version, reported as unavailable by raise()) from being read as "pod_not_found".
-  bool is(std::string_view api_code) const;
+  // An error answer (status >= 400) with the API code of this kind (error_table.hpp).
+  // Asking for the code, not the status, keeps a 404 from a route that does not exist
+  // (route_not_found, code "not_found": a wrong server or version, reported as unavailable
+  // by raise()) from being read as a pod that is not registered (not_found, "pod_not_found").
+  bool is(ErrorKind kind) const;
 };
 
 // The shapes of the API's answers (embedded_server/README.md). Each returns "" when `j`

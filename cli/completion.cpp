@@ -5,6 +5,7 @@
 #include "cli/context.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/json_access.hpp"
+#include "embedded_server/store/command_status.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -103,7 +104,7 @@ std::vector<std::string> values_for(const std::string& type, const std::string& 
   } else if (type == "SHELL") {
     pool = {"bash", "zsh", "fish"};
   } else if (type == "STATUS") {
-    pool = {"running", "succeeded", "failed", "timeout", "error", "interrupted"};
+    for (const auto& st : pw::server::kCommandStatuses) pool.emplace_back(st.name);
   } else if (type == "PROVIDER") {
     pool = {"plaintty", "local", "docker", "kubernetes"};
   }

@@ -7,6 +7,7 @@
 #include "cli/exit_codes.hpp"
 #include "cli/json_access.hpp"
 #include "cli/run_many.hpp"
+#include "embedded_server/store/command_status.hpp"
 
 #include <podwrangler/redact.hpp>
 #include <podwrangler/url.hpp>
@@ -20,6 +21,10 @@
 #include <utility>
 
 namespace pw::cli {
+
+using server::command_status_from_string;
+using server::command_status_names;
+using server::CommandStatus;
 
 // --- pure pieces (unit-tested) ----------------------------------------------------------
 
@@ -85,13 +90,13 @@ std::string exact_output(const ApiClient& api, const std::string& request,
 
 // The exit status of `exec run` for a result: the remote command's own status.
 int result_exit_code(const nlohmann::json& result) {
-  std::string status = field::text(result, "status");
-  if (status == "succeeded") return exit_code::ok;
-  if (status == "failed") {
+  auto status = command_status_from_string(field::text(result, "status"));
+  if (status == CommandStatus::succeeded) return exit_code::ok;
+  if (status == CommandStatus::failed) {
     auto code = static_cast<int>(field::integer(result, "exit_code").value_or(1));
     return (code > 0 && code < 256) ? code : exit_code::command_failed;
   }
-  if (status == "timeout") return exit_code::timeout;
+  if (status == CommandStatus::timeout) return exit_code::timeout;
   return exit_code::unavailable;
 }
 
@@ -111,14 +116,8 @@ bool truncated(const nlohmann::json& result) {
 }
 
 void validate_history_status(const std::string& s) {
-  static const char* kStatuses[] = {"running", "succeeded", "failed",
-                                    "timeout", "error",     "interrupted"};
-  for (const char* k : kStatuses)
-    if (s == k) return;
-  throw CliError(
-      exit_code::usage,
-      "--status must be one of running, succeeded, failed, timeout, error, interrupted (got '" + s +
-          "')");
+  if (command_status_from_string(s)) return;
+  throw CliError(exit_code::usage, "--status must be one of " + command_status_names() + " (got '" + s + "')");
 }
 
 // --- exec run ----------------------------------------------------------------------------
@@ -143,7 +142,7 @@ nlohmann::json run_result(ApiClient& api, const ApiReply& r, const std::string& 
     api.expect(kRunRequest, contract::result(*result));
     return *result;
   }
-  if (r.is("pod_not_found")) throw pod_not_found(alias);
+  if (r.is(ErrorKind::not_found)) throw pod_not_found(alias);
   api.raise(r);
 }
 
@@ -276,7 +275,7 @@ int exec_show(CommandContext& ctx, const ShowOptions& o) {
   auto& api = ctx.api();
   const std::string request = "GET /api/v1/commands/{id}";
   auto r = api.call("GET", "/api/v1/commands/" + std::to_string(o.id));
-  if (r.is("command_not_found"))
+  if (r.is(ErrorKind::command_not_found))
     throw CliError(exit_code::not_found,
                    "no command with id " + std::to_string(o.id) + " in the history",
                    "see: podwrangler exec history");

@@ -6,6 +6,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <vector>
+
 namespace pw::cli {
 
 namespace {
@@ -109,6 +112,23 @@ line on standard error starting with
 and the exit status tells what went wrong (see
 .BR "EXIT STATUS" ).
 )";
+
+// The API's error answers, from the error table: HTTP status, code, the exit status the
+// program gives for it, meaning; by status.
+std::string api_errors_table() {
+  std::vector<const ErrorInfo*> rows;
+  for (const auto& e : kErrors)
+    if (e.answered) rows.push_back(&e);
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const ErrorInfo* a, const ErrorInfo* b) { return a->http_status < b->http_status; });
+  std::string out =
+      ".PP\nAn error answer of the API carries a \\fBcode\\fR; each gives one exit status "
+      "(HTTP status, code, exit status, meaning):\n.TS\nl l l l.\n";
+  for (const ErrorInfo* e : rows)
+    out += std::to_string(e->http_status) + "\t" + esc_line(std::string(e->code)) + "\t" +
+           std::to_string(e->api_exit_code) + "\t" + esc_line(std::string(e->meaning)) + "\n";
+  return out + ".TE\n";
+}
 
 constexpr const char* kPodUrls = R"(.SH POD URLS
 .TP
@@ -274,6 +294,7 @@ std::string render_man(CLI::App& app) {
     out += std::to_string(e.code) + "\t" + esc_line(std::string(e.meaning)) + "\n";
   out += ".TE\n.PP\n.B exec run\nexits with the remote command's own status when it ran (so a remote status can\n"
          "coincide with a code of the table). A command killed by a signal exits with 128 + the signal number.\n";
+  out += api_errors_table();
   out += kEnvironment;
   out += kFiles;
   out += kExamples;

@@ -69,7 +69,7 @@ void print_done(CommandContext& ctx, const std::string& verb, const nlohmann::js
 nlohmann::json pod_request(ApiClient& api, const std::string& method, const std::string& alias,
                            const nlohmann::json* body = nullptr) {
   auto r = api.call(method, pod_path(alias), body);
-  if (r.is("pod_not_found")) throw pod_not_found(alias);
+  if (r.is(ErrorKind::not_found)) throw pod_not_found(alias);
   if (r.status != 200) api.raise(r);
   api.expect(method + " /api/v1/pods/{alias}", contract::pod(r.body));
   return std::move(r.body);
@@ -194,7 +194,7 @@ int pod_remove(CommandContext& ctx, const RemoveOptions& o) {
   for (const auto& alias : o.aliases) {
     auto r = api.call("DELETE", pod_path(alias));
     bool removed = r.status == 204 || r.status == 200;
-    bool unknown = r.is("pod_not_found");
+    bool unknown = r.is(ErrorKind::not_found);
     if (!removed && !unknown) api.raise(r);
     results.push_back({{"alias", alias}, {"removed", removed}});
     if (unknown && !o.force) {

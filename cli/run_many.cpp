@@ -7,6 +7,7 @@
 #include "cli/exec.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/json_access.hpp"
+#include "embedded_server/store/command_status.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -15,6 +16,9 @@
 #include <tuple>
 
 namespace pw::cli {
+
+using server::command_status_from_string;
+using server::CommandStatus;
 
 // --- pure pieces (unit-tested) ----------------------------------------------------------
 
@@ -102,11 +106,12 @@ RunManySummary summarize(const std::vector<nlohmann::json>& received, int total)
   RunManySummary s;
   s.total = std::max<int>(total, static_cast<int>(received.size()));
   for (const auto& r : received) {
-    std::string st = field::text(r, "status");
-    if (st == "succeeded") ++s.succeeded;
-    else if (st == "failed") ++s.failed;
-    else if (st == "timeout") ++s.timeout;
-    else ++s.error;
+    switch (command_status_from_string(field::text(r, "status")).value_or(CommandStatus::error)) {
+      case CommandStatus::succeeded: ++s.succeeded; break;
+      case CommandStatus::failed: ++s.failed; break;
+      case CommandStatus::timeout: ++s.timeout; break;
+      default: ++s.error; break;  // error, interrupted (running: not a result)
+    }
   }
   s.skipped = s.total - static_cast<int>(received.size());
   return s;

@@ -208,12 +208,13 @@ struct HttpServer::Impl {
 
   // ------------------------------------------------------------ handling (worker thread)
 
-  void error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
-    res.status = status;
+  void error(httplib::Response& res, ErrorKind kind, const std::string& message) {
+    const ErrorInfo& info = error_info(kind);
+    res.status = info.http_status;
     if (hooks.on_error) {
-      hooks.on_error(res, status, code, message);
+      hooks.on_error(res, kind, message);
     } else {
-      res.set_content("{\"code\":\"" + code + "\"}", "application/json");
+      res.set_content("{\"code\":\"" + std::string(info.code) + "\"}", "application/json");
     }
   }
 
@@ -227,13 +228,13 @@ struct HttpServer::Impl {
         return;
       }
       if (allow.empty()) {
-        error(res, 404, "not_found", "no such endpoint: " + shown(req.method) + " " + shown(req.path));
+        error(res, ErrorKind::route_not_found, "no such endpoint: " + shown(req.method) + " " + shown(req.path));
       } else if (req.method == "OPTIONS") {
         res.status = 204;
         res.set_header("Allow", allow);
       } else {
         res.set_header("Allow", allow);
-        error(res, 405, "method_not_allowed",
+        error(res, ErrorKind::method_not_allowed,
               shown(req.method) + " is not allowed on " + shown(req.path) + " (allowed: " + allow + ")");
       }
     } catch (...) {
@@ -246,7 +247,7 @@ struct HttpServer::Impl {
         } catch (...) {
         }
       }
-      error(res, 500, "internal_error", "internal server error");
+      error(res, ErrorKind::internal, "internal server error");
     }
   }
 
@@ -284,10 +285,9 @@ struct HttpServer::Impl {
   // arrives is read and dropped for a moment, or the client would see a reset instead
   // of the answer.
   template <class Stream>
-  Task<void> answer_and_close(Conn<Stream>& c, httplib::Request* req, int status, const char* code,
-                              const std::string& message) {
+  Task<void> answer_and_close(Conn<Stream>& c, httplib::Request* req, ErrorKind kind, const std::string& message) {
     httplib::Response res;
-    error(res, status, code, message);
+    error(res, kind, message);
     const std::string data = head_of(res, false, false, res.body.size()) + res.body;
     co_await write_all(c, data, 2.0);
     if (hooks.logger && req) hooks.logger(*req, res, 0.0);
@@ -436,17 +436,17 @@ struct HttpServer::Impl {
       req.local_port = c.local_port;
       if (req.target.size() > limits.max_target_bytes) {
         const std::string msg = "request target is longer than " + std::to_string(limits.max_target_bytes) + " bytes";
-        co_await answer_and_close(c, &req, 414, "uri_too_long", msg);
+        co_await answer_and_close(c, &req, ErrorKind::uri_too_long, msg);
         co_return;
       }
       if (req.target.empty() || req.target[0] != '/') {
         const std::string msg = "request target must be an absolute path";
-        co_await answer_and_close(c, &req, 400, "bad_request", msg);
+        co_await answer_and_close(c, &req, ErrorKind::bad_request, msg);
         co_return;
       }
       if (auto cl = p.content_length(); cl && *cl > limits.max_body_bytes) {
         const std::string msg = body_too_large();
-        co_await answer_and_close(c, &req, 413, "payload_too_large", msg);
+        co_await answer_and_close(c, &req, ErrorKind::payload_too_large, msg);
         co_return;
       }
       if (!p.is_done()) {
@@ -513,10 +513,10 @@ struct HttpServer::Impl {
   Task<void> read_failed(Conn<Stream>& c, const boost::system::error_code ec, httplib::Request* req) {
     if (ec == http::error::body_limit) {
       const std::string msg = body_too_large();
-      co_await answer_and_close(c, req, 413, "payload_too_large", msg);
+      co_await answer_and_close(c, req, ErrorKind::payload_too_large, msg);
     } else if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
       const std::string msg = "request headers are larger than " + std::to_string(limits.max_header_bytes) + " bytes";
-      co_await answer_and_close(c, req, 431, "headers_too_large", msg);
+      co_await answer_and_close(c, req, ErrorKind::headers_too_large, msg);
     } else if (ec == beast::error::timeout ||
                // At the deadline Beast has closed the socket: no answer is owed to a client that
                // did not send its request in time (nginx's client_header_timeout does the same).
@@ -526,7 +526,7 @@ struct HttpServer::Impl {
       c.lowest().close();
     } else {
       const std::string msg = "malformed HTTP request (" + ec.message() + ")";
-      co_await answer_and_close(c, req, 400, "bad_request", msg);
+      co_await answer_and_close(c, req, ErrorKind::bad_request, msg);
     }
   }
 
@@ -540,7 +540,7 @@ struct HttpServer::Impl {
     }
     Conn<PlainStream> c(std::move(sock));
     httplib::Response res;
-    error(res, 503, "too_many_connections", why);
+    error(res, ErrorKind::too_many_connections, why);
     res.set_header("Retry-After", "1");
     std::string data = head_of(res, false, false, res.body.size()) + res.body;
     co_await write_all(c, data, 1.0);

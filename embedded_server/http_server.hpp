@@ -8,6 +8,8 @@
 // Request/Response types. Limits are enforced while reading: body (chunked or not), headers,
 // target, whole-request time, connections in total and per client address (over a limit
 // the connection is answered 503 at once and closed, never queued).
+#include <podwrangler/error_table.hpp>
+
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -68,10 +70,9 @@ struct HttpHooks {
   std::function<bool(const httplib::Request&, httplib::Response&)> pre_routing;
   // A handler threw: turns the exception being handled into the response.
   std::function<void(httplib::Response&)> on_exception;
-  // The body of an error the front end answers itself (404, 405, 413 …).
-  std::function<void(httplib::Response&, int status, const std::string& code,
-                     const std::string& message)>
-      on_error;
+  // The body of an error the front end answers itself (404, 405, 413 …); the status is
+  // already set from the kind's row of the error table.
+  std::function<void(httplib::Response&, ErrorKind kind, const std::string& message)> on_error;
   // After each response: remote address, method, raw target, status, body bytes, seconds.
   std::function<void(const httplib::Request&, const httplib::Response&, double seconds)> logger;
   std::vector<std::pair<std::string, std::string>> default_headers;

@@ -20,7 +20,7 @@
 namespace pw::server {
 
 HttpError validation_error(const std::string& field, const std::string& problem) {
-  return HttpError(422, "validation_error", field + ": " + problem, {{"field", field}});
+  return HttpError(ErrorKind::validation, field + ": " + problem, {{"field", field}});
 }
 
 namespace {
@@ -105,19 +105,18 @@ nlohmann::json parse_object_body(const httplib::Request& req, int max_depth) {
     std::string mt = media_type(req.get_header_value("Content-Type"));
     bool json = mt == "application/json" ||
                 (mt.rfind("application/", 0) == 0 && mt.size() > 5 && mt.ends_with("+json"));
-    if (!json) throw HttpError(415, "unsupported_media_type", "request bodies must be application/json");
+    if (!json) throw HttpError(ErrorKind::unsupported_media_type, "request bodies must be application/json");
   }
   // Checked before parsing: nlohmann's parser recurses, a deeply nested body must not
   // reach it.
   if (nesting_exceeds(req.body, max_depth))
-    throw HttpError(422, "validation_error",
-                    "JSON nested deeper than " + std::to_string(max_depth) + " levels");
+    throw HttpError(ErrorKind::validation, "JSON nested deeper than " + std::to_string(max_depth) + " levels");
   DuplicateKeys dup;
   nlohmann::json j = nlohmann::json::parse(
       req.body, [&dup](int d, nlohmann::json::parse_event_t ev, nlohmann::json& p) { return dup(d, ev, p); },
       false);
-  if (j.is_discarded()) throw HttpError(400, "bad_request", "request body is not valid JSON");
-  if (!j.is_object()) throw HttpError(400, "bad_request", "request body must be a JSON object");
+  if (j.is_discarded()) throw HttpError(ErrorKind::bad_request, "request body is not valid JSON");
+  if (!j.is_object()) throw HttpError(ErrorKind::bad_request, "request body must be a JSON object");
   if (dup.found) throw validation_error(shown(*dup.found), "given more than once");
   return j;
 }
@@ -135,38 +134,38 @@ void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
   res.set_content(dump_json(body), "application/json");
 }
 
-void send_error(httplib::Response& res, int status, const std::string& code,
-                const std::string& message, const nlohmann::json& extra) {
+void send_error(httplib::Response& res, ErrorKind kind, const std::string& message, const nlohmann::json& extra) {
+  const ErrorInfo& info = error_info(kind);
   nlohmann::json body = extra.is_object() ? extra : nlohmann::json::object();
-  body["code"] = code;
+  body["code"] = info.code;
   // The one sink of every error body: whatever a message quotes leaves redacted.
   body["message"] = redact_text(message);
-  send_json(res, status, body);
+  send_json(res, info.http_status, body);
 }
 
 void send_current_exception(httplib::Response& res) {
   try {
     throw;
   } catch (const HttpError& e) {
-    send_error(res, e.status(), e.code(), e.message(), e.extra());
+    send_error(res, e.kind(), e.message(), e.extra());
   } catch (const PodClientError& e) {
     // Library messages are redacted at construction.
     nlohmann::json extra = nlohmann::json::object();
     if (auto* v = dynamic_cast<const PodConfigValidationError*>(&e)) extra["field"] = v->field();
     if (dynamic_cast<const PodURLParseError*>(&e)) extra["field"] = "url";
-    send_error(res, e.info().http_status, e.info().code, e.what(), extra);
+    send_error(res, e.kind(), e.what(), extra);
   } catch (const StoreConflictError& e) {
-    send_error(res, 409, "conflict", e.what());
+    send_error(res, ErrorKind::conflict, e.what());
   } catch (const StoreError& e) {
     std::cerr << "podwrangler serve: database error: " << e.what() << "\n";
-    send_error(res, 503, "database_unavailable", "the database is not available");
+    send_error(res, ErrorKind::database_unavailable, "the database is not available");
   } catch (const std::bad_alloc&) {
-    send_error(res, 500, "internal_error", "out of memory");
+    send_error(res, ErrorKind::internal, "out of memory");
   } catch (const std::exception& e) {
     std::cerr << "podwrangler serve: internal error: " << e.what() << "\n";
-    send_error(res, 500, "internal_error", "internal server error");
+    send_error(res, ErrorKind::internal, "internal server error");
   } catch (...) {
-    send_error(res, 500, "internal_error", "internal server error");
+    send_error(res, ErrorKind::internal, "internal server error");
   }
 }
 

@@ -1,6 +1,8 @@
 #pragma once
-// Request/response helpers shared by the route files: JSON bodies, validation errors,
-// the one error → status table.
+// Request/response helpers shared by the route files: JSON bodies, validation errors, and
+// error answers, whose status and code come from the one error table (error_table.hpp).
+#include <podwrangler/error_table.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -15,22 +17,21 @@ struct Response;
 
 namespace pw::server {
 
-// An error that becomes an HTTP response: {"code","message"} (+ extra fields).
-// The message is kept whole in message() (what() is a C string: it would end at a NUL).
+// An error that becomes an HTTP response: {"code","message"} (+ extra fields), with the
+// status and code of its kind's row. The message is kept whole in message() (what() is a
+// C string: it would end at a NUL).
 class HttpError : public std::runtime_error {
  public:
-  HttpError(int status, std::string code, const std::string& message,
-            nlohmann::json extra = nlohmann::json::object())
-      : std::runtime_error(message), status_(status), code_(std::move(code)), message_(message),
-        extra_(std::move(extra)) {}
-  int status() const noexcept { return status_; }
-  const std::string& code() const noexcept { return code_; }
+  HttpError(ErrorKind kind, const std::string& message, nlohmann::json extra = nlohmann::json::object())
+      : std::runtime_error(message), kind_(kind), message_(message), extra_(std::move(extra)) {}
+  ErrorKind kind() const noexcept { return kind_; }
+  int status() const noexcept { return error_info(kind_).http_status; }
+  std::string_view code() const noexcept { return error_info(kind_).code; }
   const std::string& message() const noexcept { return message_; }
   const nlohmann::json& extra() const noexcept { return extra_; }
 
  private:
-  int status_;
-  std::string code_;
+  ErrorKind kind_;
   std::string message_;
   nlohmann::json extra_;
 };
@@ -40,7 +41,7 @@ class HttpError : public std::runtime_error {
 // a client sends can cut a message short or add a line to it.
 std::string shown(std::string_view s, std::size_t max = 64);
 
-// 422 validation_error naming the field.
+// validation_error (422) naming the field.
 HttpError validation_error(const std::string& field, const std::string& problem);
 
 // Parses a JSON object body: 415 for a non-JSON content type, 400 for malformed JSON or
@@ -51,8 +52,10 @@ nlohmann::json parse_object_body(const httplib::Request& req, int max_depth = 16
 void reject_unknown_fields(const nlohmann::json& body, std::initializer_list<const char*> allowed);
 
 void send_json(httplib::Response& res, int status, const nlohmann::json& body);
-void send_error(httplib::Response& res, int status, const std::string& code,
-                const std::string& message, const nlohmann::json& extra = nlohmann::json::object());
+// An error answer: status and {"code"} from the kind's row, the message redacted, `extra`
+// fields ("field", "result") added to the body.
+void send_error(httplib::Response& res, ErrorKind kind, const std::string& message,
+                const nlohmann::json& extra = nlohmann::json::object());
 // Maps the exception being handled (HttpError, pw::PodClientError, StoreConflictError,
 // StoreError, anything else) to its response; internals are logged, never sent.
 void send_current_exception(httplib::Response& res);

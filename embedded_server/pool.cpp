@@ -134,12 +134,12 @@ Task<ExecOutcome> SessionPool::exec(std::string alias, PodEndpoint endpoint,
   ExecOutcome out;
   auto started = Clock::now();
   std::shared_ptr<Entry> e;
-  auto fail = [&](const PodClientError& err, std::string status) {
+  auto fail = [&](const PodClientError& err, CommandStatus status) {
     out.result.command = command;
     out.result.pod_label = endpoint.identity.label();
     out.result.error = err.what();
     out.result.exit_code = -1;
-    out.status = std::move(status);
+    out.status = status;
     out.error_kind = err.kind();
     out.result.duration = std::chrono::duration<double>(Clock::now() - started).count();
   };
@@ -147,7 +147,7 @@ Task<ExecOutcome> SessionPool::exec(std::string alias, PodEndpoint endpoint,
     if (closing_) throw PodNotConnectedError("the server is shutting down");
     e = co_await acquire(alias, endpoint, fingerprint, timeout);
   } catch (const PodClientError& err) {
-    fail(err, STATUS_ERROR);
+    fail(err, CommandStatus::error);
     co_return out;
   }
   ++e->busy;
@@ -155,12 +155,12 @@ Task<ExecOutcome> SessionPool::exec(std::string alias, PodEndpoint endpoint,
   bool broken = false;
   try {
     out.result = co_await e->session->run(command, timeout, false);
-    out.status = out.result.exit_code == 0 ? STATUS_SUCCEEDED : STATUS_FAILED;
+    out.status = out.result.exit_code == 0 ? CommandStatus::succeeded : CommandStatus::failed;
   } catch (const PodCommandTimeoutError& err) {
-    fail(err, STATUS_TIMEOUT);
+    fail(err, CommandStatus::timeout);
     out.result.output = err.output();
   } catch (const PodClientError& err) {
-    fail(err, STATUS_ERROR);
+    fail(err, CommandStatus::error);
     broken = err.kind() == ErrorKind::connection || err.kind() == ErrorKind::not_connected;
   }
   --e->busy;

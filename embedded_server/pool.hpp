@@ -8,6 +8,8 @@
 // - A session whose connection broke is dropped and the next command gets a new one;
 //   one lost while idle is reconnected transparently before the command is sent.
 // Every member runs on the ServerLoop's loop thread (no locks).
+#include "embedded_server/store/command_status.hpp"
+
 #include <podwrangler/errors.hpp>
 #include <podwrangler/model.hpp>
 #include <podwrangler/session.hpp>
@@ -22,7 +24,7 @@ namespace pw::server {
 
 struct ExecOutcome {
   CommandResult result;
-  std::string status;                   // succeeded | failed | timeout | error
+  CommandStatus status = CommandStatus::error;  // succeeded | failed | timeout | error
   std::optional<ErrorKind> error_kind;  // set when the command did not complete
 };
 

@@ -16,7 +16,7 @@ nlohmann::json command_json(const CommandRecord& c) {
   nlohmann::json j = {{"id", c.id},
                       {"alias", c.alias},
                       {"command", c.command},
-                      {"status", c.status},
+                      {"status", to_string(c.status)},
                       {"exit_code", c.exit_code ? nlohmann::json(*c.exit_code) : nlohmann::json(nullptr)},
                       {"error", c.error ? nlohmann::json(*c.error) : nlohmann::json(nullptr)},
                       {"duration", c.duration},
@@ -41,9 +41,9 @@ void add_command_routes(Router& http, ServerState& ctx) {
     reject_unknown_params(req, {"alias", "status", "since", "limit", "before"});
     CommandFilter f;
     if ((f.alias = query_param(req, "alias"))) check_alias(*f.alias);
-    if ((f.status = query_param(req, "status"))) {
-      if (!is_valid_status(*f.status))
-        throw validation_error("status", "must be one of running, succeeded, failed, timeout, error, interrupted");
+    if (auto status = query_param(req, "status")) {
+      f.status = command_status_from_string(*status);
+      if (!f.status) throw validation_error("status", "must be one of " + command_status_names());
     }
     if (auto since = query_param(req, "since")) {
       f.since = normalize_time(*since);
@@ -71,7 +71,7 @@ void add_command_routes(Router& http, ServerState& ctx) {
     }
     std::optional<CommandRecord> c;
     if (id) c = ctx.store->get_command(*id);
-    if (!c) throw HttpError(404, "command_not_found", "no command with id '" + shown(text, 32) + "'");
+    if (!c) throw HttpError(ErrorKind::command_not_found, "no command with id '" + shown(text, 32) + "'");
     send_json(res, 200, command_json(*c));
   });
 }

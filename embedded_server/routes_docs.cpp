@@ -76,7 +76,7 @@ void add_docs_routes(Router& http, ServerState& /*ctx*/) {
   auto serve = [served](const httplib::Request& req, httplib::Response& res, std::string_view path) {
     auto it = served->find(path);
     if (it == served->end()) {
-      send_error(res, 404, "not_found", "no such docs asset: " + std::string(path));
+      send_error(res, ErrorKind::route_not_found, "no such docs asset: " + std::string(path));
       return;
     }
     const Served& s = it->second;

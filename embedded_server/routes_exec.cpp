@@ -43,7 +43,7 @@ Prepared prepare(const PodRecord& pod) {
 
 void ensure_accepting(const ServerState& ctx) {
   if (ctx.runtime->draining())
-    throw HttpError(503, "server_shutting_down", "the server is shutting down; try again shortly");
+    throw HttpError(ErrorKind::shutting_down, "the server is shutting down; try again shortly");
 }
 
 CommandRecord finished_record(std::int64_t id, const std::string& alias, const std::string& started_at,
@@ -53,12 +53,12 @@ CommandRecord finished_record(std::int64_t id, const std::string& alias, const s
   r.alias = alias;
   r.command = o.result.command;
   r.status = o.status;
-  if (o.status == STATUS_SUCCEEDED || o.status == STATUS_FAILED) r.exit_code = o.result.exit_code;
+  if (o.status == CommandStatus::succeeded || o.status == CommandStatus::failed) r.exit_code = o.result.exit_code;
   r.output = o.result.output;
   if (o.result.error) r.error = redact_text(*o.result.error);
-  if (ctx.runtime->hard_stopped() && o.status == STATUS_ERROR) {
+  if (ctx.runtime->hard_stopped() && o.status == CommandStatus::error) {
     // Aborted by the shutdown, or never started because of it.
-    r.status = STATUS_INTERRUPTED;
+    r.status = CommandStatus::interrupted;
     r.error = "the server shut down before the command finished";
   }
   r.duration = o.result.duration;
@@ -105,21 +105,36 @@ void exec_one(ServerState& ctx, const httplib::Request& req, httplib::Response& 
   CommandRecord rec = finished_record(ids.at(0), alias, started, o, ctx);
   record_finish(ctx, rec);
   nlohmann::json result = command_json(rec);
-  if (rec.status == STATUS_SUCCEEDED || (rec.status == STATUS_FAILED && !check)) {
+  if (rec.status == CommandStatus::succeeded || (rec.status == CommandStatus::failed && !check)) {
     send_json(res, 200, result);
-  } else if (rec.status == STATUS_FAILED) {
-    send_error(res, 422, "pod_command_failed",
-               "command exited with code " + std::to_string(*rec.exit_code), {{"result", result}});
-  } else if (rec.status == STATUS_TIMEOUT) {
-    send_error(res, 504, "pod_command_timeout", rec.error.value_or("command timed out"), {{"result", result}});
-  } else if (rec.status == STATUS_INTERRUPTED) {
-    send_error(res, 503, "server_shutting_down", *rec.error, {{"result", result}});
-  } else {
-    ErrorKind kind = o.error_kind.value_or(ErrorKind::connection);
-    if (kind == ErrorKind::not_connected) kind = ErrorKind::connection;
-    const auto& info = error_info(kind);
-    send_error(res, info.http_status, info.code, rec.error.value_or("command failed"), {{"result", result}});
+    return;
   }
+  // Any other end is an error answer with the result in it.
+  ErrorKind kind = ErrorKind::connection;
+  std::string message;
+  switch (rec.status) {
+    case CommandStatus::failed:  // with check
+      kind = ErrorKind::command;
+      message = "command exited with code " + std::to_string(*rec.exit_code);
+      break;
+    case CommandStatus::timeout:
+      kind = ErrorKind::command_timeout;
+      message = rec.error.value_or("command timed out");
+      break;
+    case CommandStatus::interrupted:
+      kind = ErrorKind::shutting_down;
+      message = rec.error.value_or("the server shut down before the command finished");
+      break;
+    case CommandStatus::error:
+    case CommandStatus::running:    // not a finished command's: does not happen
+    case CommandStatus::succeeded:  // answered 200 above
+      // A session of the pool that is not connected is a pod the server cannot reach.
+      kind = o.error_kind.value_or(ErrorKind::connection);
+      if (kind == ErrorKind::not_connected) kind = ErrorKind::connection;
+      message = rec.error.value_or("command failed");
+      break;
+  }
+  send_error(res, kind, message, {{"result", result}});
 }
 
 // ---- fan-out ---------------------------------------------------------------------
@@ -141,9 +156,15 @@ struct FanOut {
   std::condition_variable cv;
   std::deque<std::pair<std::size_t, ExecOutcome>> done;
 
-  // Per-request totals.
-  nlohmann::json summary = {{"total", 0}, {"succeeded", 0}, {"failed", 0}, {"timeout", 0},
-                            {"error", 0}, {"interrupted", 0}};
+  // Per-request totals: "total" and one count per status a finished command can have.
+  nlohmann::json summary = empty_summary();
+
+  static nlohmann::json empty_summary() {
+    nlohmann::json s = {{"total", 0}};
+    for (const auto& st : kCommandStatuses)
+      if (st.status != CommandStatus::running) s[std::string(st.name)] = 0;
+    return s;
+  }
 };
 
 std::shared_ptr<FanOut> parse_fan_out(ServerState& ctx, const httplib::Request& req) {
@@ -203,7 +224,7 @@ Task<void> run_one(std::shared_ptr<FanOut> f, SessionPool* pool, std::size_t i) 
   } catch (const std::exception& e) {
     o.result.command = f->command;
     o.result.error = std::string("internal error: ") + e.what();
-    o.status = STATUS_ERROR;
+    o.status = CommandStatus::error;
   }
   {
     std::lock_guard lk(f->mu);
@@ -249,7 +270,7 @@ nlohmann::json unknown_alias_result(const FanOut& f, std::size_t i) {
   CommandRecord r;
   r.alias = f.aliases[i];
   r.command = f.command;
-  r.status = STATUS_ERROR;
+  r.status = CommandStatus::error;
   r.error = "pod '" + f.aliases[i] + "' not found";
   r.started_at = f.started_at;
   r.finished_at = f.started_at;
@@ -293,7 +314,8 @@ void collect(ServerState& ctx, FanOut& f, const std::function<void(std::size_t, 
     for (auto& [i, o] : batch) {
       CommandRecord rec = finished_record(f.ids[i], f.aliases[i], f.started_at, o, ctx);
       record_finish(ctx, rec);
-      f.summary[rec.status] = f.summary.value(rec.status, 0) + 1;
+      const std::string status(to_string(rec.status));
+      f.summary[status] = f.summary.value(status, 0) + 1;
       emit(i, command_json(rec));
       ++got;
     }

@@ -111,13 +111,13 @@ struct Server::Impl {
       std::optional<std::string> token = bearer_token(auth);
       if (token && key_matches(*token, ctx.settings.api_key.reveal())) return false;
       res.set_header("WWW-Authenticate", "Bearer");
-      send_error(res, 401, "unauthorized",
+      send_error(res, ErrorKind::unauthorized,
                  auth.empty() ? "missing Authorization: Bearer <key> header" : "invalid API key");
       return true;
     };
     hooks.on_exception = [](httplib::Response& res) { send_current_exception(res); };
-    hooks.on_error = [](httplib::Response& res, int status, const std::string& code, const std::string& message) {
-      send_error(res, status, code, message);
+    hooks.on_error = [](httplib::Response& res, ErrorKind kind, const std::string& message) {
+      send_error(res, kind, message);
     };
     if (s.access_log) {
       // One request, one line: every field is escaped (a %0a in a path cannot start a
@@ -150,8 +150,7 @@ struct Server::Impl {
     try {
       bound_port = http->bind(s.host, s.port);
     } catch (const std::system_error& e) {
-      throw PodConfigValidationError("port", "cannot listen on " + s.host + ":" + std::to_string(s.port) + ": " +
-                                                 e.code().message());
+      throw ListenError(s.host, s.port, e.code().message());
     }
     return bound_port;
   }

@@ -15,7 +15,7 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // Binds the listening socket; returns the port (the chosen one when settings.port == 0).
-  // Throws PodConnectionError when the address cannot be bound.
+  // Throws ListenError when the address cannot be bound (exit 78: the settings must change).
   int bind();
   // Serves until stop(); binds first if bind() was not called.
   void run();

@@ -3,6 +3,8 @@
 // SQLite and PostgreSQL implementations. Every method is safe to call from any thread
 // (each implementation keeps its own connection pool). Nothing here holds state that
 // another server process on the same database would need: several replicas work.
+#include "embedded_server/store/command_status.hpp"
+
 #include <podwrangler/secret.hpp>
 
 #include <cstdint>
@@ -58,20 +60,11 @@ struct PodPatch {
   std::optional<Labels> labels;
 };
 
-// Command statuses, as stored and as the API shows them.
-inline constexpr const char* STATUS_RUNNING = "running";
-inline constexpr const char* STATUS_SUCCEEDED = "succeeded";    // exit code 0
-inline constexpr const char* STATUS_FAILED = "failed";          // non-zero exit code
-inline constexpr const char* STATUS_TIMEOUT = "timeout";        // deadline passed
-inline constexpr const char* STATUS_ERROR = "error";            // connection or pod error
-inline constexpr const char* STATUS_INTERRUPTED = "interrupted";  // server stopped first
-bool is_valid_status(const std::string& s);
-
 struct CommandRecord {
   std::int64_t id = 0;
   std::string alias;
   std::string command;  // as given (commands are the user's text, not secrets)
-  std::string status = STATUS_RUNNING;
+  CommandStatus status = CommandStatus::running;  // stored as its name (command_status.hpp)
   std::optional<int> exit_code;
   std::string output;  // exact bytes (any byte values, NUL and invalid UTF-8 included)
   std::optional<std::string> error;
@@ -85,7 +78,7 @@ struct CommandRecord {
 
 struct CommandFilter {
   std::optional<std::string> alias;
-  std::optional<std::string> status;
+  std::optional<CommandStatus> status;
   std::optional<std::string> since;  // RFC 3339 UTC: started_at >= since
   std::optional<std::int64_t> before_id;  // pagination cursor: id < before_id
   int limit = 50;                         // newest first

@@ -135,7 +135,7 @@ CommandRecord read_command(const Row& row) {
   r.id = row.integer(0);
   r.alias = row.text(1);
   r.command = row.text(2);
-  r.status = row.text(3);
+  r.status = command_status_from_stored(row.text(3));
   if (!row.is_null(4)) r.exit_code = static_cast<int>(row.integer(4));
   // output_raw, when set, holds the exact bytes (`output` their sanitised text).
   r.output = row.is_null(13) ? row.str(5) : row.blob(13).bytes();
@@ -291,9 +291,8 @@ std::vector<std::int64_t> StoreCore::begin_commands(const std::vector<CommandSta
 }
 
 void StoreCore::finish_command(const CommandRecord& done) {
-  if (!is_valid_status(done.status))
-    throw StoreError("invalid command status '" + sanitize_text(done.status) + "'");
   std::string b1, b2;
+  const std::string status(to_string(done.status));
   // The output's exact bytes: as text when it is clean text, else sanitised text for
   // readers of `output` plus the bytes in output_raw.
   const bool raw = !is_clean_text(done.output);
@@ -305,7 +304,7 @@ void StoreCore::finish_command(const CommandRecord& done) {
     if (auto n = normalize_time(*done.finished_at)) finished = *n;
   with([&](Session& s) {
     s.run(FINISH_COMMAND,
-          {Value::integer(done.id), Value::text(done.status),
+          {Value::integer(done.id), Value::text(status),
            done.exit_code ? Value::integer(*done.exit_code) : Value::null(), Value::text(output),
            Value::text(error), Value::real(done.duration), Value::boolean(done.truncated),
            Value::text(finished), raw ? Value::blob(done.output) : Value::null()});
@@ -353,7 +352,7 @@ std::vector<std::string> StoreCore::running_server_ids() {
 std::vector<CommandRecord> StoreCore::list_commands(const CommandFilter& f) {
   if (f.limit <= 0) return {};
   // The WHERE clause has one condition per filter given, in list_commands_sql's order.
-  std::string b1, b2, since;
+  std::string b1, status, since;
   unsigned mask = 0;
   Params params;
   if (f.alias) {
@@ -362,7 +361,8 @@ std::vector<CommandRecord> StoreCore::list_commands(const CommandFilter& f) {
   }
   if (f.status) {
     mask |= 2u;
-    params.push_back(Value::text(clean(*f.status, b2)));
+    status = to_string(*f.status);
+    params.push_back(Value::text(status));
   }
   if (f.since) {
     auto n = normalize_time(*f.since);

@@ -179,9 +179,4 @@ std::optional<std::string> normalize_time(const std::string& text) {
   return parse_unix(text);
 }
 
-bool is_valid_status(const std::string& s) {
-  return s == STATUS_RUNNING || s == STATUS_SUCCEEDED || s == STATUS_FAILED || s == STATUS_TIMEOUT ||
-         s == STATUS_ERROR || s == STATUS_INTERRUPTED;
-}
-
 }  // namespace pw::server

@@ -5,6 +5,7 @@
 #include <podwrangler/redact.hpp>
 #include <podwrangler/secret.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 
@@ -526,6 +527,34 @@ std::string redact_value(std::string_view text, std::string_view secret) {
   }
   out.append(text.substr(i));
   return out;
+}
+
+std::string shown_command(std::string_view command) {
+  // Redacted before it is cut: a cut in the middle of "https://u:pw@h" would hide the '@'
+  // that marks the password.
+  constexpr std::size_t kMax = 200;
+  std::string shown = redact_text(command);
+  if (command.size() <= kMax && shown.size() <= kMax) return shown;
+  std::string out(shown.substr(0, std::min(kMax, shown.size())));
+  out += "... (";
+  out += std::to_string(command.size());
+  out += " bytes)";
+  return out;
+}
+
+std::string shown_url(std::string_view url) {
+  // Control bytes become '?' before redaction, so "pod=x\0token=…" is seen as two items.
+  // Redacted whole, then cut: cut first, "https://TOKEN…@host" would lose the '@' that
+  // marks TOKEN as userinfo.
+  std::string r(url);
+  for (char& c : r)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  r = redact_url(r);
+  if (r.size() > 512) {
+    r.resize(512);
+    r += "...";
+  }
+  return r;
 }
 
 }  // namespace pw

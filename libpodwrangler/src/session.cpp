@@ -1,4 +1,5 @@
 #include <podwrangler/errors.hpp>
+#include <podwrangler/redact.hpp>
 #include <podwrangler/sentinel.hpp>
 #include <podwrangler/session.hpp>
 

@@ -54,7 +54,7 @@ TEST_CASE("fidelity: command_json keeps all 256 byte values (output_b64) and the
   rec.id = 7;
   rec.alias = "p";
   rec.command = "printf ...";
-  rec.status = "succeeded";
+  rec.status = CommandStatus::succeeded;
   rec.exit_code = 0;
   rec.output = all_bytes();
   rec.started_at = "2026-11-25T16:00:00.123Z";

@@ -125,8 +125,8 @@ struct TestServer {
       });
     });
     if (!hooks.on_error)
-      hooks.on_error = [](httplib::Response& res, int status, const std::string& code, const std::string& msg) {
-        res.status = status;
+      hooks.on_error = [](httplib::Response& res, pw::ErrorKind kind, const std::string& msg) {
+        const std::string code(pw::error_info(kind).code);
         res.set_content("{\"code\":\"" + code + "\",\"message\":\"" + msg + "\"}", "application/json");
       };
     if (!hooks.on_exception)

@@ -353,4 +353,28 @@ TEST_CASE("security: a secret in any URL shape, nested in any context, never sur
   }
 }
 
+TEST_CASE("shown_command: redacted, then cut to 200 bytes with the length noted") {
+  CHECK(shown_command("curl https://u:pw1234@h/") == "curl https://***@h/");
+  CHECK(shown_command("ls -la") == "ls -la");
+  // Cut first, "curl https://u:PASSWORD…" would lose the '@' that marks the password.
+  std::string cmd = "curl https://user:" + std::string(300, 'P') + "@h/x";
+  std::string shown = shown_command(cmd);
+  CHECK_FALSE(has(shown, "PPPP"));
+  CHECK(shown == "curl https://***@h/x... (322 bytes)");  // the length is the command's
+  std::string long_cmd(1000, 'y');
+  CHECK(shown_command(long_cmd) == std::string(200, 'y') + "... (1000 bytes)");
+}
+
+TEST_CASE("shown_url: printable, redacted, then cut to 512 bytes") {
+  CHECK(shown_url("wss://h/exec/1/?token=abc&pod=p") == "wss://h/exec/1/?token=***&pod=p");
+  // A control byte cannot hide the next item from the redactor, nor reach a terminal.
+  CHECK(shown_url("wss://h/?pod=x\0token=abc"s) == "wss://h/?pod=x?token=***");
+  CHECK(shown_url("wss://h/\x1b[31m\n") == "wss://h/?[31m?");
+  std::string huge = "wss://TOKEN" + std::string(600, 'a') + "@h/";
+  std::string shown = shown_url(huge);
+  CHECK_FALSE(has(shown, "TOKEN"));  // redacted whole before the cut
+  CHECK(shown.size() <= 512 + 3);
+  CHECK(shown_url("wss://h/" + std::string(1000, 'a')) == "wss://h/" + std::string(504, 'a') + "...");
+}
+
 TEST_SUITE_END();

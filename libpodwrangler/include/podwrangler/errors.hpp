@@ -1,7 +1,9 @@
 #pragma once
-// The error hierarchy of the seed. Every error maps, through one table, to one CLI
-// exit code and one HTTP status (error_info()). Messages never contain secrets:
-// constructors redact URLs and callers pass redacted text.
+// The library's exception classes. Each carries an ErrorKind, and through it its row of
+// the one error table (error_table.hpp): API code, HTTP status, exit code. Messages never
+// contain secrets: constructors redact URLs and callers pass redacted text.
+#include <podwrangler/error_table.hpp>
+
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -9,36 +11,11 @@
 
 namespace pw {
 
-enum class ErrorKind {
-  client,              // PodClientError (base)
-  not_found,           // PodNotFoundError
-  connection,          // PodConnectionError
-  not_connected,       // PodNotConnectedError
-  command,             // PodCommandError
-  command_timeout,     // PodCommandTimeoutError
-  config_validation,   // PodConfigValidationError
-  url_parse,           // PodURLParseError
-  namespace_detection, // NamespaceDetectionError
-};
-
-struct ErrorInfo {
-  ErrorKind kind;
-  const char* type_name;  // "PodNotFoundError"
-  const char* code;       // stable machine code for JSON bodies: "pod_not_found"
-  int exit_code;          // CLI exit code (sysexits-style, clear of CLI11's 100-127)
-  int http_status;        // REST status
-};
-
-const ErrorInfo& error_info(ErrorKind kind) noexcept;
-
-// A command as error messages show it: cut to 200 bytes (the full text stays in the
-// error's command() field).
-std::string shown_command(std::string_view command);
-
 class PodClientError : public std::runtime_error {
  public:
   explicit PodClientError(const std::string& message, ErrorKind kind = ErrorKind::client);
   ErrorKind kind() const noexcept { return kind_; }
+  // The kind's row of the error table.
   const ErrorInfo& info() const noexcept { return error_info(kind_); }
 
  private:
@@ -145,6 +122,20 @@ class NamespaceDetectionError : public PodClientError {
 
  private:
   std::string reason_;
+};
+
+// The server cannot listen on its address: the port is taken, the host is not an address
+// of this machine, or binding is not permitted. Exit 78 (EX_CONFIG): the --host/--port
+// settings (or PODWRANGLER_HOST/PORT) are what has to change.
+class ListenError : public PodClientError {
+ public:
+  ListenError(std::string host, int port, const std::string& reason);
+  const std::string& host() const noexcept { return host_; }
+  int port() const noexcept { return port_; }
+
+ private:
+  std::string host_;
+  int port_;
 };
 
 }  // namespace pw

@@ -52,4 +52,12 @@ std::string redact_value(std::string_view text, std::string_view secret);
 // True for names of query parameters and headers that carry credentials (list above).
 bool is_sensitive_key(std::string_view key) noexcept;
 
+// A command as error messages show it: redacted, then cut to 200 bytes with its length
+// noted (the full text stays in the error's command() field).
+std::string shown_command(std::string_view command);
+
+// A URL as error messages show it, however hostile: control bytes as '?', redacted, cut
+// to 512 bytes.
+std::string shown_url(std::string_view url);
+
 }  // namespace pw

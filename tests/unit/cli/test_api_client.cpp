@@ -261,14 +261,18 @@ TEST_CASE("api client: ApiReply::is asks for the API code of an error answer, no
   r.status = 404;
   r.body = {{"code", "pod_not_found"}, {"message", "pod 'web-1' is not registered"}};
   CHECK(r.code() == "pod_not_found");
-  CHECK(r.is("pod_not_found"));
-  CHECK_FALSE(r.is("not_found"));
+  CHECK(r.is(pw::ErrorKind::not_found));
+  CHECK_FALSE(r.is(pw::ErrorKind::route_not_found));
   r.body["code"] = "not_found";  // no such route: a wrong server or version
-  CHECK(r.is("not_found"));
-  CHECK_FALSE(r.is("pod_not_found"));
+  CHECK(r.is(pw::ErrorKind::route_not_found));
+  CHECK_FALSE(r.is(pw::ErrorKind::not_found));
+  r.body["code"] = "command_failed";  // the older spelling of pod_command_failed
+  CHECK(r.is(pw::ErrorKind::command));
+  r.body["code"] = "some_proxy_error";
+  CHECK_FALSE(r.is(pw::ErrorKind::not_found));
   r.status = 200;  // a success is never an error code
   r.body = {{"code", "pod_not_found"}};
-  CHECK_FALSE(r.is("pod_not_found"));
+  CHECK_FALSE(r.is(pw::ErrorKind::not_found));
   r.status = 204;
   r.body = nullptr;
   CHECK(r.code().empty());

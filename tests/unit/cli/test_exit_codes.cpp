@@ -1,5 +1,6 @@
-// Unit tests for cli/exit_codes.hpp: one table, clear of CLI11's range, consistent with the
-// library's error table, and the API error → exit code mapping (cli/api_client.cpp).
+// Unit tests for cli/exit_codes.hpp (the exit table of error_table.hpp): one table, clear of
+// CLI11's range, consistent with the error table, and the API error → exit code mapping
+// (cli/api_client.cpp).
 #include <doctest/doctest.h>
 
 #include "cli/api_client.hpp"
@@ -8,6 +9,7 @@
 #include <podwrangler/errors.hpp>
 
 #include <set>
+#include <string>
 
 using namespace pw::cli;
 
@@ -25,15 +27,16 @@ TEST_CASE("exit codes: distinct, named, clear of CLI11's 100-127") {
   CHECK(codes.count(64));
 }
 
-TEST_CASE("exit codes: every library error kind maps to a code of the CLI table") {
+TEST_CASE("exit codes: every row of the error table maps to a code of the exit table") {
   using pw::ErrorKind;
   std::set<int> codes;
   for (const auto& e : kExitCodes) codes.insert(e.code);
-  for (auto k : {ErrorKind::client, ErrorKind::not_found, ErrorKind::connection, ErrorKind::not_connected,
-                 ErrorKind::command, ErrorKind::command_timeout, ErrorKind::config_validation,
-                 ErrorKind::url_parse, ErrorKind::namespace_detection}) {
-    INFO(pw::error_info(k).type_name);
-    CHECK(codes.count(pw::error_info(k).exit_code) == 1);
+  for (const auto& e : pw::kErrors) {
+    INFO(std::string(e.code));
+    CHECK(codes.count(e.exit_code) == 1);
+    CHECK(codes.count(e.api_exit_code) == 1);
+    CHECK(e.exit_code != exit_code::ok);
+    CHECK(e.exit_code != exit_code::usage);  // the option parser's, never an error of a run
   }
   CHECK(pw::error_info(ErrorKind::not_found).exit_code == exit_code::not_found);
   CHECK(pw::error_info(ErrorKind::connection).exit_code == exit_code::unavailable);
@@ -42,6 +45,18 @@ TEST_CASE("exit codes: every library error kind maps to a code of the CLI table"
   CHECK(pw::error_info(ErrorKind::command).exit_code == exit_code::command_failed);
   CHECK(pw::error_info(ErrorKind::url_parse).exit_code == exit_code::data);
   CHECK(pw::error_info(ErrorKind::client).exit_code == exit_code::software);
+  CHECK(pw::error_info(ErrorKind::listen).exit_code == exit_code::config);
+}
+
+TEST_CASE("exit codes: an API answer with a code of the table exits with the row's api_exit_code") {
+  for (const auto& e : pw::kErrors) {
+    INFO(std::string(e.code));
+    CHECK(exit_code_for_api_error(e.http_status, std::string(e.code)) == e.api_exit_code);
+    if (!e.legacy_code.empty())
+      CHECK(exit_code_for_api_error(e.http_status, std::string(e.legacy_code)) == e.api_exit_code);
+    // The code decides, whatever the status (a proxy may change it).
+    CHECK(exit_code_for_api_error(200, std::string(e.code)) == e.api_exit_code);
+  }
 }
 
 TEST_CASE("exit codes: API errors (README codes and statuses)") {
@@ -67,4 +82,24 @@ TEST_CASE("exit codes: API errors (README codes and statuses)") {
   CHECK(exit_code_for_api_error(504, "pod_command_timeout") == exit_code::timeout);
   CHECK(exit_code_for_api_error(422, "pod_command_failed") == exit_code::command_failed);
   CHECK(exit_code_for_api_error(422, "invalid_url") == exit_code::data);
+}
+
+TEST_CASE("exit codes: an answer without a code of ours goes by its HTTP status") {
+  for (const char* code : {"", "some_proxy_error"}) {
+    CAPTURE(code);
+    CHECK(exit_code_for_api_error(400, code) == exit_code::data);
+    CHECK(exit_code_for_api_error(401, code) == exit_code::auth);
+    CHECK(exit_code_for_api_error(403, code) == exit_code::auth);
+    CHECK(exit_code_for_api_error(404, code) == exit_code::not_found);
+    CHECK(exit_code_for_api_error(408, code) == exit_code::timeout);
+    CHECK(exit_code_for_api_error(409, code) == exit_code::conflict);
+    CHECK(exit_code_for_api_error(413, code) == exit_code::data);
+    CHECK(exit_code_for_api_error(415, code) == exit_code::data);
+    CHECK(exit_code_for_api_error(422, code) == exit_code::data);
+    CHECK(exit_code_for_api_error(500, code) == exit_code::software);
+    CHECK(exit_code_for_api_error(502, code) == exit_code::unavailable);
+    CHECK(exit_code_for_api_error(503, code) == exit_code::unavailable);
+    CHECK(exit_code_for_api_error(504, code) == exit_code::timeout);
+    CHECK(exit_code_for_api_error(418, code) == exit_code::software);
+  }
 }

@@ -40,6 +40,13 @@ TEST_CASE("man: every command, option and exit code is in the page") {
   for (CLI::Option* o : app.get_options())
     for (const auto& l : o->get_lnames()) CHECK(man.find(man_escape("--" + l)) != std::string::npos);
   for (const auto& e : kExitCodes) CHECK(man.find("\n" + std::to_string(e.code) + "\t") != std::string::npos);
+  // every code the API answers with, with its status and exit status
+  for (const auto& e : pw::kErrors) {
+    std::string row = std::to_string(e.http_status) + "\t" + man_escape(std::string(e.code)) + "\t" +
+                      std::to_string(e.api_exit_code) + "\t";
+    CAPTURE(row);
+    CHECK((man.find("\n" + row) != std::string::npos) == e.answered);
+  }
   for (const char* env : {"PODWRANGLER_API_URL", "PODWRANGLER_API_KEY", "PODWRANGLER_PROFILE", "NO_COLOR"})
     CHECK(man.find(env) != std::string::npos);
   // examples from the commands' help are there too
