@@ -8,6 +8,8 @@
 // Request/Response types. Limits are enforced while reading: body (chunked or not), headers,
 // target, whole-request time, connections in total and per client address (over a limit
 // the connection is answered 503 at once and closed, never queued).
+#include "embedded_server/httplib_fwd.hpp"
+
 #include <podwrangler/error_table.hpp>
 
 #include <cstddef>
@@ -18,10 +20,6 @@
 #include <utility>
 #include <vector>
 
-namespace httplib {
-struct Request;
-struct Response;
-}  // namespace httplib
 
 namespace pw::server {
 

@@ -1,6 +1,8 @@
 #pragma once
 // Request/response helpers shared by the route files: JSON bodies, validation errors, and
 // error answers, whose status and code come from the one error table (error_table.hpp).
+#include "embedded_server/httplib_fwd.hpp"
+
 #include <podwrangler/error_table.hpp>
 
 #include <nlohmann/json.hpp>
@@ -10,10 +12,6 @@
 #include <string>
 #include <string_view>
 
-namespace httplib {
-struct Request;
-struct Response;
-}  // namespace httplib
 
 namespace pw::server {
 
