@@ -59,12 +59,13 @@ int main(int argc, char** argv) {
       std::string f = beast::buffers_to_string(buf.data());
       if (f == "MARK" || (!f.empty() && f[0] == '\x1e')) break;
     }
-    if (i >= 100) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    if (i >= 100)
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
   std::printf("%-44s n=%-5zu p50=%8.3f ms  p99=%8.3f ms\n",
-              framed ? "floor + podwrangler framing" : "floor: minimal sync Beast client, TLS, pipe sh",
-              ms.size(), ms[ms.size() / 2], ms[ms.size() * 99 / 100]);
+              framed ? "floor + podwrangler framing" : "floor: minimal sync Beast client, TLS, pipe sh", ms.size(),
+              ms[ms.size() / 2], ms[ms.size() * 99 / 100]);
   std::printf("json: {\"bench\":\"floor minimal beast tls\",\"p50_ms\":%f,\"p99_ms\":%f}\n", ms[ms.size() / 2],
               ms[ms.size() * 99 / 100]);
   beast::error_code ec;

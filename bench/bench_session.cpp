@@ -51,9 +51,9 @@ Stats stats(std::vector<double> v) {
 }
 
 void report(const std::string& name, const Stats& s) {
-  std::printf("%-44s n=%-5zu p50=%8.3f ms  p90=%8.3f ms  p99=%8.3f ms  mean=%8.3f ms  max=%8.3f ms\n",
-              name.c_str(), s.n, s.p50, s.p90, s.p99, s.mean, s.max);
-  nlohmann::json j{{"bench", name}, {"n", s.n}, {"p50_ms", s.p50}, {"p90_ms", s.p90},
+  std::printf("%-44s n=%-5zu p50=%8.3f ms  p90=%8.3f ms  p99=%8.3f ms  mean=%8.3f ms  max=%8.3f ms\n", name.c_str(),
+              s.n, s.p50, s.p90, s.p99, s.mean, s.max);
+  nlohmann::json j{{"bench", name},   {"n", s.n},          {"p50_ms", s.p50}, {"p90_ms", s.p90},
                    {"p99_ms", s.p99}, {"mean_ms", s.mean}, {"max_ms", s.max}};
   std::printf("json: %s\n", j.dump().c_str());
   std::fflush(stdout);
@@ -159,8 +159,16 @@ int latency(int argc, char** argv) {
     std::vector<double> ms;
     int n = std::stoi(arg_value(argc, argv, "--kubectl-runs", "20"));
     for (int i = 0; i < n + 2; ++i) {
-      std::vector<std::string> a{"env", "HOME=" + home, "kubectl", "--server=" + api.server(), "--token=" + token,
-                                 "--certificate-authority=" + pki.ca_cert, "exec", "web-1", "--", "true"};
+      std::vector<std::string> a{"env",
+                                 "HOME=" + home,
+                                 "kubectl",
+                                 "--server=" + api.server(),
+                                 "--token=" + token,
+                                 "--certificate-authority=" + pki.ca_cert,
+                                 "exec",
+                                 "web-1",
+                                 "--",
+                                 "true"};
       auto t0 = Clock::now();
       if (spawn_wait(a) != 0) throw std::runtime_error("kubectl exec failed");
       if (i >= 2) ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
@@ -177,7 +185,10 @@ int latency(int argc, char** argv) {
     std::vector<double> ms;
     for (int i = 0; i < n + 5; ++i) {
       std::vector<std::string> a{"docker"};
-      if (!host.empty()) { a.push_back("-H"); a.push_back(host); }
+      if (!host.empty()) {
+        a.push_back("-H");
+        a.push_back(host);
+      }
       a.insert(a.end(), {"exec", ctr, "true"});
       auto t0 = Clock::now();
       if (spawn_wait(a) != 0) throw std::runtime_error("docker exec failed");
@@ -192,7 +203,8 @@ int latency(int argc, char** argv) {
       std::printf("ratio: docker exec p50 / DockerProvider session p50 = %.0fx\n", d.p50 / ds.p50);
     }
     std::printf("ratio: docker exec p50 / websocketd+TLS session p50 = %.0fx\n", d.p50 / ours_p50);
-    std::printf("json: %s\n", nlohmann::json{{"bench", "ratio docker/ours p50"}, {"ratio", d.p50 / ours_p50}}.dump().c_str());
+    std::printf("json: %s\n",
+                nlohmann::json{{"bench", "ratio docker/ours p50"}, {"ratio", d.p50 / ours_p50}}.dump().c_str());
   }
   return 0;
 }
@@ -220,9 +232,7 @@ int memory(int argc, char** argv) {
       auto ex = co_await asio::this_coro::executor;
       std::vector<std::unique_ptr<PodSession>> batch;
       for (int i = 0; i < count; ++i) batch.push_back(std::make_unique<PodSession>(ex, ep));
-      co_await for_each_bounded(batch.size(), 32, [&](std::size_t i) -> Task<void> {
-        co_await batch[i]->connect();
-      });
+      co_await for_each_bounded(batch.size(), 32, [&](std::size_t i) -> Task<void> { co_await batch[i]->connect(); });
       for (auto& b : batch) {
         if (!b->connected()) throw std::runtime_error("a session did not connect");
         sessions.push_back(std::move(b));
@@ -246,8 +256,11 @@ int memory(int argc, char** argv) {
   std::printf("%d idle sessions (%s) opened in %.2f s: RSS %ld KiB -> %ld KiB, %.1f KiB per session\n", n,
               tls_on ? "wss://, TLS" : "ws://", secs, before, after, per);
   std::printf("json: %s\n", nlohmann::json{{"bench", std::string("idle session RSS ") + (tls_on ? "wss" : "ws")},
-                                           {"sessions", n}, {"kib_per_session", per}, {"open_seconds", secs}}
-                                .dump().c_str());
+                                           {"sessions", n},
+                                           {"kib_per_session", per},
+                                           {"open_seconds", secs}}
+                                .dump()
+                                .c_str());
   std::fflush(stdout);
   sessions.clear();
   io.restart();

@@ -82,7 +82,8 @@ std::string diagnose_connect(const std::string& origin, double timeout_s) {
       if (err == EINPROGRESS) {
         pollfd pfd{fd, POLLOUT, 0};
         int n = ::poll(&pfd, 1, static_cast<int>(timeout_s * 1000));
-        if (n == 0) err = ETIMEDOUT;
+        if (n == 0)
+          err = ETIMEDOUT;
         else {
           socklen_t len = sizeof err;
           ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
@@ -131,10 +132,14 @@ int exit_code_for_api_error(int status, const std::string& code) {
   if (const ErrorInfo* e = error_info_for_code(code)) return e->api_exit_code;
   if (status == 401 || status == 403) return exit_code::auth;
   switch (status) {
-    case 400: case 413: case 415: case 422: return exit_code::data;
+    case 400:
+    case 413:
+    case 415:
+    case 422: return exit_code::data;
     case 404: return exit_code::not_found;
     case 409: return exit_code::conflict;
-    case 408: case 504: return exit_code::timeout;
+    case 408:
+    case 504: return exit_code::timeout;
     case 500: return exit_code::software;
     default: break;
   }
@@ -142,9 +147,7 @@ int exit_code_for_api_error(int status, const std::string& code) {
   return exit_code::software;
 }
 
-std::string ApiReply::code() const {
-  return std::string(field::string(body, "code").value_or(""));
-}
+std::string ApiReply::code() const { return std::string(field::string(body, "code").value_or("")); }
 
 bool ApiReply::is(ErrorKind kind) const { return status >= 400 && error_info_for_code(code()) == &error_info(kind); }
 
@@ -307,8 +310,7 @@ TlsReason drain_tls_errors() {
 }
 
 bool not_tls_reason(int reason) {
-  return reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_HTTP_REQUEST ||
-         reason == SSL_R_PACKET_LENGTH_TOO_LONG;
+  return reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_HTTP_REQUEST || reason == SSL_R_PACKET_LENGTH_TOO_LONG;
 }
 
 // Only on the error path: does the port answer plain HTTP? (The clearest sign that an
@@ -348,10 +350,10 @@ void ApiClient::raise_transport(int error) const {
   switch (e) {
     case httplib::Error::Connection:
     case httplib::Error::ConnectionTimeout:
-      throw CliError(exit_code::unavailable,
-                     "cannot reach the API at " + shown_url_ + ": " +
-                         diagnose_connect(base_.origin, std::min(connect_s_, 2.0)),
-                     kHintServer);
+      throw CliError(
+          exit_code::unavailable,
+          "cannot reach the API at " + shown_url_ + ": " + diagnose_connect(base_.origin, std::min(connect_s_, 2.0)),
+          kHintServer);
     case httplib::Error::SSLConnection: {
       TlsReason why = drain_tls_errors();
       if (why.reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
@@ -367,22 +369,19 @@ void ApiClient::raise_transport(int error) const {
                            " failed: the server does not speak TLS (a plain-HTTP port?)",
                        "use http:// for a server without --tls-cert");
       std::string detail = why.text.empty() ? "the connection was closed during the handshake" : why.text;
-      throw CliError(exit_code::unavailable,
-                     "TLS handshake with the API at " + shown_url_ + " failed: " + detail);
+      throw CliError(exit_code::unavailable, "TLS handshake with the API at " + shown_url_ + " failed: " + detail);
     }
     case httplib::Error::SSLServerVerification: {
       drain_tls_errors();
       long v = client_->get_openssl_verify_result();
-      std::string detail = v != X509_V_OK ? X509_verify_cert_error_string(v)
-                                          : "it does not name host " + host_port(base_.origin).host;
-      throw CliError(exit_code::unavailable,
-                     "certificate of the API at " + shown_url_ + " is not trusted: " + detail,
+      std::string detail =
+          v != X509_V_OK ? X509_verify_cert_error_string(v) : "it does not name host " + host_port(base_.origin).host;
+      throw CliError(exit_code::unavailable, "certificate of the API at " + shown_url_ + " is not trusted: " + detail,
                      "SSL_CERT_FILE names a CA bundle to trust");
     }
     case httplib::Error::SSLLoadingCerts:
       drain_tls_errors();
-      throw CliError(exit_code::unavailable,
-                     "cannot load the CA certificates to check the API at " + shown_url_,
+      throw CliError(exit_code::unavailable, "cannot load the CA certificates to check the API at " + shown_url_,
                      "SSL_CERT_FILE names a CA bundle to trust");
     case httplib::Error::Read:
     case httplib::Error::Write:
@@ -393,8 +392,7 @@ void ApiClient::raise_transport(int error) const {
       throw CliError(exit_code::unavailable, "the request to the API at " + shown_url_ + " was cancelled");
     case httplib::Error::Compression:
       throw CliError(exit_code::software, "the API at " + shown_url_ + " sent a body that does not decompress");
-    default:
-      throw CliError(exit_code::unavailable, "the request to the API at " + shown_url_ + " failed");
+    default: throw CliError(exit_code::unavailable, "the request to the API at " + shown_url_ + " failed");
   }
 }
 
@@ -422,9 +420,12 @@ nlohmann::json ApiClient::check_envelope(const std::string& request, int status,
     what = "empty body";
   } else {
     j = nlohmann::json::parse(body, nullptr, false);
-    if (j.is_discarded()) what = "application/json that is not JSON";
-    else if (status >= 400 && !contract::error_body(j).empty()) what = "JSON without \"code\" and \"message\"";
-    else if (status < 200 || (status >= 300 && status < 400)) what = "application/json";
+    if (j.is_discarded())
+      what = "application/json that is not JSON";
+    else if (status >= 400 && !contract::error_body(j).empty())
+      what = "JSON without \"code\" and \"message\"";
+    else if (status < 200 || (status >= 300 && status < 400))
+      what = "application/json";
   }
   if (what.empty()) return j;
   std::string statusline = "HTTP " + std::to_string(status) + ", " + what;
@@ -470,15 +471,16 @@ ApiReply ApiClient::call(const std::string& method, const std::string& path, con
   ApiReply reply;
   reply.status = res->status;
   reply.content_type = media_type(res->get_header_value("Content-Type"));
-  reply.body = check_envelope(method + " " + path.substr(0, path.find('?')), res->status, reply.content_type,
-                              res->body, res->get_header_value("Location"));
+  reply.body = check_envelope(method + " " + path.substr(0, path.find('?')), res->status, reply.content_type, res->body,
+                              res->get_header_value("Location"));
   return reply;
 }
 
 void ApiClient::raise(const ApiReply& reply) const {
   int rc = exit_code_for_api_error(reply.status, reply.code());
   std::string hint;
-  if (rc == exit_code::auth) hint = "set PODWRANGLER_API_KEY or api_key in ~/.podwrangler.toml";
+  if (rc == exit_code::auth)
+    hint = "set PODWRANGLER_API_KEY or api_key in ~/.podwrangler.toml";
   else if (reply.is(ErrorKind::route_not_found) || reply.is(ErrorKind::method_not_allowed))
     hint = "is " + shown_url_ + " a podwrangler API of this version?";
   throw CliError(rc, api_error_message(reply), hint);
@@ -531,7 +533,8 @@ bool ApiClient::post_stream(const std::string& path, const nlohmann::json& body,
   req.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
     if (status != 200 || ctype != "application/x-ndjson") {
       // Not the event stream: kept (bounded) for the error report after the request.
-      if (other_body.size() < (1u << 20)) other_body.append(data, std::min<std::size_t>(len, (1u << 20) - other_body.size()));
+      if (other_body.size() < (1u << 20))
+        other_body.append(data, std::min<std::size_t>(len, (1u << 20) - other_body.size()));
       return true;
     }
     pending.append(data, len);

@@ -86,8 +86,7 @@ class ApiClient {
   // One request. Transport failures throw CliError (unavailable / timeout / TLS); an answer
   // that is not the API's JSON envelope throws the protocol error; any HTTP status with a
   // JSON body is returned (error bodies checked to hold "code" and "message").
-  ApiReply call(const std::string& method, const std::string& path,
-                const nlohmann::json* body = nullptr);
+  ApiReply call(const std::string& method, const std::string& path, const nlohmann::json* body = nullptr);
   // call() + throws CliError for any status >= 400 (message from the body, exit code from
   // exit_code_for_api_error) + checks the body against `contract` when given.
   nlohmann::json get(const std::string& path, Contract contract = nullptr);

@@ -24,8 +24,7 @@ std::size_t label_equals(const std::string& item) {
 
 }  // namespace
 
-CLI::App* add_group(CLI::App& app, const std::string& name, const std::string& description,
-                    const std::string& footer) {
+CLI::App* add_group(CLI::App& app, const std::string& name, const std::string& description, const std::string& footer) {
   auto* group = app.add_subcommand(name, description);
   group->require_subcommand(1);
   group->footer(footer);
@@ -36,13 +35,10 @@ void set_action(CLI::App* cmd, CommandContext& ctx, std::function<int()> action)
   cmd->callback([&ctx, action = std::move(action)] { ctx.action = action; });
 }
 
-std::string pod_path(const std::string& alias) {
-  return "/api/v1/pods/" + pw::percent_encode(alias);
-}
+std::string pod_path(const std::string& alias) { return "/api/v1/pods/" + pw::percent_encode(alias); }
 
 CliError pod_not_found(const std::string& alias) {
-  return CliError(exit_code::not_found, "pod '" + alias + "' not found",
-                  "see: podwrangler pod list");
+  return CliError(exit_code::not_found, "pod '" + alias + "' not found", "see: podwrangler pod list");
 }
 
 std::map<std::string, std::string> parse_labels(const std::vector<std::string>& items) {

@@ -6,11 +6,11 @@
 // (`int pod_show(CommandContext&, const ShowOptions&)`: returns the exit code or throws
 // CliError), and the group's set_<group>_command() only declares the subcommands, their
 // options and help with CLI11 and wires each to its function with set_action().
+#include <utility>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace CLI {
@@ -39,8 +39,7 @@ inline constexpr const char* kAliasListType = "ALIAS,…";
 // --- wiring ------------------------------------------------------------------------------
 
 // A group of subcommands ("pod", "exec"): exactly one of them must be given.
-CLI::App* add_group(CLI::App& app, const std::string& name, const std::string& description,
-                    const std::string& footer);
+CLI::App* add_group(CLI::App& app, const std::string& name, const std::string& description, const std::string& footer);
 
 // Makes `action` what run() calls after parsing when `cmd` is the subcommand given.
 void set_action(CLI::App* cmd, CommandContext& ctx, std::function<int()> action);

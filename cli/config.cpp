@@ -20,8 +20,8 @@ std::string where(const std::string& path, const toml::source_region& src) {
   return path + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column);
 }
 
-void read_values(const std::string& path, const toml::table& t, ConfigValues& out,
-                 ConfigFile& file, const std::string& prefix, bool allow_profiles) {
+void read_values(const std::string& path, const toml::table& t, ConfigValues& out, ConfigFile& file,
+                 const std::string& prefix, bool allow_profiles) {
   for (const auto& entry : t) {
     // Not a structured binding: a lambda may not capture one before C++20's P1091, which
     // clang-tidy's clang 14 does not implement.
@@ -29,8 +29,7 @@ void read_values(const std::string& path, const toml::table& t, ConfigValues& ou
     std::string key(entry.first.str());
     auto string_value = [&](std::optional<std::string>& slot) {
       if (!node.is_string())
-        throw CliError(exit_code::config,
-                       where(path, node.source()) + ": " + prefix + key + " must be a string");
+        throw CliError(exit_code::config, where(path, node.source()) + ": " + prefix + key + " must be a string");
       slot = std::string(*node.as_string());
     };
     if (key == "api_url") {
@@ -43,22 +42,20 @@ void read_values(const std::string& path, const toml::table& t, ConfigValues& ou
       if (!valid_output_format(*out.output))
         throw CliError(exit_code::config, where(path, node.source()) + ": " + prefix +
                                               "output must be one of json, ndjson, table, plain, raw "
-                                              "(got '" + *out.output + "')");
+                                              "(got '" +
+                                              *out.output + "')");
     } else if (key == "profiles" && allow_profiles) {
       if (!node.is_table())
-        throw CliError(exit_code::config,
-                       where(path, node.source()) + ": profiles must be a table");
+        throw CliError(exit_code::config, where(path, node.source()) + ": profiles must be a table");
       for (const auto& [pname, pnode] : *node.as_table()) {
         std::string name(pname.str());
         if (!pnode.is_table())
           throw CliError(exit_code::config, where(path, pnode.source()) + ": profiles." + name +
                                                 " must be a table ([profiles." + name + "])");
-        read_values(path, *pnode.as_table(), file.profiles[name], file,
-                    "profiles." + name + ".", false);
+        read_values(path, *pnode.as_table(), file.profiles[name], file, "profiles." + name + ".", false);
       }
     } else {
-      file.warnings.push_back(where(path, node.source()) + ": unknown key '" + prefix + key +
-                              "' (ignored)");
+      file.warnings.push_back(where(path, node.source()) + ": unknown key '" + prefix + key + "' (ignored)");
     }
   }
 }
@@ -119,12 +116,13 @@ ResolvedConfig resolve_config(const Overrides& flags, const EnvLookup& env, cons
     if (it == file.profiles.end()) {
       std::string known;
       for (const auto& [name, _] : file.profiles) known += (known.empty() ? "" : ", ") + name;
-      throw CliError(exit_code::config,
-                     "unknown profile '" + r.profile + "'" +
-                         (file.exists ? " in " + file.path : std::string(" (no config file at ") +
-                                                                 (file.path.empty() ? "~/.podwrangler.toml" : file.path) + ")"),
-                     known.empty() ? std::string("define it as [profiles.") + r.profile + "]"
-                                   : "known profiles: " + known);
+      throw CliError(
+          exit_code::config,
+          "unknown profile '" + r.profile + "'" +
+              (file.exists ? " in " + file.path
+                           : std::string(" (no config file at ") +
+                                 (file.path.empty() ? "~/.podwrangler.toml" : file.path) + ")"),
+          known.empty() ? std::string("define it as [profiles.") + r.profile + "]" : "known profiles: " + known);
     }
     prof = &it->second;
   }
@@ -155,8 +153,8 @@ ResolvedConfig resolve_config(const Overrides& flags, const EnvLookup& env, cons
 
   if (!flags.output.empty()) {
     if (!valid_output_format(flags.output))
-      throw CliError(exit_code::usage, "--output must be one of json, ndjson, table, plain, raw (got '" +
-                                           flags.output + "')");
+      throw CliError(exit_code::usage,
+                     "--output must be one of json, ndjson, table, plain, raw (got '" + flags.output + "')");
     r.output = flags.output;
   } else if (std::string e = envs("PODWRANGLER_OUTPUT"); !e.empty()) {
     if (!valid_output_format(e))
@@ -170,8 +168,7 @@ ResolvedConfig resolve_config(const Overrides& flags, const EnvLookup& env, cons
   }
 
   if (file.holds_key && file.readable_by_others)
-    r.warnings.push_back(file.path + " holds an api_key and is readable by other users (chmod 600 " +
-                         file.path + ")");
+    r.warnings.push_back(file.path + " holds an api_key and is readable by other users (chmod 600 " + file.path + ")");
   return r;
 }
 

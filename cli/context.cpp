@@ -55,9 +55,7 @@ ApiClient& CommandContext::api(ApiTimeouts timeouts) {
   return *api_;
 }
 
-void CommandContext::out(const std::string& text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
-}
+void CommandContext::out(const std::string& text) { std::fwrite(text.data(), 1, text.size(), stdout); }
 
 void CommandContext::info(const std::string& text) {
   if (opts.quiet) return;

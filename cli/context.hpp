@@ -5,11 +5,11 @@
 #include "cli/config.hpp"
 #include "cli/render.hpp"
 
+#include <utility>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-#include <utility>
 
 namespace pw::cli {
 
@@ -45,14 +45,15 @@ class CommandContext {
   // The API client: starts the --local server first when asked to.
   ApiClient& api(ApiTimeouts timeouts = {});
 
-  bool human() { auto f = format(); return f == Format::table || f == Format::plain; }
+  bool human() {
+    auto f = format();
+    return f == Format::table || f == Format::plain;
+  }
   bool spinner_enabled() { return term().stderr_tty && !opts.quiet; }
   // A spinner showing `label` while a request runs (drawn only when spinner_enabled()).
-  Spinner spinner(std::string label) {
-    return Spinner(std::move(label), spinner_enabled(), term().color_err);
-  }
+  Spinner spinner(std::string label) { return Spinner(std::move(label), spinner_enabled(), term().color_err); }
 
-  void out(const std::string& text);   // stdout
+  void out(const std::string& text);  // stdout
   // Both redacted (pw::redact_text), like every error line.
   void info(const std::string& text);  // stderr unless --quiet (a trailing newline is added)
   void warn(const std::string& text);  // "warning: …" on stderr

@@ -15,10 +15,10 @@
 #include <CLI/CLI.hpp>
 #include <openssl/evp.h>
 
+#include <utility>
 #include <algorithm>
 #include <cstdio>
 #include <memory>
-#include <utility>
 
 namespace pw::cli {
 
@@ -33,10 +33,11 @@ std::optional<std::string> base64_decode(std::string_view b64) {
   std::size_t pad = 0;
   for (std::size_t i = 0; i < b64.size(); ++i) {
     char c = b64[i];
-    bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                 c == '+' || c == '/';
-    if (c == '=' && i + 2 >= b64.size() && (i + 1 == b64.size() || b64[i + 1] == '=')) ++pad;
-    else if (!alpha || pad > 0) return std::nullopt;
+    bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+    if (c == '=' && i + 2 >= b64.size() && (i + 1 == b64.size() || b64[i + 1] == '='))
+      ++pad;
+    else if (!alpha || pad > 0)
+      return std::nullopt;
   }
   std::string out;
   out.reserve(b64.size() / 4 * 3);
@@ -47,8 +48,7 @@ std::optional<std::string> base64_decode(std::string_view b64) {
     std::size_t old = out.size();
     out.resize(old + len / 4 * 3);
     int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data() + old),
-                            reinterpret_cast<const unsigned char*>(b64.data() + at),
-                            static_cast<int>(len));
+                            reinterpret_cast<const unsigned char*>(b64.data() + at), static_cast<int>(len));
     if (n < 0 || static_cast<std::size_t>(n) != len / 4 * 3) return std::nullopt;
   }
   out.resize(out.size() - pad);  // EVP_DecodeBlock counts the padding as zero bytes
@@ -67,9 +67,7 @@ std::string join_command(const std::vector<std::string>& words) {
   return cmd;
 }
 
-std::string error_text(const nlohmann::json& result) {
-  return pw::redact_text(field::text(result, "error"));
-}
+std::string error_text(const nlohmann::json& result) { return pw::redact_text(field::text(result, "error")); }
 
 std::string exit_text(const nlohmann::json& result) {
   auto code = field::integer(result, "exit_code");
@@ -81,8 +79,7 @@ namespace {
 void write_raw(FILE* f, const std::string& text) { std::fwrite(text.data(), 1, text.size(), f); }
 
 // The exact bytes of a result, or the protocol error.
-std::string exact_output(const ApiClient& api, const std::string& request,
-                         const nlohmann::json& result) {
+std::string exact_output(const ApiClient& api, const std::string& request, const nlohmann::json& result) {
   auto bytes = result_bytes(result);
   if (!bytes) api.expect(request, "result: \"output_b64\" is not valid base64");
   return *bytes;
@@ -102,8 +99,7 @@ int result_exit_code(const nlohmann::json& result) {
 
 // 2026-11-25T16:00:00.123Z → 2026-11-25 16:00:00
 std::string short_time(const std::string& rfc3339) {
-  if (rfc3339.size() >= 19 && rfc3339[10] == 'T')
-    return rfc3339.substr(0, 10) + " " + rfc3339.substr(11, 8);
+  if (rfc3339.size() >= 19 && rfc3339[10] == 'T') return rfc3339.substr(0, 10) + " " + rfc3339.substr(11, 8);
   return rfc3339;
 }
 
@@ -111,9 +107,7 @@ std::string duration_text(const nlohmann::json& result) {
   return format_duration(field::number(result, "duration").value_or(0.0));
 }
 
-bool truncated(const nlohmann::json& result) {
-  return field::boolean(result, "truncated").value_or(false);
-}
+bool truncated(const nlohmann::json& result) { return field::boolean(result, "truncated").value_or(false); }
 
 void validate_history_status(const std::string& s) {
   if (command_status_from_string(s)) return;
@@ -148,8 +142,7 @@ nlohmann::json run_result(ApiClient& api, const ApiReply& r, const std::string& 
 
 // table/plain: the output as the pod gave it (--output raw: its exact bytes) and, for a
 // result of a 200 answer, its error on stderr; json/ndjson: the result object.
-void print_run_result(CommandContext& ctx, const ApiClient& api, const nlohmann::json& result,
-                      bool answered_200) {
+void print_run_result(CommandContext& ctx, const ApiClient& api, const nlohmann::json& result, bool answered_200) {
   if (ctx.format() == Format::json || ctx.format() == Format::ndjson) {
     ctx.out(ctx.format() == Format::json ? to_json_text(result) : to_ndjson_line(result));
     return;
@@ -172,8 +165,7 @@ void print_run_result(CommandContext& ctx, const ApiClient& api, const nlohmann:
 
 int exec_run(CommandContext& ctx, const RunOptions& o) {
   std::string command = join_command(o.command);
-  if (command.empty())
-    throw CliError(exit_code::usage, "no command given", "podwrangler exec run ALIAS COMMAND…");
+  if (command.empty()) throw CliError(exit_code::usage, "no command given", "podwrangler exec run ALIAS COMMAND…");
   nlohmann::json body{{"command", command}};
   if (o.timeout > 0) body["timeout"] = o.timeout;
   const double timeout = o.timeout > 0 ? o.timeout : 30.0;  // the server's default
@@ -191,13 +183,12 @@ int exec_run(CommandContext& ctx, const RunOptions& o) {
   int mapped = exit_code_for_api_error(r.status, r.code());
   if (mapped == exit_code::timeout)
     throw CliError(exit_code::timeout,
-                   "command timed out after " + format_duration(timeout) + " on " + o.alias +
-                       " (output so far shown)",
+                   "command timed out after " + format_duration(timeout) + " on " + o.alias + " (output so far shown)",
                    "raise it with --timeout SECONDS");
   if (r.status == 502 || mapped == exit_code::unavailable) {
     std::string why = error_text(result);
-    throw CliError(exit_code::unavailable, "cannot connect to pod " + o.alias + ": " +
-                                               (why.empty() ? api_error_message(r) : why));
+    throw CliError(exit_code::unavailable,
+                   "cannot connect to pod " + o.alias + ": " + (why.empty() ? api_error_message(r) : why));
   }
   if (mapped == exit_code::command_failed) return result_exit_code(result);
   api.raise(r);
@@ -234,9 +225,9 @@ int exec_history(CommandContext& ctx, const HistoryOptions& o) {
     case Format::plain: {
       std::vector<std::vector<std::string>> rows;
       for (const auto& it : items)
-        rows.push_back({field::text(it, "id"), field::text(it, "started_at"),
-                        field::text(it, "alias"), field::text(it, "status"), exit_text(it),
-                        field::text(it, "duration"), field::text(it, "command")});
+        rows.push_back({field::text(it, "id"), field::text(it, "started_at"), field::text(it, "alias"),
+                        field::text(it, "status"), exit_text(it), field::text(it, "duration"),
+                        field::text(it, "command")});
       ctx.out(render_plain(rows));
       break;
     }
@@ -247,9 +238,9 @@ int exec_history(CommandContext& ctx, const HistoryOptions& o) {
       }
       std::vector<std::vector<std::string>> rows;
       for (const auto& it : items)
-        rows.push_back({field::text(it, "id"), short_time(field::text(it, "started_at")),
-                        field::text(it, "alias"), paint_status(field::text(it, "status"), color),
-                        exit_text(it), duration_text(it), field::text(it, "command")});
+        rows.push_back({field::text(it, "id"), short_time(field::text(it, "started_at")), field::text(it, "alias"),
+                        paint_status(field::text(it, "status"), color), exit_text(it), duration_text(it),
+                        field::text(it, "command")});
       ctx.out(render_table({{"ID", false, true},
                             {"STARTED"},
                             {"ALIAS"},
@@ -276,8 +267,7 @@ int exec_show(CommandContext& ctx, const ShowOptions& o) {
   const std::string request = "GET /api/v1/commands/{id}";
   auto r = api.call("GET", "/api/v1/commands/" + std::to_string(o.id));
   if (r.is(ErrorKind::command_not_found))
-    throw CliError(exit_code::not_found,
-                   "no command with id " + std::to_string(o.id) + " in the history",
+    throw CliError(exit_code::not_found, "no command with id " + std::to_string(o.id) + " in the history",
                    "see: podwrangler exec history");
   if (r.status != 200) api.raise(r);
   api.expect(request, contract::result(r.body));
@@ -287,19 +277,17 @@ int exec_show(CommandContext& ctx, const ShowOptions& o) {
     case Format::json: ctx.out(to_json_text(it)); break;
     case Format::ndjson: ctx.out(to_ndjson_line(it)); break;
     case Format::plain:
-      write_raw(stdout,
-                ctx.raw_output() ? exact_output(api, request, it) : field::text(it, "output"));
+      write_raw(stdout, ctx.raw_output() ? exact_output(api, request, it) : field::text(it, "output"));
       break;
     case Format::table: {
-      std::vector<std::pair<std::string, std::string>> kv{
-          {"id", field::text(it, "id")},
-          {"alias", field::text(it, "alias")},
-          {"command", field::text(it, "command")},
-          {"status", paint_status(field::text(it, "status"), color)},
-          {"exit code", exit_text(it)},
-          {"started", field::text(it, "started_at")},
-          {"finished", field::text(it, "finished_at")},
-          {"duration", duration_text(it)}};
+      std::vector<std::pair<std::string, std::string>> kv{{"id", field::text(it, "id")},
+                                                          {"alias", field::text(it, "alias")},
+                                                          {"command", field::text(it, "command")},
+                                                          {"status", paint_status(field::text(it, "status"), color)},
+                                                          {"exit code", exit_text(it)},
+                                                          {"started", field::text(it, "started_at")},
+                                                          {"finished", field::text(it, "finished_at")},
+                                                          {"duration", duration_text(it)}};
       if (!error_text(it).empty()) kv.emplace_back("error", error_text(it));
       if (truncated(it)) kv.emplace_back("truncated", "yes");
       std::string out = render_kv(kv, color);
@@ -325,8 +313,7 @@ void set_exec_command(CLI::App& app, CommandContext& ctx) {
 
   auto run = std::make_shared<RunOptions>();
   auto* c = exec->add_subcommand("run", "Run a command on one pod; its exit status becomes ours");
-  c->add_option("--timeout,-t", run->timeout,
-                "Seconds before the command is interrupted (server default 30)")
+  c->add_option("--timeout,-t", run->timeout, "Seconds before the command is interrupted (server default 30)")
       ->check(CLI::PositiveNumber)
       ->type_name("SECONDS");
   c->add_option("alias", run->alias, "The pod's alias")->required()->type_name(kAliasType);
@@ -352,16 +339,14 @@ void set_exec_command(CLI::App& app, CommandContext& ctx) {
 
   auto many = std::make_shared<RunManyOptions>();
   c = exec->add_subcommand("run-many", "Run a command on many pods in parallel");
-  c->add_option("command", many->command,
-                "The shell command (quote it when it has options: 'df -h')")
+  c->add_option("command", many->command, "The shell command (quote it when it has options: 'df -h')")
       ->required()
       ->type_name("COMMAND");
   auto* aliases = c->add_option("--aliases,-a", many->aliases, "Comma-separated aliases")
                       ->delimiter(',')
                       ->type_name(kAliasListType);
-  auto* labels =
-      c->add_option("--label,-l", many->labels, "Pods with this label (repeat to require several)")
-          ->type_name("KEY=VALUE");
+  auto* labels = c->add_option("--label,-l", many->labels, "Pods with this label (repeat to require several)")
+                     ->type_name("KEY=VALUE");
   auto* all = c->add_flag("--all", many->all, "Every registered pod");
   aliases->excludes(labels)->excludes(all);
   labels->excludes(all);
@@ -395,15 +380,13 @@ void set_exec_command(CLI::App& app, CommandContext& ctx) {
   c->add_option("--status,-s", history->status,
                 "Only this status: running, succeeded, failed, timeout, error, interrupted")
       ->type_name("STATUS");
-  c->add_option("--since", history->since,
-                "Only commands started at or after this time (RFC 3339 or unix seconds)")
+  c->add_option("--since", history->since, "Only commands started at or after this time (RFC 3339 or unix seconds)")
       ->type_name("TIME");
   c->add_option("--limit,-n", history->limit, "At most this many (1-1000)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000))
       ->type_name("N");
-  c->add_option("--before", history->before,
-                "Page cursor: commands older than this id (from the previous page)")
+  c->add_option("--before", history->before, "Page cursor: commands older than this id (from the previous page)")
       ->type_name("ID");
   c->footer(
       "json output: {items: [result…], next_before: id|null}; ndjson: one result per line.\n\n"

@@ -37,8 +37,7 @@ int health(CommandContext& ctx) {
     case Format::json: ctx.out(to_json_text(b)); break;
     case Format::ndjson: ctx.out(to_ndjson_line(b)); break;
     case Format::plain:
-      ctx.out(
-          render_plain({{status, field::text(b, "version", "?"), database_text(b), api.url()}}));
+      ctx.out(render_plain({{status, field::text(b, "version", "?"), database_text(b), api.url()}}));
       break;
     case Format::table: {
       bool color = ctx.term().color_out;
@@ -59,8 +58,7 @@ int health(CommandContext& ctx) {
 }  // namespace
 
 void set_health_command(CLI::App& app, CommandContext& ctx) {
-  auto* c =
-      app.add_subcommand("health", "Check that the API answers and its database is reachable");
+  auto* c = app.add_subcommand("health", "Check that the API answers and its database is reachable");
   c->footer(
       "Exit status 0 when the API answers \"ok\", 69 when it is degraded (database down) or "
       "unreachable.\n\n"

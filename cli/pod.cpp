@@ -10,9 +10,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <utility>
 #include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace pw::cli {
@@ -36,8 +36,7 @@ nlohmann::json shown(nlohmann::json pod) {
 
 // --output plain: alias, provider, url, labels.
 std::vector<std::string> plain_row(const nlohmann::json& pod) {
-  return {field::text(pod, "alias"), field::text(pod, "provider"), field::text(pod, "url"),
-          labels_text(pod)};
+  return {field::text(pod, "alias"), field::text(pod, "provider"), field::text(pod, "url"), labels_text(pod)};
 }
 
 void print_pod(CommandContext& ctx, const nlohmann::json& raw_pod) {
@@ -59,9 +58,8 @@ void print_pod(CommandContext& ctx, const nlohmann::json& raw_pod) {
 
 // "Added pod web-1 (local, local://web-1)"
 void print_done(CommandContext& ctx, const std::string& verb, const nlohmann::json& pod) {
-  ctx.out(verb + " pod " + paint(field::text(pod, "alias"), Style::bold, ctx.term().color_out) +
-          " (" + field::text(pod, "provider") + ", " + pw::redact_url(field::text(pod, "url")) +
-          ")\n");
+  ctx.out(verb + " pod " + paint(field::text(pod, "alias"), Style::bold, ctx.term().color_out) + " (" +
+          field::text(pod, "provider") + ", " + pw::redact_url(field::text(pod, "url")) + ")\n");
 }
 
 // A request about one pod whose answer is the pod: "pod not found" when the API says so
@@ -105,17 +103,15 @@ int pod_list(CommandContext& ctx, const ListOptions& o) {
     }
     case Format::table: {
       if (pods.empty()) {
-        ctx.info(o.labels.empty()
-                     ? "No pods registered (add one: podwrangler pod add --alias NAME --url URL)."
-                     : "No pods match.");
+        ctx.info(o.labels.empty() ? "No pods registered (add one: podwrangler pod add --alias NAME --url URL)."
+                                  : "No pods match.");
         break;
       }
       std::vector<std::vector<std::string>> rows;
       for (const auto& p : pods)
-        rows.push_back({field::text(p, "alias"), field::text(p, "provider"), labels_text(p),
-                        field::text(p, "url")});
-      ctx.out(render_table({{"ALIAS"}, {"PROVIDER"}, {"LABELS", true}, {"URL", true}}, rows,
-                           ctx.term().width, ctx.term().color_out));
+        rows.push_back({field::text(p, "alias"), field::text(p, "provider"), labels_text(p), field::text(p, "url")});
+      ctx.out(render_table({{"ALIAS"}, {"PROVIDER"}, {"LABELS", true}, {"URL", true}}, rows, ctx.term().width,
+                           ctx.term().color_out));
     }
   }
   return exit_code::ok;
@@ -146,8 +142,10 @@ int pod_add(CommandContext& ctx, const AddOptions& o) {
                    "change it with: podwrangler pod update " + o.alias + " --url URL");
   if (r.status != 201 && r.status != 200) api.raise(r);
   api.expect("POST /api/v1/pods/", contract::pod(r.body));
-  if (ctx.format() == Format::table) print_done(ctx, "Added", r.body);
-  else print_pod(ctx, r.body);
+  if (ctx.format() == Format::table)
+    print_done(ctx, "Added", r.body);
+  else
+    print_pod(ctx, r.body);
   return exit_code::ok;
 }
 
@@ -176,8 +174,10 @@ int pod_update(CommandContext& ctx, const UpdateOptions& o) {
     body["labels"] = labels;
   }
   auto pod = pod_request(api, "PATCH", o.alias, &body);
-  if (ctx.format() == Format::table) print_done(ctx, "Updated", pod);
-  else print_pod(ctx, pod);
+  if (ctx.format() == Format::table)
+    print_done(ctx, "Updated", pod);
+  else
+    print_pod(ctx, pod);
   return exit_code::ok;
 }
 
@@ -202,19 +202,19 @@ int pod_remove(CommandContext& ctx, const RemoveOptions& o) {
       missing += (missing.empty() ? "" : ", ") + alias;
     }
     if (ctx.human()) {
-      if (removed) ctx.out("Removed pod " + paint(alias, Style::bold, ctx.term().color_out) + "\n");
-      else if (o.force) ctx.info("Pod " + alias + " was not registered (nothing to remove).");
+      if (removed)
+        ctx.out("Removed pod " + paint(alias, Style::bold, ctx.term().color_out) + "\n");
+      else if (o.force)
+        ctx.info("Pod " + alias + " was not registered (nothing to remove).");
     }
   }
-  if (ctx.format() == Format::json)
-    ctx.out(to_json_text(o.aliases.size() == 1 ? results[0] : results));
+  if (ctx.format() == Format::json) ctx.out(to_json_text(o.aliases.size() == 1 ? results[0] : results));
   if (ctx.format() == Format::ndjson)
     for (const auto& r : results) ctx.out(to_ndjson_line(r));
   if (any_missing)
-    throw CliError(
-        exit_code::not_found,
-        o.aliases.size() == 1 ? "pod '" + missing + "' not found" : "pods not found: " + missing,
-        "use --force to ignore unknown aliases");
+    throw CliError(exit_code::not_found,
+                   o.aliases.size() == 1 ? "pod '" + missing + "' not found" : "pods not found: " + missing,
+                   "use --force to ignore unknown aliases");
   return exit_code::ok;
 }
 
@@ -243,22 +243,18 @@ void set_pod_command(CLI::App& app, CommandContext& ctx) {
   auto show = std::make_shared<ShowOptions>();
   c = pod->add_subcommand("show", "Show one pod");
   c->add_option("alias", show->alias, "The pod's alias")->required()->type_name(kAliasType);
-  c->footer(
-      "Examples:\n  podwrangler pod show web-1\n  podwrangler pod show web-1 --json | jq -r .url");
+  c->footer("Examples:\n  podwrangler pod show web-1\n  podwrangler pod show web-1 --json | jq -r .url");
   set_action(c, ctx, show, pod_show);
 
   auto add = std::make_shared<AddOptions>();
   c = pod->add_subcommand("add", "Register a pod under an alias");
-  c->add_option("--alias,-a", add->alias, "Alias: [A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-      ->required()
-      ->type_name("NAME");
+  c->add_option("--alias,-a", add->alias, "Alias: [A-Za-z0-9][A-Za-z0-9._-]{0,62}")->required()->type_name("NAME");
   c->add_option("--url", add->url,
                 "Pod URL: wss://…/exec/ID/?token=…&pod=…, local://NAME, docker://CONTAINER, "
                 "k8s://[CTX@]NS/POD[/CONTAINER]")
       ->required()
       ->type_name("URL");
-  c->add_option("--provider,-p", add->provider,
-                "plaintty, local, docker or kubernetes (default: from the URL scheme)")
+  c->add_option("--provider,-p", add->provider, "plaintty, local, docker or kubernetes (default: from the URL scheme)")
       ->type_name("PROVIDER");
   c->add_option("--label,-l", add->labels, "A label (repeatable)")->type_name("KEY=VALUE");
   c->footer(
@@ -288,8 +284,7 @@ void set_pod_command(CLI::App& app, CommandContext& ctx) {
   auto remove = std::make_shared<RemoveOptions>();
   c = pod->add_subcommand("remove", "Remove pods (their history stays)");
   c->add_option("alias", remove->aliases, "Aliases to remove")->required()->type_name(kAliasType);
-  c->add_flag("--force,-f", remove->force,
-              "An unknown alias is not an error (idempotent, for scripts)");
+  c->add_flag("--force,-f", remove->force, "An unknown alias is not an error (idempotent, for scripts)");
   c->footer(
       "Exit status 68 when an alias is not registered, unless --force.\n"
       "json/ndjson output: {\"alias\": A, \"removed\": true|false} per alias.\n\n"

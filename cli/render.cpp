@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -34,8 +34,7 @@ Terminal detect_terminal(bool no_color_flag) {
   }
   const char* no_color = std::getenv("NO_COLOR");
   const char* term = std::getenv("TERM");
-  bool colors_ok = !no_color_flag && !(no_color && *no_color) &&
-                   !(term && std::strcmp(term, "dumb") == 0);
+  bool colors_ok = !no_color_flag && !(no_color && *no_color) && !(term && std::strcmp(term, "dumb") == 0);
   t.color_out = colors_ok && t.stdout_tty;
   t.color_err = colors_ok && t.stderr_tty;
   return t;
@@ -60,8 +59,7 @@ std::string paint(std::string_view text, Style style, bool enabled) {
 std::string paint_status(const std::string& status, bool enabled) {
   if (status == "succeeded" || status == "ok") return paint(status, Style::green, enabled);
   if (status == "failed") return paint(status, Style::red, enabled);
-  if (status == "timeout" || status == "running" || status == "degraded")
-    return paint(status, Style::yellow, enabled);
+  if (status == "timeout" || status == "running" || status == "degraded") return paint(status, Style::yellow, enabled);
   return paint(status, Style::magenta, enabled);
 }
 
@@ -101,18 +99,22 @@ std::string one_line(const std::string& s) {
   if (s.find_first_of("\r\n\t") == std::string::npos) return s;
   std::string out;
   for (char c : s) {
-    if (c == '\n') out += "⏎";
-    else if (c == '\r') continue;
-    else if (c == '\t') out += ' ';
-    else out.push_back(c);
+    if (c == '\n')
+      out += "⏎";
+    else if (c == '\r')
+      continue;
+    else if (c == '\t')
+      out += ' ';
+    else
+      out.push_back(c);
   }
   return out;
 }
 
 }  // namespace
 
-std::string render_table(const std::vector<Column>& columns,
-                         const std::vector<std::vector<std::string>>& rows, int width, bool color) {
+std::string render_table(const std::vector<Column>& columns, const std::vector<std::vector<std::string>>& rows,
+                         int width, bool color) {
   const std::size_t n = columns.size();
   std::vector<std::vector<std::string>> cells;
   cells.reserve(rows.size());
@@ -160,8 +162,10 @@ std::string render_table(const std::vector<Column>& columns,
       std::size_t pad = w[i] - display_width(cell);
       bool last = i + 1 == n;
       if (header) cell = paint(cell, Style::bold, color);
-      if (columns[i].right) text += std::string(pad, ' ') + cell;
-      else text += cell + (last ? std::string() : std::string(pad, ' '));
+      if (columns[i].right)
+        text += std::string(pad, ' ') + cell;
+      else
+        text += cell + (last ? std::string() : std::string(pad, ' '));
       if (!last) text += "  ";
     }
     while (!text.empty() && text.back() == ' ') text.pop_back();
@@ -206,8 +210,10 @@ std::string to_ndjson_line(const nlohmann::json& j) {
 std::string format_duration(double s) {
   char buf[32];
   if (s < 0) s = 0;
-  if (s < 1.0) std::snprintf(buf, sizeof buf, "%d ms", static_cast<int>(std::lround(s * 1000.0)));
-  else if (s < 60.0) std::snprintf(buf, sizeof buf, "%.2f s", s);
+  if (s < 1.0)
+    std::snprintf(buf, sizeof buf, "%d ms", static_cast<int>(std::lround(s * 1000.0)));
+  else if (s < 60.0)
+    std::snprintf(buf, sizeof buf, "%.2f s", s);
   else {
     int total = static_cast<int>(std::lround(s));
     std::snprintf(buf, sizeof buf, "%dm%02ds", total / 60, total % 60);
@@ -215,8 +221,7 @@ std::string format_duration(double s) {
   return buf;
 }
 
-Spinner::Spinner(std::string label, bool enabled, bool color)
-    : label_(std::move(label)), color_(color) {
+Spinner::Spinner(std::string label, bool enabled, bool color) : label_(std::move(label)), color_(color) {
   if (enabled) thread_ = std::thread([this] { loop(); });
 }
 

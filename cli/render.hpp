@@ -50,8 +50,8 @@ struct Column {
 // Aligned columns separated by two spaces, header in bold when `color`. With width > 0,
 // shrinkable columns are cut (widest first, not below their header or 8 columns) until
 // each line fits. Cells must not contain newlines (they are replaced by "⏎").
-std::string render_table(const std::vector<Column>& columns,
-                         const std::vector<std::vector<std::string>>& rows, int width, bool color);
+std::string render_table(const std::vector<Column>& columns, const std::vector<std::vector<std::string>>& rows,
+                         int width, bool color);
 // Key/value pairs, keys aligned ("status    ok").
 std::string render_kv(const std::vector<std::pair<std::string, std::string>>& pairs, bool color);
 // Tab-separated lines without a header (for cut/awk).

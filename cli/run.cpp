@@ -20,15 +20,16 @@ namespace pw::cli {
 
 namespace {
 
-constexpr const char* kDescription =
-    "podwrangler: run shell commands inside remote pods, containers and sandboxes";
+constexpr const char* kDescription = "podwrangler: run shell commands inside remote pods, containers and sandboxes";
 
 std::string one_line(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   std::string out;
   for (char c : s) {
-    if (c == '\n') out += "; ";
-    else if (c != '\r') out.push_back(c);
+    if (c == '\n')
+      out += "; ";
+    else if (c != '\r')
+      out.push_back(c);
   }
   return out;
 }

@@ -227,8 +227,7 @@ class EventReader {
     r.erase("event");
     auto idx = field::integer(r, "index").value_or(static_cast<long long>(received.size()));
     r.erase("index");
-    if (idx >= 0 && static_cast<std::size_t>(idx) < by_index.size())
-      by_index[static_cast<std::size_t>(idx)] = r;
+    if (idx >= 0 && static_cast<std::size_t>(idx) < by_index.size()) by_index[static_cast<std::size_t>(idx)] = r;
     received.push_back(r);
     spin_.set_label(std::to_string(received.size()) + "/" + std::to_string(total) + " pods done …");
     if (fmt_ == Format::ndjson)
@@ -252,11 +251,10 @@ class EventReader {
 };
 
 nlohmann::json group_json(const GatherGroup& g) {
-  return nlohmann::json{
-      {"aliases", g.aliases},
-      {"status", g.status},
-      {"exit_code", g.exit_code < 0 ? nlohmann::json(nullptr) : nlohmann::json(g.exit_code)},
-      {"output", g.output}};
+  return nlohmann::json{{"aliases", g.aliases},
+                        {"status", g.status},
+                        {"exit_code", g.exit_code < 0 ? nlohmann::json(nullptr) : nlohmann::json(g.exit_code)},
+                        {"output", g.output}};
 }
 
 // --gather in table and plain output: each group's output under its folded aliases.
@@ -277,9 +275,8 @@ std::string groups_text(const std::vector<GatherGroup>& groups, bool color) {
 
 // "3 ok / 1 failed / 0 timed out / 0 unreachable (4 pods, 1.20 s)"
 std::string summary_line(const RunManySummary& sum, double elapsed) {
-  std::string line = std::to_string(sum.succeeded) + " ok / " + std::to_string(sum.failed) +
-                     " failed / " + std::to_string(sum.timeout) + " timed out / " +
-                     std::to_string(sum.error) + " unreachable";
+  std::string line = std::to_string(sum.succeeded) + " ok / " + std::to_string(sum.failed) + " failed / " +
+                     std::to_string(sum.timeout) + " timed out / " + std::to_string(sum.error) + " unreachable";
   if (sum.skipped) line += " / " + std::to_string(sum.skipped) + " not awaited";
   return line + " (" + std::to_string(sum.total) + " pods, " + format_duration(elapsed) + ")";
 }
@@ -287,9 +284,8 @@ std::string summary_line(const RunManySummary& sum, double elapsed) {
 // What is printed once the stream has ended: json, the document; ndjson, the groups and the
 // summary events; table and plain, the groups (--gather), the table of results (table) and
 // the summary line.
-void print_report(CommandContext& ctx, const RunManyOptions& o,
-                  const std::vector<nlohmann::json>& ordered, const RunManySummary& sum,
-                  double elapsed) {
+void print_report(CommandContext& ctx, const RunManyOptions& o, const std::vector<nlohmann::json>& ordered,
+                  const RunManySummary& sum, double elapsed) {
   std::vector<GatherGroup> groups;
   if (o.gather) groups = gather_results(ordered);
   const Format fmt = ctx.format();
@@ -322,19 +318,17 @@ void print_report(CommandContext& ctx, const RunManyOptions& o,
         std::vector<std::vector<std::string>> rows;
         rows.reserve(ordered.size());
         for (const auto& r : ordered)
-          rows.push_back({field::text(r, "alias"), paint_status(field::text(r, "status"), color),
-                          exit_text(r), format_duration(field::number(r, "duration").value_or(0.0)),
-                          error_text(r)});
-        ctx.out("\n" + render_table({{"ALIAS"},
-                                     {"STATUS"},
-                                     {"EXIT", false, true},
-                                     {"DURATION", false, true},
-                                     {"ERROR", true}},
-                                    rows, ctx.term().width, color));
+          rows.push_back({field::text(r, "alias"), paint_status(field::text(r, "status"), color), exit_text(r),
+                          format_duration(field::number(r, "duration").value_or(0.0)), error_text(r)});
+        ctx.out("\n" +
+                render_table({{"ALIAS"}, {"STATUS"}, {"EXIT", false, true}, {"DURATION", false, true}, {"ERROR", true}},
+                             rows, ctx.term().width, color));
       }
       std::string line = summary_line(sum, elapsed);
-      if (fmt == Format::table) ctx.out(paint(line, Style::bold, color) + "\n");
-      else ctx.info(line);
+      if (fmt == Format::table)
+        ctx.out(paint(line, Style::bold, color) + "\n");
+      else
+        ctx.info(line);
       break;
     }
   }
@@ -349,16 +343,14 @@ int exec_run_many(CommandContext& ctx, const RunManyOptions& o) {
   auto started = std::chrono::steady_clock::now();
   auto spin = ctx.spinner("running on " + req.target + " …");
   EventReader events(ctx, o, spin);
-  bool complete = api.post_stream("/api/v1/exec/stream", req.body,
-                                  [&](const nlohmann::json& ev) { return events.on_event(ev); });
+  bool complete =
+      api.post_stream("/api/v1/exec/stream", req.body, [&](const nlohmann::json& ev) { return events.on_event(ev); });
   spin.stop();
-  double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (events.total < 0)  // no start event: not our event stream, never an empty success
     api.expect("POST /api/v1/exec/stream", "the event stream has no start event");
   if (events.total == 0)
-    throw CliError(exit_code::not_found,
-                   o.all ? "no pods registered" : "no pods match " + req.target,
+    throw CliError(exit_code::not_found, o.all ? "no pods registered" : "no pods match " + req.target,
                    "see: podwrangler pod list");
 
   std::vector<nlohmann::json> ordered;  // request order, received only
@@ -369,14 +361,12 @@ int exec_run_many(CommandContext& ctx, const RunManyOptions& o) {
 
   int rc = run_many_exit_code(sum);
   if (!complete && !events.first_failure.empty())
-    throw CliError(
-        rc, "stopped at the first failure (--fail-fast): " + events.first_failure +
-                (sum.skipped ? "; " + std::to_string(sum.skipped) + " pods not awaited" : ""));
+    throw CliError(rc, "stopped at the first failure (--fail-fast): " + events.first_failure +
+                           (sum.skipped ? "; " + std::to_string(sum.skipped) + " pods not awaited" : ""));
   if (rc != exit_code::ok)
-    throw CliError(rc, std::to_string(sum.total - sum.succeeded) + " of " +
-                           std::to_string(sum.total) + " pods did not succeed (" +
-                           std::to_string(sum.failed) + " failed, " + std::to_string(sum.timeout) +
-                           " timed out, " + std::to_string(sum.error) + " unreachable)");
+    throw CliError(rc, std::to_string(sum.total - sum.succeeded) + " of " + std::to_string(sum.total) +
+                           " pods did not succeed (" + std::to_string(sum.failed) + " failed, " +
+                           std::to_string(sum.timeout) + " timed out, " + std::to_string(sum.error) + " unreachable)");
   return rc;
 }
 

@@ -7,8 +7,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include <memory>
 #include <utility>
+#include <memory>
 
 namespace pw::cli {
 
@@ -57,8 +57,7 @@ void set_serve_command(CLI::App& app, CommandContext& ctx) {
       ->type_name("URL");
   c->add_option("--tls-cert", o->tls_cert, "PEM certificate chain: serve HTTPS (with --tls-key)")->type_name("FILE");
   c->add_option("--tls-key", o->tls_key, "PEM private key for --tls-cert")->type_name("FILE");
-  c->add_flag("--insecure-no-auth", o->insecure_no_auth,
-              "Allow a non-loopback address without PODWRANGLER_API_KEY");
+  c->add_flag("--insecure-no-auth", o->insecure_no_auth, "Allow a non-loopback address without PODWRANGLER_API_KEY");
   c->add_option("--threads", o->threads, "Worker threads (keep-alive connections held at once; default 64)")
       ->check(CLI::Range(1, 4096))
       ->type_name("N");

@@ -15,8 +15,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
@@ -56,8 +56,7 @@ std::chrono::milliseconds ms(double seconds) {
 bool ieq(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
   return true;
 }
 
@@ -73,8 +72,7 @@ std::string header_safe(std::string_view v) {
 // Text for messages: control bytes shown as '?', at most 200 bytes.
 std::string shown(std::string_view s) {
   std::string out;
-  for (char c : s.substr(0, 200))
-    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+  for (char c : s.substr(0, 200)) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
   if (s.size() > 200) out += "…";
   return out;
 }
@@ -102,8 +100,8 @@ std::string escape_log_field(std::string_view s, std::size_t max_len) {
 // ---------------------------------------------------------------- Router
 
 void Router::add(std::string method, const std::string& pattern, Handler h) {
-  routes_.push_back(Route{std::move(method), std::regex(pattern, std::regex::ECMAScript | std::regex::optimize),
-                          std::move(h)});
+  routes_.push_back(
+      Route{std::move(method), std::regex(pattern, std::regex::ECMAScript | std::regex::optimize), std::move(h)});
 }
 
 const Handler* Router::find(httplib::Request& req, std::string& allow) const {
@@ -175,7 +173,9 @@ bool has_header_ci(const httplib::Headers& h, std::string_view name) {
 
 struct HttpServer::Impl {
   Impl(HttpLimits l, Router r, HttpHooks h)
-      : limits(l), router(std::move(r)), hooks(std::move(h)),
+      : limits(l),
+        router(std::move(r)),
+        hooks(std::move(h)),
         workers(static_cast<std::size_t>(std::max(1, l.workers))) {}
 
   HttpLimits limits;
@@ -253,8 +253,7 @@ struct HttpServer::Impl {
 
   // ------------------------------------------------------------ responses
 
-  std::string head_of(const httplib::Response& res, bool keep_alive, bool chunked,
-                      std::size_t content_length) {
+  std::string head_of(const httplib::Response& res, bool keep_alive, bool chunked, std::size_t content_length) {
     std::string out = status_line(res.status);
     for (const auto& [k, v] : hooks.default_headers)
       if (!has_header_ci(res.headers, k)) out += k + ": " + header_safe(v) + "\r\n";
@@ -520,9 +519,9 @@ struct HttpServer::Impl {
     } else if (ec == beast::error::timeout ||
                // At the deadline Beast has closed the socket: no answer is owed to a client that
                // did not send its request in time (nginx's client_header_timeout does the same).
-               ec == http::error::end_of_stream || ec == http::error::partial_message ||
-               ec == asio::error::eof || ec == asio::error::connection_reset ||
-               ec == asio::error::operation_aborted || ec.category() == asio::error::get_ssl_category()) {
+               ec == http::error::end_of_stream || ec == http::error::partial_message || ec == asio::error::eof ||
+               ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+               ec.category() == asio::error::get_ssl_category()) {
       c.lowest().close();
     } else {
       const std::string msg = "malformed HTTP request (" + ec.message() + ")";
@@ -557,11 +556,11 @@ struct HttpServer::Impl {
     std::string client = remote.address().to_string();
     std::size_t& mine = per_client[client];
     if (open.load() >= limits.max_connections || mine >= limits.max_connections_per_client) {
-      std::string why = mine >= limits.max_connections_per_client
-                            ? "too many connections from " + client + " (limit " +
-                                  std::to_string(limits.max_connections_per_client) + ")"
-                            : "the server has " + std::to_string(limits.max_connections) +
-                                  " connections open (its limit)";
+      std::string why =
+          mine >= limits.max_connections_per_client
+              ? "too many connections from " + client + " (limit " + std::to_string(limits.max_connections_per_client) +
+                    ")"
+              : "the server has " + std::to_string(limits.max_connections) + " connections open (its limit)";
       if (mine == 0) per_client.erase(client);
       asio::co_spawn(loop_ex, refuse(std::move(sock), std::move(why)), asio::detached);
       return;
@@ -598,8 +597,8 @@ struct HttpServer::Impl {
       for (int k = 0; k < 256; ++k) {
         sockaddr_storage ss{};
         socklen_t len = sizeof ss;
-        int fd = ::accept4(acceptor.native_handle(), reinterpret_cast<sockaddr*>(&ss), &len,
-                           SOCK_CLOEXEC | SOCK_NONBLOCK);
+        int fd =
+            ::accept4(acceptor.native_handle(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
           if (errno == EINTR || errno == ECONNABORTED) continue;
           if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -635,8 +634,8 @@ HttpServer::HttpServer(HttpLimits limits, Router router, HttpHooks hooks, const 
   if (!tls_cert.empty()) {
     auto& ctx = impl_->tls.emplace(asio::ssl::context::tls_server);
     ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                    asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                    asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+                    asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                    asio::ssl::context::single_dh_use);
     boost::system::error_code ec;
     ctx.use_certificate_chain_file(tls_cert, ec);
     if (!ec) ctx.use_private_key_file(tls_key, asio::ssl::context::pem, ec);

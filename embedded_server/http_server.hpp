@@ -12,14 +12,13 @@
 
 #include <podwrangler/error_table.hpp>
 
+#include <utility>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <regex>
 #include <string>
-#include <utility>
 #include <vector>
-
 
 namespace pw::server {
 
@@ -51,16 +50,16 @@ class Router {
 };
 
 struct HttpLimits {
-  std::size_t max_body_bytes = 1 << 20;     // decoded body, chunked or not → 413
-  std::size_t max_header_bytes = 32 << 10;  // request line + headers → 431
-  std::size_t max_target_bytes = 8 << 10;   // request target → 414
-  double request_timeout_s = 10.0;          // one deadline for a request's headers and body
-  double keep_alive_timeout_s = 5.0;        // idle time between requests on a connection
-  int keep_alive_max_count = 1000;          // requests per connection
-  double write_timeout_s = 30.0;            // a response (or one streamed chunk) being written
-  std::size_t max_connections = 8192;       // open at once, all clients
+  std::size_t max_body_bytes = 1 << 20;          // decoded body, chunked or not → 413
+  std::size_t max_header_bytes = 32 << 10;       // request line + headers → 431
+  std::size_t max_target_bytes = 8 << 10;        // request target → 414
+  double request_timeout_s = 10.0;               // one deadline for a request's headers and body
+  double keep_alive_timeout_s = 5.0;             // idle time between requests on a connection
+  int keep_alive_max_count = 1000;               // requests per connection
+  double write_timeout_s = 30.0;                 // a response (or one streamed chunk) being written
+  std::size_t max_connections = 8192;            // open at once, all clients
   std::size_t max_connections_per_client = 512;  // open at once from one address
-  int workers = 64;                         // handler threads
+  int workers = 64;                              // handler threads
 };
 
 struct HttpHooks {

@@ -4,8 +4,8 @@
 #include "embedded_server/store/utf8.hpp"
 
 #include <podwrangler/errors.hpp>
-#include <podwrangler/redact.hpp>
 #include <podwrangler/model.hpp>
+#include <podwrangler/redact.hpp>
 #include <podwrangler/url.hpp>
 
 #include <httplib.h>
@@ -31,15 +31,20 @@ bool nesting_exceeds(const std::string& body, int limit) {
   bool in_string = false, escaped = false;
   for (char c : body) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
+    if (c == '"')
+      in_string = true;
     else if (c == '{' || c == '[') {
       if (++depth > limit) return true;
-    } else if (c == '}' || c == ']') --depth;
+    } else if (c == '}' || c == ']')
+      --depth;
   }
   return false;
 }
@@ -103,8 +108,8 @@ struct DuplicateKeys {
 nlohmann::json parse_object_body(const httplib::Request& req, int max_depth) {
   if (req.has_header("Content-Type")) {
     std::string mt = media_type(req.get_header_value("Content-Type"));
-    bool json = mt == "application/json" ||
-                (mt.rfind("application/", 0) == 0 && mt.size() > 5 && mt.ends_with("+json"));
+    bool json =
+        mt == "application/json" || (mt.rfind("application/", 0) == 0 && mt.size() > 5 && mt.ends_with("+json"));
     if (!json) throw HttpError(ErrorKind::unsupported_media_type, "request bodies must be application/json");
   }
   // Checked before parsing: nlohmann's parser recurses, a deeply nested body must not
@@ -113,8 +118,7 @@ nlohmann::json parse_object_body(const httplib::Request& req, int max_depth) {
     throw HttpError(ErrorKind::validation, "JSON nested deeper than " + std::to_string(max_depth) + " levels");
   DuplicateKeys dup;
   nlohmann::json j = nlohmann::json::parse(
-      req.body, [&dup](int d, nlohmann::json::parse_event_t ev, nlohmann::json& p) { return dup(d, ev, p); },
-      false);
+      req.body, [&dup](int d, nlohmann::json::parse_event_t ev, nlohmann::json& p) { return dup(d, ev, p); }, false);
   if (j.is_discarded()) throw HttpError(ErrorKind::bad_request, "request body is not valid JSON");
   if (!j.is_object()) throw HttpError(ErrorKind::bad_request, "request body must be a JSON object");
   if (dup.found) throw validation_error(shown(*dup.found), "given more than once");
@@ -174,9 +178,7 @@ void send_current_exception(httplib::Response& res) {
 namespace pw::server {
 namespace {
 
-bool alnum(char c) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
+bool alnum(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
 
 bool valid_label_key(std::string_view k) noexcept {
   if (k.empty() || k.size() > 63 || !alnum(k[0])) return false;
@@ -213,8 +215,7 @@ Labels parse_labels(const nlohmann::json& j, const std::string& field) {
   if (j.size() > 64) throw validation_error(field, "at most 64 labels");
   Labels out;
   for (const auto& [k, v] : j.items()) {
-    if (!valid_label_key(k))
-      throw validation_error(field, "'" + shown(k) + "' is not a valid label key");
+    if (!valid_label_key(k)) throw validation_error(field, "'" + shown(k) + "' is not a valid label key");
     if (!v.is_string()) throw validation_error(field + "." + shown(k), "must be a string");
     const auto& s = v.get_ref<const std::string&>();
     if (!valid_label_value(s))
@@ -234,8 +235,7 @@ Labels parse_selector(const std::string& text, const std::string& field) {
     pos = comma == std::string::npos ? std::string::npos : comma + 1;
     if (item.empty()) throw validation_error(field, "empty item in '" + shown(text) + "' (k=v,k2=v2)");
     auto eq = item.find('=');
-    if (eq == std::string::npos)
-      throw validation_error(field, "'" + shown(item) + "' is not key=value");
+    if (eq == std::string::npos) throw validation_error(field, "'" + shown(item) + "' is not key=value");
     std::string k = item.substr(0, eq), v = item.substr(eq + 1);
     if (!v.empty() && v[0] == '=') v.erase(0, 1);  // k==v
     if (!valid_label_key(k)) throw validation_error(field, "'" + shown(k) + "' is not a valid label key");
@@ -269,11 +269,10 @@ std::string shown(std::string_view s, std::size_t max) {
   return cut ? out + "…" : out;
 }
 
-std::int64_t parse_integer(std::string_view text, const std::string& field, std::int64_t min,
-                           std::int64_t max) {
+std::int64_t parse_integer(std::string_view text, const std::string& field, std::int64_t min, std::int64_t max) {
   auto fail = [&]() -> HttpError {
-    return validation_error(field, "must be an integer " + std::to_string(min) + "-" + std::to_string(max) +
-                                       " (got '" + shown(text, 32) + "')");
+    return validation_error(field, "must be an integer " + std::to_string(min) + "-" + std::to_string(max) + " (got '" +
+                                       shown(text, 32) + "')");
   };
   std::string_view digits = text;
   if (min < 0 && !digits.empty() && digits.front() == '-') digits.remove_prefix(1);
@@ -348,16 +347,13 @@ void reject_unknown_params(const httplib::Request& req, std::initializer_list<co
   }
 }
 
-std::optional<std::string> optional_string(const nlohmann::json& body, const char* field,
-                                           std::size_t max_len) {
+std::optional<std::string> optional_string(const nlohmann::json& body, const char* field, std::size_t max_len) {
   auto it = body.find(field);
   if (it == body.end()) return std::nullopt;  // null is not a value of any field
   if (!it->is_string()) throw validation_error(field, "must be a string");
   const auto& s = it->get_ref<const std::string&>();
-  if (s.size() > max_len)
-    throw validation_error(field, "longer than " + std::to_string(max_len) + " bytes");
-  if (s.find('\0') != std::string::npos)
-    throw validation_error(field, "must not contain a NUL byte (\\u0000)");
+  if (s.size() > max_len) throw validation_error(field, "longer than " + std::to_string(max_len) + " bytes");
+  if (s.find('\0') != std::string::npos) throw validation_error(field, "must not contain a NUL byte (\\u0000)");
   return s;
 }
 
@@ -390,20 +386,15 @@ std::optional<long> optional_int(const nlohmann::json& body, const char* field, 
   if (it == body.end()) return std::nullopt;  // null is not a value of any field
   if (!it->is_number_integer()) throw validation_error(field, "must be an integer");
   long v = it->get<long>();
-  if (v < min || v > max)
-    throw validation_error(field, "must be " + std::to_string(min) + "-" + std::to_string(max));
+  if (v < min || v > max) throw validation_error(field, "must be " + std::to_string(min) + "-" + std::to_string(max));
   return v;
 }
 
 // ---- byte-faithful output ------------------------------------------------------------
 
-bool is_valid_utf8(std::string_view s) noexcept {
-  return utf8::is_well_formed(s, utf8::Nul::allowed);
-}
+bool is_valid_utf8(std::string_view s) noexcept { return utf8::is_well_formed(s, utf8::Nul::allowed); }
 
-std::string utf8_lossy(std::string_view s) {
-  return utf8::replace_invalid(s, utf8::Nul::allowed);
-}
+std::string utf8_lossy(std::string_view s) { return utf8::replace_invalid(s, utf8::Nul::allowed); }
 
 std::string base64_encode(std::string_view bytes) {
   // EVP_EncodeBlock takes an int length and NUL-terminates: encode in chunks of a multiple
@@ -414,8 +405,8 @@ std::string base64_encode(std::string_view bytes) {
   std::vector<unsigned char> buf(4 * (kChunk / 3) + 1);
   for (std::size_t pos = 0; pos < bytes.size(); pos += kChunk) {
     std::size_t n = std::min(kChunk, bytes.size() - pos);
-    int len = EVP_EncodeBlock(buf.data(), reinterpret_cast<const unsigned char*>(bytes.data() + pos),
-                              static_cast<int>(n));
+    int len =
+        EVP_EncodeBlock(buf.data(), reinterpret_cast<const unsigned char*>(bytes.data() + pos), static_cast<int>(n));
     out.append(reinterpret_cast<const char*>(buf.data()), static_cast<std::size_t>(len));
   }
   return out;

@@ -12,7 +12,6 @@
 #include <string>
 #include <string_view>
 
-
 namespace pw::server {
 
 // An error that becomes an HTTP response: {"code","message"} (+ extra fields), with the
@@ -85,8 +84,7 @@ void reject_unknown_params(const httplib::Request& req, std::initializer_list<co
 
 // A whole-value decimal integer in [min, max]: ASCII digits only ('-' first when min < 0),
 // no sign, space, prefix or suffix (no strtol-style "5abc" → 5). 422 naming the field.
-std::int64_t parse_integer(std::string_view text, const std::string& field, std::int64_t min,
-                           std::int64_t max);
+std::int64_t parse_integer(std::string_view text, const std::string& field, std::int64_t min, std::int64_t max);
 // 422 naming the field when `value` holds a control byte (0x00-0x1F, 0x7F) or starts or
 // ends with a space: for single-token values (URLs, provider names, query values).
 void check_token_text(std::string_view value, const std::string& field);
@@ -95,8 +93,7 @@ void check_token_text(std::string_view value, const std::string& field);
 // hold a NUL byte (JSON "\u0000"): 422 (a shell command cannot carry one either); other
 // control bytes are the caller's business (a command may hold tabs and newlines).
 std::string required_string(const nlohmann::json& body, const char* field, std::size_t max_len);
-std::optional<std::string> optional_string(const nlohmann::json& body, const char* field,
-                                           std::size_t max_len);
+std::optional<std::string> optional_string(const nlohmann::json& body, const char* field, std::size_t max_len);
 // A number in (0, max]: seconds.
 std::optional<double> optional_seconds(const nlohmann::json& body, const char* field, double max);
 std::optional<bool> optional_bool(const nlohmann::json& body, const char* field);

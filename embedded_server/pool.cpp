@@ -27,9 +27,7 @@ struct SessionPool::Entry {
   std::list<std::string>::iterator lru_pos;
 };
 
-std::string session_fingerprint(const std::string& provider, const std::string& url) {
-  return provider + '\n' + url;
-}
+std::string session_fingerprint(const std::string& provider, const std::string& url) { return provider + '\n' + url; }
 
 SessionPool::SessionPool(Executor ex, std::size_t max_sessions, double idle_ttl_s)
     : ex_(std::move(ex)), max_(max_sessions), ttl_(idle_ttl_s) {}
@@ -84,10 +82,8 @@ bool SessionPool::make_room() {
   return false;
 }
 
-Task<std::shared_ptr<SessionPool::Entry>> SessionPool::acquire(const std::string& alias,
-                                                               const PodEndpoint& endpoint,
-                                                               const std::string& fingerprint,
-                                                               double timeout) {
+Task<std::shared_ptr<SessionPool::Entry>> SessionPool::acquire(const std::string& alias, const PodEndpoint& endpoint,
+                                                               const std::string& fingerprint, double timeout) {
   while (true) {
     auto it = entries_.find(alias);
     if (it != entries_.end() && it->second->fingerprint == fingerprint) {
@@ -129,8 +125,8 @@ Task<std::shared_ptr<SessionPool::Entry>> SessionPool::acquire(const std::string
   }
 }
 
-Task<ExecOutcome> SessionPool::exec(std::string alias, PodEndpoint endpoint,
-                                    std::string fingerprint, std::string command, double timeout) {
+Task<ExecOutcome> SessionPool::exec(std::string alias, PodEndpoint endpoint, std::string fingerprint,
+                                    std::string command, double timeout) {
   ExecOutcome out;
   auto started = Clock::now();
   std::shared_ptr<Entry> e;
@@ -193,8 +189,7 @@ void SessionPool::start_reaper() { asio::co_spawn(ex_, reap_loop(), asio::detach
 Task<void> SessionPool::reap_loop() {
   auto alive = alive_;
   asio::steady_timer timer(ex_);
-  auto period = std::chrono::milliseconds(
-      static_cast<long>(std::clamp(ttl_ / 4.0, 0.05, 30.0) * 1000.0));
+  auto period = std::chrono::milliseconds(static_cast<long>(std::clamp(ttl_ / 4.0, 0.05, 30.0) * 1000.0));
   while (*alive) {
     timer.expires_after(period);
     boost::system::error_code ec;

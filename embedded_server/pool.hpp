@@ -25,7 +25,7 @@ namespace pw::server {
 struct ExecOutcome {
   CommandResult result;
   CommandStatus status = CommandStatus::error;  // succeeded | failed | timeout | error
-  std::optional<ErrorKind> error_kind;  // set when the command did not complete
+  std::optional<ErrorKind> error_kind;          // set when the command did not complete
 };
 
 class SessionPool {
@@ -35,8 +35,8 @@ class SessionPool {
 
   // Runs `command` on the pod's warm session. Never throws for pod-side failures:
   // they come back in the outcome.
-  Task<ExecOutcome> exec(std::string alias, PodEndpoint endpoint, std::string fingerprint,
-                         std::string command, double timeout);
+  Task<ExecOutcome> exec(std::string alias, PodEndpoint endpoint, std::string fingerprint, std::string command,
+                         double timeout);
   // Closes every session (shutdown); running commands end with a connection error and
   // commands not yet started (queued in a fan-out) are not started any more.
   Task<void> close_all();

@@ -70,9 +70,7 @@ double env_seconds(const char* name, double fallback) {
   return d;
 }
 
-std::string plural(int n, const char* one, const char* many) {
-  return std::to_string(n) + " " + (n == 1 ? one : many);
-}
+std::string plural(int n, const char* one, const char* many) { return std::to_string(n) + " " + (n == 1 ? one : many); }
 
 }  // namespace
 
@@ -95,9 +93,9 @@ void ReplicaTiming::validate() const {
 }
 
 std::string make_server_id() {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count();
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
   return hostname() + ":" + std::to_string(::getpid()) + ":" + std::to_string(ms) + ":" + machine_id();
 }
 
@@ -129,9 +127,8 @@ ReplicaLease::ReplicaLease(Store& store, std::string server_id, ReplicaTiming ti
       id_(std::move(server_id)),
       started_at_(now_rfc3339()),
       timing_(timing),
-      log_(log ? std::move(log) : Log([](const std::string& line) {
-        std::cerr << "podwrangler serve: " << line << std::endl;
-      })) {
+      log_(log ? std::move(log)
+               : Log([](const std::string& line) { std::cerr << "podwrangler serve: " << line << std::endl; })) {
   timing_.validate();
   store_.heartbeat(id_, started_at_, timing_.lease_s);  // throws: no lease, no start
   try {
@@ -185,9 +182,11 @@ void ReplicaLease::tick() {
     const bool had_lease = store_.heartbeat(id_, started_at_, timing_.lease_s);
     if (renew_failing_) log_("the replica lease is renewed again");
     if (!had_lease)
-      log_("the replica lease had expired (database unreachable or this process stalled for more "
-           "than " + std::to_string(static_cast<int>(timing_.lease_s)) +
-           " s): another replica may have marked this server's running commands interrupted");
+      log_(
+          "the replica lease had expired (database unreachable or this process stalled for more "
+          "than " +
+          std::to_string(static_cast<int>(timing_.lease_s)) +
+          " s): another replica may have marked this server's running commands interrupted");
     renew_failing_ = false;
   } catch (const std::exception& e) {
     if (!renew_failing_) log_(std::string("cannot renew the replica lease: ") + e.what());
@@ -207,8 +206,8 @@ void ReplicaLease::tick() {
 void ReplicaLease::sweep() {
   for (const auto& r : store_.reap_expired_replicas(id_))
     if (r.commands > 0)
-      log_("replica " + r.server_id + " stopped renewing its lease (last seen " + r.last_seen + "): " +
-           plural(r.commands, "running command", "running commands") + " marked interrupted");
+      log_("replica " + r.server_id + " stopped renewing its lease (last seen " + r.last_seen +
+           "): " + plural(r.commands, "running command", "running commands") + " marked interrupted");
   auto dead = dead_local_servers(store_.running_server_ids(), id_);
   if (!dead.empty()) {
     const int n = store_.interrupt_orphans(dead);

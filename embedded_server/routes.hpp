@@ -19,9 +19,9 @@ class ServerLoop;
 struct ServerState {
   Settings settings;
   std::unique_ptr<Store> store;
-  ServerLoop* runtime = nullptr;   // io_context thread + in-flight command tracking
+  ServerLoop* runtime = nullptr;  // io_context thread + in-flight command tracking
   SessionPool* pool = nullptr;
-  std::string server_id;        // "host:pid:start-ms", owner of the rows it starts
+  std::string server_id;  // "host:pid:start-ms", owner of the rows it starts
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 

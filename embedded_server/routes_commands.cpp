@@ -1,6 +1,6 @@
 // /api/v1/commands: the command history, newest first, with filters and a cursor.
-#include "embedded_server/http_util.hpp"
 #include "embedded_server/http_server.hpp"
+#include "embedded_server/http_util.hpp"
 #include "embedded_server/routes.hpp"
 
 #include <podwrangler/model.hpp>

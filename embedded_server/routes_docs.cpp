@@ -1,8 +1,8 @@
 // GET /openapi.json, GET /docs and the Swagger UI assets under /docs/, all served from the
 // bytes embedded at build time (openapi/assets.cmake): the page works offline.
+#include "embedded_server/http_server.hpp"
 #include "embedded_server/http_util.hpp"
 #include "embedded_server/openapi/assets.hpp"
-#include "embedded_server/http_server.hpp"
 #include "embedded_server/routes.hpp"
 
 #include <httplib.h>
@@ -69,8 +69,8 @@ void add_docs_routes(Router& http, ServerState& /*ctx*/) {
     // ETag). Swagger UI's files only change with the binary (the ETag carries its version
     // and their hash): a day without asking, then revalidation.
     const bool revalidate = asset.path == "/openapi.json" || asset.path == "/docs";
-    served->emplace(asset.path, Served{&asset, make_etag(asset.body),
-                                       revalidate ? "no-cache" : "public, max-age=86400"});
+    served->emplace(asset.path,
+                    Served{&asset, make_etag(asset.body), revalidate ? "no-cache" : "public, max-age=86400"});
   }
 
   auto serve = [served](const httplib::Request& req, httplib::Response& res, std::string_view path) {
@@ -91,12 +91,9 @@ void add_docs_routes(Router& http, ServerState& /*ctx*/) {
     res.set_content(s.asset->body.data(), s.asset->body.size(), s.asset->content_type);
   };
 
-  http.Get("/openapi.json/?", [serve](const httplib::Request& req, httplib::Response& res) {
-    serve(req, res, "/openapi.json");
-  });
-  http.Get("/docs/?", [serve](const httplib::Request& req, httplib::Response& res) {
-    serve(req, res, "/docs");
-  });
+  http.Get("/openapi.json/?",
+           [serve](const httplib::Request& req, httplib::Response& res) { serve(req, res, "/openapi.json"); });
+  http.Get("/docs/?", [serve](const httplib::Request& req, httplib::Response& res) { serve(req, res, "/docs"); });
   http.Get("/docs/(.+)", [serve](const httplib::Request& req, httplib::Response& res) {
     std::string path = "/docs/" + req.matches[1].str();
     const DocsAsset* asset = find_docs_asset(path);  // also maps /docs/index.html

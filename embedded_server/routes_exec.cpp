@@ -1,15 +1,15 @@
 // Running commands: POST /api/v1/pods/{alias}/exec (one pod), POST /api/v1/exec (fan-out,
 // results in request order) and POST /api/v1/exec/stream (NDJSON events as pods finish).
 // Each command is recorded `running` before it starts and completed after.
+#include "embedded_server/http_server.hpp"
 #include "embedded_server/http_util.hpp"
 #include "embedded_server/pool.hpp"
-#include "embedded_server/http_server.hpp"
 #include "embedded_server/routes.hpp"
 #include "embedded_server/server_loop.hpp"
 
 #include <podwrangler/errors.hpp>
-#include <podwrangler/redact.hpp>
 #include <podwrangler/provider.hpp>
+#include <podwrangler/redact.hpp>
 #include <podwrangler/registry.hpp>
 
 #include <httplib.h>
@@ -35,8 +35,7 @@ struct Prepared {
 Prepared prepare(const PodRecord& pod) {
   auto provider = ProviderCatalog::instance().get(pod.provider);
   if (!provider)
-    throw PodConfigValidationError("provider", "pod '" + pod.alias + "' uses unknown provider '" +
-                                                   pod.provider + "'");
+    throw PodConfigValidationError("provider", "pod '" + pod.alias + "' uses unknown provider '" + pod.provider + "'");
   return Prepared{pod.alias, endpoint_from_url(pod.url.reveal(), provider),
                   session_fingerprint(pod.provider, pod.url.reveal())};
 }
@@ -96,12 +95,11 @@ void exec_one(ServerState& ctx, const httplib::Request& req, httplib::Response& 
 
   ServerLoop::InFlight guard(*ctx.runtime);
   std::string started = now_rfc3339();
-  auto ids = ctx.store->begin_commands({CommandStart{alias, command, p.endpoint.identity.label(), started}},
-                                       ctx.server_id);
+  auto ids =
+      ctx.store->begin_commands({CommandStart{alias, command, p.endpoint.identity.label(), started}}, ctx.server_id);
   ExecOutcome o;
-  ctx.runtime->block_on([&]() -> Task<void> {
-    o = co_await ctx.pool->exec(alias, p.endpoint, p.fingerprint, command, timeout);
-  });
+  ctx.runtime->block_on(
+      [&]() -> Task<void> { o = co_await ctx.pool->exec(alias, p.endpoint, p.fingerprint, command, timeout); });
   CommandRecord rec = finished_record(ids.at(0), alias, started, o, ctx);
   record_finish(ctx, rec);
   nlohmann::json result = command_json(rec);
@@ -181,8 +179,7 @@ std::shared_ptr<FanOut> parse_fan_out(ServerState& ctx, const httplib::Request& 
   if (all_given && !*all_given) throw validation_error("all", "must be true when given (leave it out otherwise)");
   bool all = all_given.value_or(false);
   int chosen = int(has_aliases) + int(selector.has_value()) + int(all);
-  if (chosen != 1)
-    throw validation_error("aliases", "give exactly one of aliases, selector or all=true");
+  if (chosen != 1) throw validation_error("aliases", "give exactly one of aliases, selector or all=true");
   ensure_accepting(ctx);
 
   if (has_aliases) {
@@ -251,8 +248,7 @@ void launch(ServerState& ctx, const std::shared_ptr<FanOut>& f) {
   std::vector<std::size_t> known;
   for (std::size_t i = 0; i < f->targets.size(); ++i) {
     if (!f->targets[i]) continue;
-    starts.push_back(CommandStart{f->aliases[i], f->command, f->targets[i]->endpoint.identity.label(),
-                                  f->started_at});
+    starts.push_back(CommandStart{f->aliases[i], f->command, f->targets[i]->endpoint.identity.label(), f->started_at});
     known.push_back(i);
   }
   f->ids.assign(f->targets.size(), 0);
@@ -305,8 +301,7 @@ void collect(ServerState& ctx, FanOut& f, const std::function<void(std::size_t, 
     }
     if (batch.empty()) {
       // The loop was stopped under us (shutdown past its grace): give up on the rest.
-      if (ctx.runtime->hard_stopped() &&
-          std::chrono::steady_clock::now() - last_progress > std::chrono::seconds(5))
+      if (ctx.runtime->hard_stopped() && std::chrono::steady_clock::now() - last_progress > std::chrono::seconds(5))
         break;
       continue;
     }
@@ -325,9 +320,8 @@ void collect(ServerState& ctx, FanOut& f, const std::function<void(std::size_t, 
 }  // namespace
 
 void add_exec_routes(Router& http, ServerState& ctx) {
-  http.Post("/api/v1/pods/([^/]+)/exec/?", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    exec_one(ctx, req, res);
-  });
+  http.Post("/api/v1/pods/([^/]+)/exec/?",
+            [&ctx](const httplib::Request& req, httplib::Response& res) { exec_one(ctx, req, res); });
 
   http.Post("/api/v1/exec/?", [&ctx](const httplib::Request& req, httplib::Response& res) {
     auto f = parse_fan_out(ctx, req);

@@ -1,6 +1,6 @@
 // GET /health: liveness, version, database reachability, uptime. Never needs auth.
-#include "embedded_server/http_util.hpp"
 #include "embedded_server/http_server.hpp"
+#include "embedded_server/http_util.hpp"
 #include "embedded_server/routes.hpp"
 #include "embedded_server/server_loop.hpp"
 
@@ -12,8 +12,7 @@ void add_health_routes(Router& http, ServerState& ctx) {
   http.Get("/health/?", [&ctx](const httplib::Request&, httplib::Response& res) {
     bool db_ok = ctx.store->ping();
     bool draining = ctx.runtime && ctx.runtime->draining();
-    double uptime =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
+    double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
     nlohmann::json body = {
         {"status", draining ? "stopping" : (db_ok ? "ok" : "degraded")},
         {"version", PW_VERSION_STRING},

@@ -1,6 +1,6 @@
 // /api/v1/pods/: register, list, show, update and remove pods.
-#include "embedded_server/http_util.hpp"
 #include "embedded_server/http_server.hpp"
+#include "embedded_server/http_util.hpp"
 #include "embedded_server/routes.hpp"
 
 #include <podwrangler/errors.hpp>
@@ -19,9 +19,8 @@ namespace {
 constexpr std::size_t kMaxUrl = 8192;
 
 nlohmann::json pod_json(const PodRecord& p) {
-  return {{"alias", p.alias},           {"url", p.url_redacted},
-          {"provider", p.provider},     {"labels", p.labels},
-          {"created_at", p.created_at}, {"updated_at", p.updated_at}};
+  return {{"alias", p.alias},   {"url", p.url_redacted},      {"provider", p.provider},
+          {"labels", p.labels}, {"created_at", p.created_at}, {"updated_at", p.updated_at}};
 }
 
 std::shared_ptr<ProviderInterface> provider_named(const std::string& name) {

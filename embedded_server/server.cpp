@@ -21,9 +21,9 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <optional>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 namespace pw::server {
@@ -88,9 +88,7 @@ struct Server::Impl {
     make_http();
   }
 
-  ~Impl() {
-    stop(ctx.settings.shutdown_grace_s);
-  }
+  ~Impl() { stop(ctx.settings.shutdown_grace_s); }
 
   void make_http() {
     const auto& s = ctx.settings;
@@ -164,8 +162,7 @@ struct Server::Impl {
     if (stopped.exchange(true)) return;
     runtime->set_draining();
     http->stop();  // no new connections, idle ones closed; requests in progress go on
-    auto deadline = std::chrono::steady_clock::now() +
-                    std::chrono::milliseconds(static_cast<long>(grace_s * 1000));
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long>(grace_s * 1000));
     if (!runtime->wait_idle(deadline)) {
       // Past the grace: what is still running is recorded as interrupted.
       runtime->set_hard_stop();
@@ -227,8 +224,8 @@ int serve_forever(Settings settings) {
             << " (database: " << database_kind(s.database_url) << ")" << std::endl;
   int sig = 0;
   sigwait(&set, &sig);
-  std::cerr << "podwrangler: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
-            << ": stopping (running commands get " << s.shutdown_grace_s << " s)" << std::endl;
+  std::cerr << "podwrangler: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ": stopping (running commands get "
+            << s.shutdown_grace_s << " s)" << std::endl;
   // A second signal stops at once.
   std::thread([set]() mutable {
     int again = 0;

@@ -61,8 +61,7 @@ Settings Settings::from_env() {
     } catch (const PodConfigValidationError& e) {
       std::string m = e.what();  // "invalid database_url: <problem>"
       auto colon = m.find(": ");
-      throw PodConfigValidationError("PODWRANGLER_DATABASE_URL",
-                                     colon == std::string::npos ? m : m.substr(colon + 2));
+      throw PodConfigValidationError("PODWRANGLER_DATABASE_URL", colon == std::string::npos ? m : m.substr(colon + 2));
     }
   }
   if (const char* v = env("PODWRANGLER_API_HOST")) s.host = v;
@@ -95,8 +94,7 @@ void Settings::validate() const {
     throw PodConfigValidationError("tls", "--tls-cert and --tls-key go together");
   if (api_key.empty() && !insecure_no_auth && !is_loopback_host(host))
     throw PodConfigValidationError(
-        "host", "refusing to listen on " + host +
-                    " without PODWRANGLER_API_KEY; set a key or pass --insecure-no-auth");
+        "host", "refusing to listen on " + host + " without PODWRANGLER_API_KEY; set a key or pass --insecure-no-auth");
   if (!api_key.empty() && api_key.reveal().size() < 16)
     throw PodConfigValidationError("PODWRANGLER_API_KEY", "must be at least 16 characters");
   if (threads < 1 || threads > 4096) throw PodConfigValidationError("threads", "must be 1-4096");

@@ -10,22 +10,22 @@ namespace pw::server {
 
 struct Settings {
   std::string host = "127.0.0.1";
-  int port = 8000;  // 0: any free port (Server::port() tells which)
-  std::string database_url;  // "": the default SQLite file (default_database_url()) at start
-  SecretString api_key;      // empty: no auth (only allowed on loopback addresses)
+  int port = 8000;                // 0: any free port (Server::port() tells which)
+  std::string database_url;       // "": the default SQLite file (default_database_url()) at start
+  SecretString api_key;           // empty: no auth (only allowed on loopback addresses)
   bool insecure_no_auth = false;  // allow a non-loopback address without a key
   std::string tls_cert, tls_key;  // both set: HTTPS
   // Request bodies (chunked or not) larger than this are refused while being read: 413.
   std::size_t max_body_bytes = 1 << 20;
-  int threads = 64;                 // handler threads (idle connections hold none)
-  int keep_alive_max_count = 1000;  // requests per keep-alive connection
-  double keep_alive_timeout_s = 5;  // idle time between requests on a connection
-  double request_timeout_s = 10;    // one deadline for a request's headers and body, then the connection is closed
-  std::size_t max_connections = 8192;            // open at once; beyond: 503 at once
+  int threads = 64;                    // handler threads (idle connections hold none)
+  int keep_alive_max_count = 1000;     // requests per keep-alive connection
+  double keep_alive_timeout_s = 5;     // idle time between requests on a connection
+  double request_timeout_s = 10;       // one deadline for a request's headers and body, then the connection is closed
+  std::size_t max_connections = 8192;  // open at once; beyond: 503 at once
   std::size_t max_connections_per_client = 512;  // open at once from one address; beyond: 503
-  std::size_t pool_max_sessions = 4096;  // warm sessions kept at most (LRU idle ones go)
-  double pool_idle_ttl_s = 300.0;        // idle sessions closed after this
-  int default_parallel = 32;             // fan-out width when the request gives none
+  std::size_t pool_max_sessions = 4096;          // warm sessions kept at most (LRU idle ones go)
+  double pool_idle_ttl_s = 300.0;                // idle sessions closed after this
+  int default_parallel = 32;                     // fan-out width when the request gives none
   int max_parallel = 1024;
   double shutdown_grace_s = 30.0;  // running commands may finish within this on SIGTERM
   bool access_log = false;         // one line per request on stderr (never bodies or headers)

@@ -19,8 +19,8 @@ static pw::Task<int> demo(std::vector<std::string> urls) {
   pw::PodSession session = pw::PodSession::from_url(ex, urls.front());
   co_await session.connect();
   pw::CommandResult r = co_await session.run("echo \"hello from $(hostname)\"; uname -s");
-  std::cout << "[" << r.pod_label << "] exit=" << r.exit_code << " in " << r.duration * 1000
-            << " ms\n" << r.output << "\n";
+  std::cout << "[" << r.pod_label << "] exit=" << r.exit_code << " in " << r.duration * 1000 << " ms\n"
+            << r.output << "\n";
   try {
     co_await session.run("ls /definitely-missing", std::nullopt, /*check=*/true);
   } catch (const pw::PodCommandError& e) {
@@ -53,8 +53,13 @@ int main(int argc, char** argv) {
   asio::io_context io;
   int rc = 1;
   asio::co_spawn(io, demo(urls), [&](std::exception_ptr e, int v) {
-    if (!e) { rc = v; return; }
-    try { std::rethrow_exception(e); } catch (const pw::PodClientError& err) {
+    if (!e) {
+      rc = v;
+      return;
+    }
+    try {
+      std::rethrow_exception(e);
+    } catch (const pw::PodClientError& err) {
       std::cerr << "error: " << err.what() << "\n";
       rc = err.info().exit_code;
     } catch (const std::exception& err) {

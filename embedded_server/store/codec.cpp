@@ -2,10 +2,10 @@
 
 #include "embedded_server/store/utf8.hpp"
 
+#include <utility>
 #include <array>
 #include <cstdint>
 #include <optional>
-#include <utility>
 
 namespace pw::server::detail {
 
@@ -81,10 +81,14 @@ struct JsonReader {
     for (int k = 0; k < 4; ++k) {
       char c = s[i++];
       v <<= 4;
-      if (c >= '0' && c <= '9') v |= static_cast<unsigned>(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= static_cast<unsigned>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= static_cast<unsigned>(c - 'A' + 10);
-      else fail();
+      if (c >= '0' && c <= '9')
+        v |= static_cast<unsigned>(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        v |= static_cast<unsigned>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        v |= static_cast<unsigned>(c - 'A' + 10);
+      else
+        fail();
     }
     return v;
   }
@@ -110,11 +114,15 @@ struct JsonReader {
           std::size_t save = i;
           i += 2;
           std::uint32_t lo = hex4();
-          if (lo >= 0xDC00 && lo <= 0xDFFF) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          else i = save;
+          if (lo >= 0xDC00 && lo <= 0xDFFF)
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          else
+            i = save;
         }
-        if ((cp >= 0xD800 && cp <= 0xDFFF) || cp == 0) out.append(utf8::REPLACEMENT);
-        else append_utf8(out, cp);
+        if ((cp >= 0xD800 && cp <= 0xDFFF) || cp == 0)
+          out.append(utf8::REPLACEMENT);
+        else
+          append_utf8(out, cp);
         continue;
       }
       const std::optional<char> byte = unescape(e);
@@ -126,13 +134,9 @@ struct JsonReader {
 
 }  // namespace
 
-bool is_clean_text(std::string_view s) noexcept {
-  return utf8::is_well_formed(s, utf8::Nul::refused);
-}
+bool is_clean_text(std::string_view s) noexcept { return utf8::is_well_formed(s, utf8::Nul::refused); }
 
-std::string sanitize_text(std::string_view s) {
-  return utf8::replace_invalid(s, utf8::Nul::refused);
-}
+std::string sanitize_text(std::string_view s) { return utf8::replace_invalid(s, utf8::Nul::refused); }
 
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char HEX[] = "0123456789abcdef";

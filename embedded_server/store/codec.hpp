@@ -5,8 +5,8 @@
 #include "embedded_server/store/store.hpp"
 
 #include <string>
-#include <vector>
 #include <string_view>
+#include <vector>
 
 namespace pw::server::detail {
 

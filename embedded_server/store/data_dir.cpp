@@ -44,8 +44,7 @@ void make_private_dirs(const std::filesystem::path& dir_in) {
     throw StoreError("cannot create " + prefix.string() + ": " + std::strerror(errno));
   }
   std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec))
-    throw StoreError("cannot create " + dir.string() + ": not a directory");
+  if (!std::filesystem::is_directory(dir, ec)) throw StoreError("cannot create " + dir.string() + ": not a directory");
 }
 
 void tighten_dir(const std::filesystem::path& dir) {

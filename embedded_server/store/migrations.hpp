@@ -42,10 +42,10 @@ inline constexpr const char* MIGRATIONS_TABLE =
 
 // Version 1's indexes of the command history, the same on both backends (the raw string
 // after it starts with the line break).
-#define PW_COMMANDS_INDEXES_V1                                                       \
-  "CREATE INDEX commands_alias_id ON commands (alias, id);\n"                         \
-  "CREATE INDEX commands_status_id ON commands (status, id);\n"                       \
-  "CREATE INDEX commands_started_at ON commands (started_at);\n"                      \
+#define PW_COMMANDS_INDEXES_V1                                   \
+  "CREATE INDEX commands_alias_id ON commands (alias, id);\n"    \
+  "CREATE INDEX commands_status_id ON commands (status, id);\n"  \
+  "CREATE INDEX commands_started_at ON commands (started_at);\n" \
   "CREATE INDEX commands_running_server ON commands (server_id) WHERE status = 'running';"
 
 inline constexpr std::array<Migration, 2> MIGRATIONS{{

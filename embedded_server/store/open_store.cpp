@@ -74,8 +74,7 @@ struct PgModule {
 [[noreturn]] void pg_unavailable(std::string why) {
   for (char& c : why)
     if (c == '\n' || c == '\r') c = ' ';  // one line
-  throw StoreError("PostgreSQL support is not available: cannot load libpodwrangler_pg.so (" + why +
-                   ")");
+  throw StoreError("PostgreSQL support is not available: cannot load libpodwrangler_pg.so (" + why + ")");
 }
 
 std::vector<std::string> pg_module_candidates() {
@@ -196,8 +195,8 @@ ParsedUrl parse(const std::string& url) {
   if (url.empty()) bad(url, "empty database URL");
   const auto sep = url.find("://");
   if (sep == std::string::npos || sep == 0)
-    throw PodConfigValidationError(
-        "database_url", "not a database URL (expected sqlite:///path.db or postgresql://host/db)");
+    throw PodConfigValidationError("database_url",
+                                   "not a database URL (expected sqlite:///path.db or postgresql://host/db)");
   std::string scheme = url.substr(0, sep);
   for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   std::string base = scheme, driver;
@@ -214,8 +213,7 @@ ParsedUrl parse(const std::string& url) {
       p.sqlite_path = ":memory:";  // sqlite:// (SQLAlchemy: in-memory)
       return p;
     }
-    if (rest[0] != '/')
-      bad(url, "an SQLite URL has no host: use sqlite:///relative.db or sqlite:////absolute.db");
+    if (rest[0] != '/') bad(url, "an SQLite URL has no host: use sqlite:///relative.db or sqlite:////absolute.db");
     std::string path = rest.substr(1);
     if (path.find('?') != std::string::npos) bad(url, "SQLite URL query parameters are not supported");
     if (path.find('\0') != std::string::npos) bad(url, "NUL byte in the SQLite path");
@@ -242,9 +240,8 @@ ParsedUrl parse(const std::string& url) {
     if (!valid_ports(opts.port)) bad(url, "invalid port");
     return p;
   }
-  throw PodConfigValidationError("database_url",
-                                 "unsupported database URL scheme '" + shown(scheme) +
-                                     "' (use sqlite:///… or postgresql://…)");
+  throw PodConfigValidationError(
+      "database_url", "unsupported database URL scheme '" + shown(scheme) + "' (use sqlite:///… or postgresql://…)");
 }
 
 // The key check failed: one line naming the variable (the message never holds the key).

@@ -29,12 +29,12 @@
 
 #include <libpq-fe.h>
 
+#include <utility>
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <utility>
 
 namespace pw::server::detail {
 
@@ -56,31 +56,31 @@ static_assert(PG_STATEMENT_END <= 64, "Connection::prepared has one bit per stat
 #define PG_NOW_PLUS_TEXT PG_TIME_TEXT("now() + make_interval(secs => $2::double precision)")
 
 const std::vector<std::string>& statements() {
-  static const std::vector<std::string> table = statement_table(
-      Placeholders::postgres,
-      {
-          // RENEW_LEASE, INSERT_LEASE: $2 the lease in seconds, on the database's clock.
-          "UPDATE replicas SET last_seen = " PG_NOW_TEXT ", expires_at = " PG_NOW_PLUS_TEXT
-          " WHERE server_id = $1::text",
-          "INSERT INTO replicas (server_id, started_at, last_seen, expires_at) VALUES ($1::text, "
-          "COALESCE(NULLIF($3::text, ''), " PG_NOW_TEXT "), " PG_NOW_TEXT ", " PG_NOW_PLUS_TEXT
-          ") ON CONFLICT (server_id) DO UPDATE SET last_seen = EXCLUDED.last_seen, expires_at = "
-          "EXCLUDED.expires_at",
-          // One statement for the whole batch; rows are inserted (and ids drawn) in array order.
-          "INSERT INTO commands (alias, command, status, output, duration, truncated, pod_label, "
-          "started_at, server_id) SELECT x.a, x.c, 'running', '', 0, FALSE, x.l, $2::text, "
-          "$3::text FROM json_to_recordset($1::json) AS x(i bigint, a text, c text, l text) "
-          "ORDER BY x.i RETURNING id",
-          // One statement: take the expired leases (skipping any another replica is reaping or
-          // its owner is renewing), close their running rows at their last heartbeat, report.
-          "WITH dead AS (DELETE FROM replicas WHERE server_id IN (SELECT server_id FROM replicas "
-          "WHERE expires_at < " PG_NOW_TEXT " AND server_id <> $1::text FOR UPDATE SKIP LOCKED) "
-          "RETURNING server_id, last_seen), closed AS (UPDATE commands c SET status = "
-          "'interrupted', finished_at = GREATEST(d.last_seen, c.started_at), error = "
-          "COALESCE(c.error, $2::text) FROM dead d WHERE c.status = 'running' AND c.server_id = "
-          "d.server_id RETURNING c.server_id) SELECT d.server_id, d.last_seen, (SELECT count(*) "
-          "FROM closed x WHERE x.server_id = d.server_id) FROM dead d ORDER BY d.server_id",
-      });
+  static const std::vector<std::string> table =
+      statement_table(Placeholders::postgres,
+                      {
+                          // RENEW_LEASE, INSERT_LEASE: $2 the lease in seconds, on the database's clock.
+                          "UPDATE replicas SET last_seen = " PG_NOW_TEXT ", expires_at = " PG_NOW_PLUS_TEXT
+                          " WHERE server_id = $1::text",
+                          "INSERT INTO replicas (server_id, started_at, last_seen, expires_at) VALUES ($1::text, "
+                          "COALESCE(NULLIF($3::text, ''), " PG_NOW_TEXT "), " PG_NOW_TEXT ", " PG_NOW_PLUS_TEXT
+                          ") ON CONFLICT (server_id) DO UPDATE SET last_seen = EXCLUDED.last_seen, expires_at = "
+                          "EXCLUDED.expires_at",
+                          // One statement for the whole batch; rows are inserted (and ids drawn) in array order.
+                          "INSERT INTO commands (alias, command, status, output, duration, truncated, pod_label, "
+                          "started_at, server_id) SELECT x.a, x.c, 'running', '', 0, FALSE, x.l, $2::text, "
+                          "$3::text FROM json_to_recordset($1::json) AS x(i bigint, a text, c text, l text) "
+                          "ORDER BY x.i RETURNING id",
+                          // One statement: take the expired leases (skipping any another replica is reaping or
+                          // its owner is renewing), close their running rows at their last heartbeat, report.
+                          "WITH dead AS (DELETE FROM replicas WHERE server_id IN (SELECT server_id FROM replicas "
+                          "WHERE expires_at < " PG_NOW_TEXT " AND server_id <> $1::text FOR UPDATE SKIP LOCKED) "
+                          "RETURNING server_id, last_seen), closed AS (UPDATE commands c SET status = "
+                          "'interrupted', finished_at = GREATEST(d.last_seen, c.started_at), error = "
+                          "COALESCE(c.error, $2::text) FROM dead d WHERE c.status = 'running' AND c.server_id = "
+                          "d.server_id RETURNING c.server_id) SELECT d.server_id, d.last_seen, (SELECT count(*) "
+                          "FROM closed x WHERE x.server_id = d.server_id) FROM dead d ORDER BY d.server_id",
+                      });
   return table;
 }
 
@@ -116,9 +116,7 @@ class PgRow final : public Row {
   std::string_view text(int col) const override {
     return {PQgetvalue(r_, i_, col), static_cast<std::size_t>(PQgetlength(r_, i_, col))};
   }
-  std::int64_t integer(int col) const override {
-    return std::strtoll(PQgetvalue(r_, i_, col), nullptr, 10);
-  }
+  std::int64_t integer(int col) const override { return std::strtoll(PQgetvalue(r_, i_, col), nullptr, 10); }
   double real(int col) const override { return std::strtod(PQgetvalue(r_, i_, col), nullptr); }
   bool boolean(int col) const override { return PQgetvalue(r_, i_, col)[0] == 't'; }
   StoredBytes blob(int col) const override { return {text(col), true}; }
@@ -131,17 +129,14 @@ class PgRow final : public Row {
 class PostgresStore final : public StoreCore {
  public:
   PostgresStore(std::string uri, std::string password, SecretBox box)
-      : StoreCore("postgresql", box),
-        uri_(std::move(uri)),
-        password_(std::move(password)) {
+      : StoreCore("postgresql", box), uri_(std::move(uri)), password_(std::move(password)) {
     migrate(&Migration::postgres_sql);
   }
 
  protected:
   // One statement for the whole batch (a JSON array of the commands).
   std::vector<std::int64_t> insert_commands(Session& s, const std::vector<CommandStart>& starts,
-                                            const std::string& server_id,
-                                            const std::string& now) override {
+                                            const std::string& server_id, const std::string& now) override {
     std::string json = "[";
     for (std::size_t i = 0; i < starts.size(); ++i) {
       if (i) json += ',';
@@ -172,8 +167,7 @@ class PostgresStore final : public StoreCore {
   }
 
   // One statement (PG_REAP).
-  std::vector<ReapedReplica> reap(Session& s, const std::string& self_id,
-                                  const std::string& why) override {
+  std::vector<ReapedReplica> reap(Session& s, const std::string& self_id, const std::string& why) override {
     std::vector<ReapedReplica> out;
     s.run(PG_REAP, {Value::text(self_id), Value::text(why)}, [&](const Row& r) {
       out.push_back({r.str(0), r.str(1), static_cast<int>(r.integer(2))});
@@ -194,8 +188,7 @@ class PostgresStore final : public StoreCore {
       if (PQtransactionStatus(c_.conn) != PQTRANS_IDLE) Result r(PQexec(c_.conn, "ROLLBACK"));
     }
     void lock_migrations() override {
-      const std::string lock =
-          "SELECT pg_advisory_xact_lock(" + std::to_string(MIGRATION_LOCK_KEY) + ")";
+      const std::string lock = "SELECT pg_advisory_xact_lock(" + std::to_string(MIGRATION_LOCK_KEY) + ")";
       store_.simple(c_, lock.c_str());
     }
     ConnectionCaches& caches() override { return c_.caches; }
@@ -277,7 +270,8 @@ class PostgresStore final : public StoreCore {
     if (PQstatus(c->conn) != CONNECTION_OK)
       throw StoreError("postgresql: cannot connect: " + scrub(PQerrorMessage(c->conn)));
     // Server notices ("relation … already exists, skipping") are not errors: not on stderr.
-    PQsetNoticeProcessor(c->conn, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        c->conn, [](void*, const char*) {}, nullptr);
     return c;
   }
 
@@ -294,8 +288,8 @@ class PostgresStore final : public StoreCore {
     const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
     if (state && std::strcmp(state, "23505") == 0) throw StoreConflictError(msg);
     // SQLSTATE class 08: connection exceptions; 57P01-57P03: server shutting down / restarting.
-    bool conn_gone = c.broken() || !r ||
-                     (state && (std::strncmp(state, "08", 2) == 0 || std::strncmp(state, "57P0", 4) == 0));
+    bool conn_gone =
+        c.broken() || !r || (state && (std::strncmp(state, "08", 2) == 0 || std::strncmp(state, "57P0", 4) == 0));
     if (conn_gone)  // with_session drops this connection (no PQreset: a fresh one replaces it)
       throw ConnectionLost("postgresql: " + what + ": connection lost: " + msg);
     throw StoreError("postgresql: " + what + ": " + msg);
@@ -340,8 +334,8 @@ class PostgresStore final : public StoreCore {
       }
       if (!numbers[k].empty()) values[k] = numbers[k].c_str();
     }
-    Result r(PQexecPrepared(c.conn, NAMES[i].c_str(), static_cast<int>(n), values.data(),
-                            lengths.data(), formats.data(), 0));
+    Result r(PQexecPrepared(c.conn, NAMES[i].c_str(), static_cast<int>(n), values.data(), lengths.data(),
+                            formats.data(), 0));
     auto st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) fail(c, r.get(), "statement");
     return r;
@@ -382,8 +376,7 @@ extern "C" {
 
 int pw_pg_module_abi(void) { return PW_PG_MODULE_ABI; }
 
-int pw_pg_conninfo_parse(const char* uri, pw_pg_option_fn emit, void* ctx, char* err,
-                         std::size_t errlen) {
+int pw_pg_conninfo_parse(const char* uri, pw_pg_option_fn emit, void* ctx, char* err, std::size_t errlen) {
   char* perr = nullptr;
   PQconninfoOption* opts = PQconninfoParse(uri ? uri : "", &perr);
   if (!opts) {
@@ -406,12 +399,11 @@ int pw_pg_conninfo_parse(const char* uri, pw_pg_option_fn emit, void* ctx, char*
   return rc;
 }
 
-pw::server::Store* pw_store_open_postgres(const char* uri, const char* password, char* err,
-                                          std::size_t errlen, int* kind) {
+pw::server::Store* pw_store_open_postgres(const char* uri, const char* password, char* err, std::size_t errlen,
+                                          int* kind) {
   if (kind) *kind = PW_PG_ERR_STORE;
   try {
-    return pw::server::detail::open_postgres_store(uri ? uri : "", password ? password : "")
-        .release();
+    return pw::server::detail::open_postgres_store(uri ? uri : "", password ? password : "").release();
   } catch (const pw::server::StoreKeyMismatchError& e) {
     if (kind) *kind = PW_PG_ERR_KEY_MISMATCH;
     copy_message(e.what(), err, errlen);

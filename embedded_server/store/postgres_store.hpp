@@ -42,8 +42,7 @@ PW_PG_EXPORT int pw_pg_module_abi(void);
 
 // Parses a libpq connection URI (PQconninfoParse) and reports its options to `emit`.
 // Returns 0, or -1 with libpq's message (which may quote the URI) in `err`.
-PW_PG_EXPORT int pw_pg_conninfo_parse(const char* uri, pw_pg_option_fn emit, void* ctx, char* err,
-                                      std::size_t errlen);
+PW_PG_EXPORT int pw_pg_conninfo_parse(const char* uri, pw_pg_option_fn emit, void* ctx, char* err, std::size_t errlen);
 
 // What pw_store_open_postgres failed with.
 enum { PW_PG_ERR_STORE = 0, PW_PG_ERR_KEY_MISMATCH = 1 };
@@ -51,7 +50,7 @@ enum { PW_PG_ERR_STORE = 0, PW_PG_ERR_KEY_MISMATCH = 1 };
 // open_postgres_store(uri, password): a new Store the caller owns (delete it), or nullptr
 // with the message (password scrubbed) in `err` and in `*kind` PW_PG_ERR_KEY_MISMATCH for a
 // StoreKeyMismatchError, else PW_PG_ERR_STORE.
-PW_PG_EXPORT pw::server::Store* pw_store_open_postgres(const char* uri, const char* password,
-                                                       char* err, std::size_t errlen, int* kind);
+PW_PG_EXPORT pw::server::Store* pw_store_open_postgres(const char* uri, const char* password, char* err,
+                                                       std::size_t errlen, int* kind);
 
 }  // extern "C"

@@ -78,9 +78,7 @@ bool read_exact(int fd, unsigned char* p, std::size_t n) {
   return ::read(fd, &extra, 1) == 0;  // exactly n bytes
 }
 
-bool write_all(int fd, const unsigned char* p, std::size_t n) {
-  return transfer_all(::write, fd, p, n);
-}
+bool write_all(int fd, const unsigned char* p, std::size_t n) { return transfer_all(::write, fd, p, n); }
 
 std::array<unsigned char, 32> read_key_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -183,9 +181,9 @@ std::string SecretBox::seal(std::string_view plaintext, std::string_view aad) co
   unsigned char* nonce = p + 1;
   unsigned char* ct = nonce + NONCE_LEN;
   if (RAND_bytes(nonce, static_cast<int>(NONCE_LEN)) != 1) throw StoreError("RAND_bytes failed");
-  const bool ok = gcm(Direction::encrypt, key_.data(), nonce, aad,
-                      reinterpret_cast<const unsigned char*>(plaintext.data()), plaintext.size(),
-                      ct, ct + plaintext.size());
+  const bool ok =
+      gcm(Direction::encrypt, key_.data(), nonce, aad, reinterpret_cast<const unsigned char*>(plaintext.data()),
+          plaintext.size(), ct, ct + plaintext.size());
   if (!ok) throw StoreError("AES-256-GCM encryption failed");
   return out;
 }
@@ -200,8 +198,8 @@ std::optional<std::string> SecretBox::open(std::string_view sealed, std::string_
   unsigned char tag[TAG_LEN];
   std::memcpy(tag, ct + ct_len, TAG_LEN);
   std::string out(ct_len, '\0');
-  const bool ok = gcm(Direction::decrypt, key_.data(), nonce, aad, ct, ct_len,
-                      reinterpret_cast<unsigned char*>(out.data()), tag);
+  const bool ok =
+      gcm(Direction::decrypt, key_.data(), nonce, aad, ct, ct_len, reinterpret_cast<unsigned char*>(out.data()), tag);
   if (!ok) {
     OPENSSL_cleanse(out.data(), out.size());
     return std::nullopt;
@@ -209,13 +207,13 @@ std::optional<std::string> SecretBox::open(std::string_view sealed, std::string_
   return out;
 }
 
-const std::string* UrlCache::get(const SecretBox& box, const std::string& alias,
-                                 std::string_view stored, bool hex) {
+const std::string* UrlCache::get(const SecretBox& box, const std::string& alias, std::string_view stored, bool hex) {
   auto it = map_.find(stored);
   if (it != map_.end() && it->second.alias == alias) return &it->second.url;
   std::optional<std::string> url;
   try {
-    if (!hex) url = box.open(stored, alias);
+    if (!hex)
+      url = box.open(stored, alias);
     else if (stored.size() >= 2 && stored[0] == '\\' && stored[1] == 'x')
       url = box.open(hex_decode(stored.substr(2)), alias);
   } catch (const StoreError&) {  // corrupt hex: as undecryptable

@@ -70,15 +70,12 @@ class UrlCache {
   // The URL, or nullptr when it does not decrypt (another key, another alias, corrupt).
   // `stored` is the column as read: the sealed bytes, or with `hex` PostgreSQL's bytea
   // text "\x…".
-  const std::string* get(const SecretBox& box, const std::string& alias, std::string_view stored,
-                         bool hex = false);
+  const std::string* get(const SecretBox& box, const std::string& alias, std::string_view stored, bool hex = false);
 
  private:
   struct Hash {
     using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
   struct Entry {
     std::string alias, url;

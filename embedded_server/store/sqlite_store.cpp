@@ -24,8 +24,8 @@
 
 #include <sqlite3.h>
 
-#include <filesystem>
 #include <utility>
+#include <filesystem>
 
 namespace pw::server::detail {
 
@@ -45,24 +45,24 @@ enum SqliteStatement : int {
 };
 
 const std::vector<std::string>& statements() {
-  static const std::vector<std::string> table = statement_table(
-      Placeholders::sqlite,
-      {
-          // RENEW_LEASE, INSERT_LEASE: ?2 now and ?3 now + the lease, on this host's clock.
-          "UPDATE replicas SET last_seen = ?2, expires_at = ?3 WHERE server_id = ?1",
-          "INSERT INTO replicas (server_id, started_at, last_seen, expires_at) VALUES (?1, "
-          "COALESCE(NULLIF(?4, ''), ?2), ?2, ?3) ON CONFLICT (server_id) DO UPDATE SET last_seen "
-          "= excluded.last_seen, expires_at = excluded.expires_at",
-          "INSERT INTO commands (alias, command, status, output, duration, truncated, pod_label, "
-          "started_at, server_id) VALUES (?1, ?2, 'running', '', 0, 0, ?3, ?4, ?5) RETURNING id",
-          "SELECT server_id, last_seen FROM replicas WHERE expires_at < ?1 AND server_id <> ?2 "
-          "ORDER BY server_id",
-          "UPDATE commands SET status = 'interrupted', finished_at = max(?2, started_at), error = "
-          "COALESCE(error, ?3) WHERE status = 'running' AND server_id = ?1",
-          "BEGIN IMMEDIATE",
-          "COMMIT",
-          "ROLLBACK",
-      });
+  static const std::vector<std::string> table =
+      statement_table(Placeholders::sqlite,
+                      {
+                          // RENEW_LEASE, INSERT_LEASE: ?2 now and ?3 now + the lease, on this host's clock.
+                          "UPDATE replicas SET last_seen = ?2, expires_at = ?3 WHERE server_id = ?1",
+                          "INSERT INTO replicas (server_id, started_at, last_seen, expires_at) VALUES (?1, "
+                          "COALESCE(NULLIF(?4, ''), ?2), ?2, ?3) ON CONFLICT (server_id) DO UPDATE SET last_seen "
+                          "= excluded.last_seen, expires_at = excluded.expires_at",
+                          "INSERT INTO commands (alias, command, status, output, duration, truncated, pod_label, "
+                          "started_at, server_id) VALUES (?1, ?2, 'running', '', 0, 0, ?3, ?4, ?5) RETURNING id",
+                          "SELECT server_id, last_seen FROM replicas WHERE expires_at < ?1 AND server_id <> ?2 "
+                          "ORDER BY server_id",
+                          "UPDATE commands SET status = 'interrupted', finished_at = max(?2, started_at), error = "
+                          "COALESCE(error, ?3) WHERE status = 'running' AND server_id = ?1",
+                          "BEGIN IMMEDIATE",
+                          "COMMIT",
+                          "ROLLBACK",
+                      });
   return table;
 }
 
@@ -86,8 +86,8 @@ struct Connection {
   // Statement `id`, prepared on first use and kept for the connection's life.
   sqlite3_stmt* get(int id) {
     const auto i = static_cast<std::size_t>(id);
-    if (!stmts[i] && sqlite3_prepare_v3(db, statements()[i].c_str(), -1, SQLITE_PREPARE_PERSISTENT,
-                                        &stmts[i], nullptr) != SQLITE_OK)
+    if (!stmts[i] &&
+        sqlite3_prepare_v3(db, statements()[i].c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmts[i], nullptr) != SQLITE_OK)
       fail(db, "prepare");
     return stmts[i];
   }
@@ -195,9 +195,7 @@ class SqliteSession final : public Session {
 class SqliteStore final : public StoreCore {
  public:
   SqliteStore(std::string path, SecretBox box)
-      : StoreCore("sqlite", box),
-        path_(std::move(path)),
-        pool_(path_ == ":memory:" ? 1 : MAX_CONNECTIONS) {
+      : StoreCore("sqlite", box), path_(std::move(path)), pool_(path_ == ":memory:" ? 1 : MAX_CONNECTIONS) {
     if (path_ != ":memory:") secure_files();
     migrate(&Migration::sqlite_sql);
   }
@@ -205,15 +203,14 @@ class SqliteStore final : public StoreCore {
  protected:
   // One INSERT per command, in one transaction.
   std::vector<std::int64_t> insert_commands(Session& s, const std::vector<CommandStart>& starts,
-                                            const std::string& server_id,
-                                            const std::string& now) override {
+                                            const std::string& server_id, const std::string& now) override {
     std::vector<std::int64_t> ids;
     ids.reserve(starts.size());
     Transaction tx(s);
     for (const auto& start : starts)
       s.run(SQ_INSERT_COMMAND,
-            {Value::text(start.alias), Value::text(start.command), Value::text(start.pod_label),
-             Value::text(now), Value::text(server_id)},
+            {Value::text(start.alias), Value::text(start.command), Value::text(start.pod_label), Value::text(now),
+             Value::text(server_id)},
             [&](const Row& r) { ids.push_back(r.integer(0)); });
     tx.commit();
     return ids;
@@ -225,16 +222,15 @@ class SqliteStore final : public StoreCore {
   }
 
   // In one BEGIN IMMEDIATE transaction: the expired leases, then each one's rows and lease.
-  std::vector<ReapedReplica> reap(Session& s, const std::string& self_id,
-                                  const std::string& why) override {
+  std::vector<ReapedReplica> reap(Session& s, const std::string& self_id, const std::string& why) override {
     const std::string now = now_rfc3339();
     std::vector<ReapedReplica> out;
     Transaction tx(s);
-    s.run(SQ_EXPIRED_LEASES, {Value::text(now), Value::text(self_id)},
-          [&](const Row& r) { out.push_back({r.str(0), r.str(1), 0}); });
+    s.run(SQ_EXPIRED_LEASES, {Value::text(now), Value::text(self_id)}, [&](const Row& r) {
+      out.push_back({r.str(0), r.str(1), 0});
+    });
     for (auto& dead : out) {
-      const Params rows{Value::text(dead.server_id), Value::text(dead.last_seen),
-                        Value::text(why)};
+      const Params rows{Value::text(dead.server_id), Value::text(dead.last_seen), Value::text(why)};
       dead.commands = static_cast<int>(s.run(SQ_REAP_COMMANDS, rows));
       s.run(DELETE_LEASE, {Value::text(dead.server_id)});
     }
@@ -275,8 +271,7 @@ class SqliteStore final : public StoreCore {
   std::unique_ptr<Connection> open_connection() {
     auto c = std::make_unique<Connection>();
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path_.c_str(), &c->db, flags, nullptr) != SQLITE_OK)
-      fail(c->db, "cannot open " + path_);
+    if (sqlite3_open_v2(path_.c_str(), &c->db, flags, nullptr) != SQLITE_OK) fail(c->db, "cannot open " + path_);
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
     if (path_ != ":memory:") c->exec("PRAGMA journal_mode = WAL");

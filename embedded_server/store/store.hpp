@@ -63,7 +63,7 @@ struct PodPatch {
 struct CommandRecord {
   std::int64_t id = 0;
   std::string alias;
-  std::string command;  // as given (commands are the user's text, not secrets)
+  std::string command;                            // as given (commands are the user's text, not secrets)
   CommandStatus status = CommandStatus::running;  // stored as its name (command_status.hpp)
   std::optional<int> exit_code;
   std::string output;  // exact bytes (any byte values, NUL and invalid UTF-8 included)
@@ -79,7 +79,7 @@ struct CommandRecord {
 struct CommandFilter {
   std::optional<std::string> alias;
   std::optional<CommandStatus> status;
-  std::optional<std::string> since;  // RFC 3339 UTC: started_at >= since
+  std::optional<std::string> since;       // RFC 3339 UTC: started_at >= since
   std::optional<std::int64_t> before_id;  // pagination cursor: id < before_id
   int limit = 50;                         // newest first
 };
@@ -150,8 +150,7 @@ class Store {
   // "now" is the database's clock on PostgreSQL (replicas on several hosts need no
   // synchronised clocks) and the local clock on SQLite (one host). Returns false when no
   // lease row existed (the first call, or another replica had already reaped this one).
-  virtual bool heartbeat(const std::string& server_id, const std::string& started_at,
-                         double lease_s) = 0;
+  virtual bool heartbeat(const std::string& server_id, const std::string& started_at, double lease_s) = 0;
   // Deletes `server_id`'s lease (a clean stop, after interrupt_running).
   virtual void release_lease(const std::string& server_id) = 0;
   // Every lease whose expires_at has passed (but `self_id`'s): in one transaction, marks its

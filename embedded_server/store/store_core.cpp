@@ -10,7 +10,7 @@ namespace pw::server::detail {
 namespace {
 
 #define POD_COLUMNS "alias, url_redacted, url_secret, provider, labels, created_at, updated_at"
-#define COMMAND_COLUMNS                                                                        \
+#define COMMAND_COLUMNS                                                                    \
   "id, alias, command, status, exit_code, output, error, duration, truncated, pod_label, " \
   "started_at, finished_at, server_id, output_raw"
 
@@ -20,7 +20,8 @@ constexpr std::array<const char*, LIST_COMMANDS> CORE_SQL{
     "SELECT version FROM pods_version WHERE id = 1",
     "SELECT " POD_COLUMNS " FROM pods ORDER BY alias",
     "SELECT " POD_COLUMNS " FROM pods WHERE alias = $1::text",
-    "INSERT INTO pods (" POD_COLUMNS ") VALUES ($1::text, $2::text, $3::bytea, $4::text, $5::text, "
+    "INSERT INTO pods (" POD_COLUMNS
+    ") VALUES ($1::text, $2::text, $3::bytea, $4::text, $5::text, "
     "$6::text, $6::text)",
     "UPDATE pods SET url_redacted = COALESCE($2::text, url_redacted), url_secret = "
     "COALESCE($3::bytea, url_secret), provider = COALESCE($4::text, provider), labels = "
@@ -55,9 +56,7 @@ constexpr const char* LEASE_REASON =
     "the server running the command stopped renewing its lease (it ended or lost the database)";
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_word(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_';
-}
+bool is_word(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_'; }
 
 // The SQL text of a pod's labels, or NULL (unchanged) for a patch without labels.
 std::optional<std::string> labels_json(const std::optional<Labels>& labels) {
@@ -110,21 +109,18 @@ std::string list_commands_sql(unsigned mask) {
   return sql;
 }
 
-std::vector<std::string> statement_table(Placeholders style,
-                                         std::initializer_list<const char*> own) {
+std::vector<std::string> statement_table(Placeholders style, std::initializer_list<const char*> own) {
   std::vector<std::string> table;
   table.reserve(OWN_STATEMENTS + own.size());
   for (const char* sql : CORE_SQL) table.push_back(render(sql, style));
-  for (unsigned mask = 0; mask < 16; ++mask)
-    table.push_back(render(list_commands_sql(mask), style));
+  for (unsigned mask = 0; mask < 16; ++mask) table.push_back(render(list_commands_sql(mask), style));
   for (const char* sql : own) table.push_back(render(sql, style));
   return table;
 }
 
 std::string StoredBytes::bytes() const {
   if (!hex) return std::string(data);
-  if (data.size() < 2 || data[0] != '\\' || data[1] != 'x')
-    throw StoreError("corrupt bytea value in the database");
+  if (data.size() < 2 || data[0] != '\\' || data[1] != 'x') throw StoreError("corrupt bytea value in the database");
   return hex_decode(data.substr(2));
 }
 
@@ -149,9 +145,7 @@ CommandRecord read_command(const Row& row) {
   return r;
 }
 
-ReplicaLeaseRow read_lease(const Row& row) {
-  return {row.str(0), row.str(1), row.str(2), row.str(3)};
-}
+ReplicaLeaseRow read_lease(const Row& row) { return {row.str(0), row.str(1), row.str(2), row.str(3)}; }
 
 PodRecord StoreCore::read_pod(Session& s, const Row& row) const {
   PodRecord r;
@@ -228,8 +222,7 @@ PodRecord StoreCore::create_pod(const PodRecord& pod) {
   std::string b1, b2, b3;
   r.alias = clean(pod.alias, b1);
   r.url = pod.url;
-  r.url_redacted =
-      clean(pod.url_redacted.empty() ? redact_url(pod.url.reveal()) : pod.url_redacted, b2);
+  r.url_redacted = clean(pod.url_redacted.empty() ? redact_url(pod.url.reveal()) : pod.url_redacted, b2);
   r.provider = clean(pod.provider, b3);
   const std::string labels = labels_to_json(pod.labels);
   r.labels = labels_from_json(labels);
@@ -252,8 +245,7 @@ std::optional<PodRecord> StoreCore::update_pod(const std::string& alias, const P
   std::optional<std::string> redacted, sealed, provider;
   if (patch.url) {
     sealed = box_.seal(patch.url->reveal(), a);
-    redacted =
-        clean(patch.url_redacted ? *patch.url_redacted : redact_url(patch.url->reveal()), b2);
+    redacted = clean(patch.url_redacted ? *patch.url_redacted : redact_url(patch.url->reveal()), b2);
   } else if (patch.url_redacted) {
     redacted = clean(*patch.url_redacted, b2);
   }
@@ -263,8 +255,8 @@ std::optional<PodRecord> StoreCore::update_pod(const std::string& alias, const P
   return with([&](Session& s) {
     std::optional<PodRecord> pod;
     s.run(UPDATE_POD,
-          {Value::text(a), Value::text(redacted), Value::blob(sealed), Value::text(provider),
-           Value::text(labels), Value::text(now)},
+          {Value::text(a), Value::text(redacted), Value::blob(sealed), Value::text(provider), Value::text(labels),
+           Value::text(now)},
           [&](const Row& r) { pod = read_pod(s, r); });
     return pod;
   });
@@ -283,8 +275,7 @@ std::vector<std::int64_t> StoreCore::begin_commands(const std::vector<CommandSta
   clean_starts.reserve(starts.size());
   std::string b1, b2, b3, bs;
   for (const auto& st : starts)
-    clean_starts.push_back(
-        {clean(st.alias, b1), clean(st.command, b2), clean(st.pod_label, b3), st.started_at});
+    clean_starts.push_back({clean(st.alias, b1), clean(st.command, b2), clean(st.pod_label, b3), st.started_at});
   const std::string& sid = clean(server_id, bs);
   const std::string now = now_rfc3339();
   return with([&](Session& s) { return insert_commands(s, clean_starts, sid, now); });
@@ -303,11 +294,10 @@ void StoreCore::finish_command(const CommandRecord& done) {
   if (done.finished_at)
     if (auto n = normalize_time(*done.finished_at)) finished = *n;
   with([&](Session& s) {
-    s.run(FINISH_COMMAND,
-          {Value::integer(done.id), Value::text(status),
-           done.exit_code ? Value::integer(*done.exit_code) : Value::null(), Value::text(output),
-           Value::text(error), Value::real(done.duration), Value::boolean(done.truncated),
-           Value::text(finished), raw ? Value::blob(done.output) : Value::null()});
+    s.run(FINISH_COMMAND, {Value::integer(done.id), Value::text(status),
+                           done.exit_code ? Value::integer(*done.exit_code) : Value::null(), Value::text(output),
+                           Value::text(error), Value::real(done.duration), Value::boolean(done.truncated),
+                           Value::text(finished), raw ? Value::blob(done.output) : Value::null()});
   });
 }
 
@@ -317,8 +307,7 @@ int StoreCore::interrupt_running(const std::string& server_id) {
   const std::string now = now_rfc3339();
   const std::string why = STOPPED_REASON;
   return with([&](Session& s) {
-    return static_cast<int>(
-        s.run(INTERRUPT_SERVER, {Value::text(sid), Value::text(now), Value::text(why)}));
+    return static_cast<int>(s.run(INTERRUPT_SERVER, {Value::text(sid), Value::text(now), Value::text(why)}));
   });
 }
 
@@ -332,8 +321,7 @@ int StoreCore::interrupt_orphans(const std::vector<std::string>& dead_server_ids
     for (const auto& id : dead_server_ids) {
       std::string b;
       const std::string& sid = clean(id, b);
-      n += static_cast<int>(
-          s.run(INTERRUPT_ORPHAN, {Value::text(sid), Value::text(now), Value::text(why)}));
+      n += static_cast<int>(s.run(INTERRUPT_ORPHAN, {Value::text(sid), Value::text(now), Value::text(why)}));
       s.run(DELETE_LEASE, {Value::text(sid)});
     }
     tx.commit();
@@ -379,8 +367,7 @@ std::vector<CommandRecord> StoreCore::list_commands(const CommandFilter& f) {
   return with([&](Session& s) {
     std::vector<CommandRecord> out;
     out.reserve(static_cast<std::size_t>(std::min(f.limit, 1000)));
-    s.run(LIST_COMMANDS + static_cast<int>(mask), params,
-          [&](const Row& r) { out.push_back(read_command(r)); });
+    s.run(LIST_COMMANDS + static_cast<int>(mask), params, [&](const Row& r) { out.push_back(read_command(r)); });
     return out;
   });
 }
@@ -393,8 +380,7 @@ std::optional<CommandRecord> StoreCore::get_command(std::int64_t id) {
   });
 }
 
-bool StoreCore::heartbeat(const std::string& server_id, const std::string& started_at,
-                          double lease_s) {
+bool StoreCore::heartbeat(const std::string& server_id, const std::string& started_at, double lease_s) {
   std::string b1, b2;
   const std::string& sid = clean(server_id, b1);
   const std::string& started = clean(started_at, b2);
@@ -458,8 +444,7 @@ void StoreCore::migrate_on(Session& s, const char* Migration::*script) {
 void StoreCore::check_key(Session& s) {
   const std::string name = KEY_CHECK_NAME;
   std::optional<bool> stored;
-  s.run(KEY_CHECK_READ, {Value::text(name)},
-        [&](const Row& r) { stored = box_.opens_key_check(r.blob(0).bytes()); });
+  s.run(KEY_CHECK_READ, {Value::text(name)}, [&](const Row& r) { stored = box_.opens_key_check(r.blob(0).bytes()); });
   if (stored) {
     if (!*stored) throw StoreKeyMismatchError(box_.mismatch_message());
     return;

@@ -17,6 +17,7 @@
 #include "embedded_server/store/secret_box.hpp"
 #include "embedded_server/store/store.hpp"
 
+#include <utility>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -24,7 +25,6 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <utility>
 #include <vector>
 
 namespace pw::server::detail {
@@ -77,8 +77,7 @@ std::string list_commands_sql(unsigned mask);
 
 // Every statement a backend runs, rendered for `style`: the core's (CoreStatement order),
 // then `own`, numbered from RENEW_LEASE.
-std::vector<std::string> statement_table(Placeholders style,
-                                         std::initializer_list<const char*> own);
+std::vector<std::string> statement_table(Placeholders style, std::initializer_list<const char*> own);
 
 // ---- parameters and rows ----
 
@@ -145,9 +144,7 @@ class Session {
   // bound in order, calls `on_row` for each result row, and returns how many rows an INSERT,
   // UPDATE or DELETE changed (meaningless for a query). Throws StoreConflictError for a
   // duplicate key, else StoreError.
-  std::int64_t run(int id, const Params& params = {}, const RowFn& on_row = {}) {
-    return execute(id, params, on_row);
-  }
+  std::int64_t run(int id, const Params& params = {}, const RowFn& on_row = {}) { return execute(id, params, on_row); }
   // Runs SQL text that may hold several statements and takes no parameters (migrations).
   virtual void script(const char* sql) = 0;
   // A write transaction (SQLite: BEGIN IMMEDIATE, the write lock up front).
@@ -209,8 +206,7 @@ class StoreCore : public Store {
   std::vector<std::string> running_server_ids() override;
   std::vector<CommandRecord> list_commands(const CommandFilter& filter) override;
   std::optional<CommandRecord> get_command(std::int64_t id) override;
-  bool heartbeat(const std::string& server_id, const std::string& started_at,
-                 double lease_s) override;
+  bool heartbeat(const std::string& server_id, const std::string& started_at, double lease_s) override;
   void release_lease(const std::string& server_id) override;
   std::vector<ReapedReplica> reap_expired_replicas(const std::string& self_id) override;
   std::vector<ReplicaLeaseRow> replicas() override;
@@ -221,17 +217,14 @@ class StoreCore : public Store {
   // ---- the steps whose SQL differs ----
   // Inserts `running` rows for `starts` (their text already clean), started at `now`, in one
   // transaction or statement; returns their ids in order.
-  virtual std::vector<std::int64_t> insert_commands(Session& s,
-                                                    const std::vector<CommandStart>& starts,
-                                                    const std::string& server_id,
-                                                    const std::string& now) = 0;
+  virtual std::vector<std::int64_t> insert_commands(Session& s, const std::vector<CommandStart>& starts,
+                                                    const std::string& server_id, const std::string& now) = 0;
   // The parameters RENEW_LEASE and INSERT_LEASE take after the server id: where the lease's
   // times come from.
   virtual std::vector<std::string> lease_times(double lease_s) const = 0;
   // Takes the expired leases but `self_id`'s (in one transaction or statement), closes their
   // running rows at their last heartbeat with `why`, and reports them.
-  virtual std::vector<ReapedReplica> reap(Session& s, const std::string& self_id,
-                                          const std::string& why) = 0;
+  virtual std::vector<ReapedReplica> reap(Session& s, const std::string& self_id, const std::string& why) = 0;
 
   // Runs `body` on a pooled connection. A backend may run it a second time, on a fresh
   // connection, when the first turned out broken: `body` starts from scratch each time.

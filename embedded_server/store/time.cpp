@@ -52,8 +52,8 @@ std::optional<std::string> format_ms(std::int64_t ms) {
   if (c.y < 0 || c.y > 9999) return std::nullopt;
   const auto sec_of_day = rem / 1000;
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(c.y), c.m,
-                c.d, static_cast<int>(sec_of_day / 3600), static_cast<int>(sec_of_day / 60 % 60),
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(c.y), c.m, c.d,
+                static_cast<int>(sec_of_day / 3600), static_cast<int>(sec_of_day / 60 % 60),
                 static_cast<int>(sec_of_day % 60), static_cast<int>(rem % 1000));
   return std::string(buf);
 }
@@ -101,8 +101,8 @@ std::optional<std::string> parse_unix(const std::string& t) {
 std::optional<std::string> parse_rfc3339(const std::string& t) {
   std::size_t i = 0;
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
-  if (!read_num(t, i, 4, y) || i >= t.size() || t[i++] != '-' || !read_num(t, i, 2, mo) ||
-      i >= t.size() || t[i++] != '-' || !read_num(t, i, 2, d))
+  if (!read_num(t, i, 4, y) || i >= t.size() || t[i++] != '-' || !read_num(t, i, 2, mo) || i >= t.size() ||
+      t[i++] != '-' || !read_num(t, i, 2, d))
     return std::nullopt;
   if (mo < 1 || mo > 12 || d < 1 || static_cast<unsigned>(d) > days_in_month(y, static_cast<unsigned>(mo)))
     return std::nullopt;
@@ -111,8 +111,7 @@ std::optional<std::string> parse_rfc3339(const std::string& t) {
   if (i < t.size()) {  // a date alone means its midnight UTC
     if (t[i] != 'T' && t[i] != 't' && t[i] != ' ') return std::nullopt;
     ++i;
-    if (!read_num(t, i, 2, h) || i >= t.size() || t[i++] != ':' || !read_num(t, i, 2, mi))
-      return std::nullopt;
+    if (!read_num(t, i, 2, h) || i >= t.size() || t[i++] != ':' || !read_num(t, i, 2, mi)) return std::nullopt;
     if (i < t.size() && t[i] == ':') {
       ++i;
       if (!read_num(t, i, 2, s)) return std::nullopt;
@@ -153,15 +152,13 @@ std::optional<std::string> parse_rfc3339(const std::string& t) {
 }  // namespace
 
 std::string now_rfc3339() {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::system_clock::now().time_since_epoch())
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
                 .count();
   return *format_ms(ms);
 }
 
 std::string now_plus_rfc3339(double seconds) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::system_clock::now().time_since_epoch())
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
                 .count();
   const double off = seconds == seconds ? seconds * 1000.0 : 0.0;  // NaN: no offset
   // Clamped: a nonsense offset gives a far (but formattable) time, never UB.
@@ -173,8 +170,7 @@ std::string now_plus_rfc3339(double seconds) {
 
 std::optional<std::string> normalize_time(const std::string& text) {
   if (text.empty() || text.size() > 64) return std::nullopt;
-  if (text.size() >= 5 && digit(text[0]) && digit(text[1]) && digit(text[2]) && digit(text[3]) &&
-      text[4] == '-')
+  if (text.size() >= 5 && digit(text[0]) && digit(text[1]) && digit(text[2]) && digit(text[3]) && text[4] == '-')
     return parse_rfc3339(text);
   return parse_unix(text);
 }

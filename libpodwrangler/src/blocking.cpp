@@ -29,19 +29,16 @@ BlockingSession::BlockingSession(BlockingSession&&) noexcept = default;
 void BlockingSession::connect() { runtime().block_on(session_->connect()); }
 void BlockingSession::close() { runtime().block_on(session_->close()); }
 
-CommandResult BlockingSession::run(const std::string& command, std::optional<double> timeout,
-                                   bool check) {
+CommandResult BlockingSession::run(const std::string& command, std::optional<double> timeout, bool check) {
   return runtime().block_on(session_->run(command, timeout, check));
 }
 
 std::vector<CommandResult> BlockingSession::run_many(const std::vector<std::string>& commands,
-                                                     std::optional<double> timeout_each,
-                                                     bool stop_on_error) {
+                                                     std::optional<double> timeout_each, bool stop_on_error) {
   return runtime().block_on(session_->run_many(commands, timeout_each, stop_on_error));
 }
 
-std::vector<CommandResult> fan_out_sync(const PodRegistry& registry,
-                                        const std::vector<std::string>& aliases,
+std::vector<CommandResult> fan_out_sync(const PodRegistry& registry, const std::vector<std::string>& aliases,
                                         const std::string& command, FanOutOptions options) {
   return runtime().block_on(registry.fan_out(aliases, command, std::move(options)));
 }

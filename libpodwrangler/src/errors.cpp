@@ -18,16 +18,13 @@ PodClientError::PodClientError(const std::string& message, ErrorKind kind)
     : std::runtime_error(redact_text(message)), kind_(kind) {}
 
 PodNotFoundError::PodNotFoundError(std::string alias)
-    : PodClientError("pod '" + alias + "' is not registered", ErrorKind::not_found),
-      alias_(std::move(alias)) {}
+    : PodClientError("pod '" + alias + "' is not registered", ErrorKind::not_found), alias_(std::move(alias)) {}
 
 PodConnectionError::PodConnectionError(std::string reason)
-    : PodClientError("connection failed: " + reason, ErrorKind::connection),
-      reason_(redact_text(reason)) {}
+    : PodClientError("connection failed: " + reason, ErrorKind::connection), reason_(redact_text(reason)) {}
 
 PodNotConnectedError::PodNotConnectedError()
-    : PodClientError("session is not connected (call connect() first)",
-                     ErrorKind::not_connected) {}
+    : PodClientError("session is not connected (call connect() first)", ErrorKind::not_connected) {}
 PodNotConnectedError::PodNotConnectedError(const std::string& message)
     : PodClientError(message, ErrorKind::not_connected) {}
 
@@ -38,8 +35,7 @@ PodCommandError::PodCommandError(std::string command, int exit_code, std::string
       exit_code_(exit_code),
       output_(std::move(output)) {}
 
-PodCommandTimeoutError::PodCommandTimeoutError(std::string command, double timeout,
-                                               std::string partial_output)
+PodCommandTimeoutError::PodCommandTimeoutError(std::string command, double timeout, std::string partial_output)
     : PodClientError("command timed out after " + fmt_seconds(timeout) + "s: " + shown_command(command),
                      ErrorKind::command_timeout),
       command_(std::move(command)),
@@ -47,13 +43,10 @@ PodCommandTimeoutError::PodCommandTimeoutError(std::string command, double timeo
       output_(std::move(partial_output)) {}
 
 PodConfigValidationError::PodConfigValidationError(std::string field, const std::string& problem)
-    : PodClientError("invalid " + field + ": " + problem, ErrorKind::config_validation),
-      field_(std::move(field)) {}
+    : PodClientError("invalid " + field + ": " + problem, ErrorKind::config_validation), field_(std::move(field)) {}
 
-PodURLParseError::PodURLParseError(std::string part, const std::string& problem,
-                                   std::string_view url)
-    : PodClientError("invalid URL (" + part + "): " + problem + " in '" + shown_url(url) + "'",
-                     ErrorKind::url_parse),
+PodURLParseError::PodURLParseError(std::string part, const std::string& problem, std::string_view url)
+    : PodClientError("invalid URL (" + part + "): " + problem + " in '" + shown_url(url) + "'", ErrorKind::url_parse),
       part_(std::move(part)) {}
 
 NamespaceDetectionError::NamespaceDetectionError(std::string reason)

@@ -17,10 +17,14 @@ std::string PodIdentity::label() const {
 }
 
 void to_json(nlohmann::json& j, const PodIdentity& v) {
-  j = nlohmann::json{{"pod_name", v.pod_name}, {"service", v.service},
-                     {"deployment", v.deployment}, {"cluster", v.cluster},
+  j = nlohmann::json{{"pod_name", v.pod_name},
+                     {"service", v.service},
+                     {"deployment", v.deployment},
+                     {"cluster", v.cluster},
                      {"namespace", v.namespace_.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.namespace_)},
-                     {"cols", v.cols}, {"origin", v.origin}, {"container", v.container}};
+                     {"cols", v.cols},
+                     {"origin", v.origin},
+                     {"container", v.container}};
 }
 
 void from_json(const nlohmann::json& j, PodIdentity& v) {
@@ -35,7 +39,8 @@ void from_json(const nlohmann::json& j, PodIdentity& v) {
 }
 
 void to_json(nlohmann::json& j, const TlsOptions& v) {
-  j = nlohmann::json{{"ca_file", v.ca_file}, {"ca_pem", !v.ca_pem.empty()}, {"insecure_skip_verify", v.insecure_skip_verify}};
+  j = nlohmann::json{
+      {"ca_file", v.ca_file}, {"ca_pem", !v.ca_pem.empty()}, {"insecure_skip_verify", v.insecure_skip_verify}};
 }
 void from_json(const nlohmann::json& j, TlsOptions& v) {
   v.ca_file = j.value("ca_file", "");
@@ -45,28 +50,27 @@ void from_json(const nlohmann::json& j, TlsOptions& v) {
 void to_json(nlohmann::json& j, const ConnectionSpec& v) {
   nlohmann::json headers = nlohmann::json::object();
   for (const auto& [k, val] : v.headers) headers[k] = is_sensitive_key(k) ? std::string(REDACTED) : val;
-  j = nlohmann::json{{"url", redact_url(v.url)},       {"headers", headers},
-                     {"subprotocols", v.subprotocols}, {"is_binary_framed", v.is_binary_framed},
-                     {"line_framed", v.line_framed},   {"tty", v.tty},
+  j = nlohmann::json{{"url", redact_url(v.url)},
+                     {"headers", headers},
+                     {"subprotocols", v.subprotocols},
+                     {"is_binary_framed", v.is_binary_framed},
+                     {"line_framed", v.line_framed},
+                     {"tty", v.tty},
                      {"tls", v.tls}};
 }
 
 void to_json(nlohmann::json& j, const PodEndpoint& v) {
-  j = nlohmann::json{{"identity", v.identity},
-                     {"provider", v.provider ? v.provider->name() : std::string{}},
-                     {"token", v.token}};
+  j = nlohmann::json{
+      {"identity", v.identity}, {"provider", v.provider ? v.provider->name() : std::string{}}, {"token", v.token}};
 }
 
 void to_json(nlohmann::json& j, const CommandResult& v) {
-  j = nlohmann::json{{"command", v.command},
-                     {"output", v.output},
-                     {"exit_code", v.exit_code},
-                     {"error", v.error ? nlohmann::json(*v.error) : nlohmann::json(nullptr)},
-                     {"duration", v.duration},
-                     {"pod_label", v.pod_label},
-                     {"truncated", v.truncated},
-                     {"session_reset", v.session_reset},
-                     {"succeeded", v.succeeded()}};
+  j = nlohmann::json{
+      {"command", v.command},      {"output", v.output},
+      {"exit_code", v.exit_code},  {"error", v.error ? nlohmann::json(*v.error) : nlohmann::json(nullptr)},
+      {"duration", v.duration},    {"pod_label", v.pod_label},
+      {"truncated", v.truncated},  {"session_reset", v.session_reset},
+      {"succeeded", v.succeeded()}};
 }
 
 void from_json(const nlohmann::json& j, CommandResult& v) {

@@ -30,8 +30,8 @@ Task<void> ProviderInterface::init_shell(Connection& conn, const ConnectionSpec&
 
 Task<bool> Connection::interrupt(bool) { co_return false; }
 
-Task<bool> ProviderInterface::interrupt(Connection& conn, const PodIdentity&, const SecretString&, long,
-                                   bool tty, bool hard) const {
+Task<bool> ProviderInterface::interrupt(Connection& conn, const PodIdentity&, const SecretString&, long, bool tty,
+                                        bool hard) const {
   bool done = co_await conn.interrupt(hard);
   if (!done && tty) {
     // The terminal's line discipline turns these into SIGINT / SIGQUIT for its foreground job.
@@ -92,7 +92,7 @@ std::vector<std::string> interrupt_children_argv(long shell_pid, bool hard) {
 }
 
 Task<std::string> ProviderInterface::detect_namespace(Connection&, const PodIdentity& identity,
-                                                 const ConnectionSpec&) const {
+                                                      const ConnectionSpec&) const {
   co_return identity.namespace_.empty() ? std::string("default") : identity.namespace_;
 }
 

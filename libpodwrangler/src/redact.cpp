@@ -24,9 +24,7 @@ bool ascii_alpha(char c) { return ascii_upper(c) || ascii_lower(c); }
 bool ascii_digit(char c) { return c >= '0' && c <= '9'; }
 bool ascii_alnum(char c) { return ascii_alpha(c) || ascii_digit(c); }
 char to_lower(char c) { return ascii_upper(c) ? static_cast<char>(c - 'A' + 'a') : c; }
-bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 bool one_of(char c, std::string_view set) { return set.find(c) != npos; }
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -89,8 +87,7 @@ std::string percent_encode_keep_mask(std::string_view s) {
 }
 
 bool sensitive_name(std::string_view raw) {
-  return is_sensitive_key(raw) ||
-         (raw.find('%') != npos && is_sensitive_key(percent_decode_lenient(raw)));
+  return is_sensitive_key(raw) || (raw.find('%') != npos && is_sensitive_key(percent_decode_lenient(raw)));
 }
 
 // Characters of a parameter name: "X-Amz-Signature", "user[password]", "%74oken", "--api-key".
@@ -129,8 +126,7 @@ bool malformed_port(std::string_view authority) {
 // Capitals are a placeholder only after a key in capitals (KEY=VALUE, not token=SECRET).
 bool placeholder(std::string_view key, std::string_view v) {
   if (v == kMask || v == "..." || v == "\xE2\x80\xA6" || iequals(v, "value")) return true;
-  if (v.size() >= 2 && ((v.front() == '<' && v.back() == '>') || (v.front() == '{' && v.back() == '}')))
-    return true;
+  if (v.size() >= 2 && ((v.front() == '<' && v.back() == '>') || (v.front() == '{' && v.back() == '}'))) return true;
   if (v.size() >= 2 && v[0] == '$') {
     std::string_view name = v.substr(1);
     if (name.size() >= 2 && name.front() == '{' && name.back() == '}') name = name.substr(1, name.size() - 2);
@@ -142,8 +138,10 @@ bool placeholder(std::string_view key, std::string_view v) {
   auto capitals = [](std::string_view w) {
     bool upper = false;
     for (char c : w) {
-      if (ascii_upper(c)) upper = true;
-      else if (c != '_' && c != '-') return false;
+      if (ascii_upper(c))
+        upper = true;
+      else if (c != '_' && c != '-')
+        return false;
     }
     return upper;
   };
@@ -176,12 +174,18 @@ class WordScrubber {
     const std::size_t n = s_.size();
     while (i_ < n) {
       char c = s_[i_];
-      if (c == ':' && s_.substr(i_, 3) == "://") authority();
-      else if (c == '=') key_value();
-      else if (c == ':' && i_ > 0 && s_[i_ - 1] == '"') json_pair();
-      else if (c == '%' && valid_escape(s_, i_)) encoded();
-      else if (c == '@') schemeless_userinfo();
-      else ++i_;
+      if (c == ':' && s_.substr(i_, 3) == "://")
+        authority();
+      else if (c == '=')
+        key_value();
+      else if (c == ':' && i_ > 0 && s_[i_ - 1] == '"')
+        json_pair();
+      else if (c == '%' && valid_escape(s_, i_))
+        encoded();
+      else if (c == '@')
+        schemeless_userinfo();
+      else
+        ++i_;
     }
     out_.append(s_.substr(emitted_));
     return pending_;
@@ -332,9 +336,7 @@ class WordScrubber {
     // Back to a delimiter, to what was already rewritten, or to a mask ("***@": done).
     while (b > emitted_ && !is_userinfo_start(s_[b - 1]) && !(b >= 3 && s_.substr(b - 3, 3) == kMask)) --b;
     std::string_view seg = s_.substr(b, t - b);
-    if (seg.find(':') == npos || seg == kMask || t + 1 >= n ||
-        !(ascii_alnum(s_[t + 1]) || s_[t + 1] == '['))
-      return;
+    if (seg.find(':') == npos || seg == kMask || t + 1 >= n || !(ascii_alnum(s_[t + 1]) || s_[t + 1] == '[')) return;
     for (std::string_view scheme : {"mailto:", "sip:", "sips:", "xmpp:"})
       if (istarts_with(seg, scheme)) return;
     // A password may hold '@': the userinfo ends at the last '@' of this token.
@@ -372,15 +374,17 @@ bool looks_like_credential(std::string_view w) {
   }
   bool letters = true, plain_case = true;
   for (std::size_t i = 0; i < w.size(); ++i) {
-    if (!ascii_alpha(w[i])) letters = false;
-    else if (i > 0 && ascii_upper(w[i])) plain_case = false;
+    if (!ascii_alpha(w[i]))
+      letters = false;
+    else if (i > 0 && ascii_upper(w[i]))
+      plain_case = false;
   }
   return !(letters && plain_case && w.size() < 20);
 }
 
 bool is_sensitive_header(std::string_view name) {
-  if (iequals(name, "authorization") || iequals(name, "proxy-authorization") ||
-      iequals(name, "cookie") || iequals(name, "set-cookie"))
+  if (iequals(name, "authorization") || iequals(name, "proxy-authorization") || iequals(name, "cookie") ||
+      iequals(name, "set-cookie"))
     return true;
   return name.find('-') != npos && is_sensitive_key(name);
 }
@@ -443,7 +447,8 @@ std::string redact_impl(std::string_view text, int depth) {
       }
     }
     out.append(scrubbed);
-    if (iequals(core, "bearer") || iequals(core, "basic")) hide = Hide::soft;
+    if (iequals(core, "bearer") || iequals(core, "basic"))
+      hide = Hide::soft;
     else if (!core.empty() && b < word.size() && word[b] == ':' && is_sensitive_header(core))
       hide = Hide::hard;
 
@@ -483,8 +488,8 @@ bool is_sensitive_key(std::string_view key) noexcept {
   for (char c : key)
     if (ascii_alnum(c)) flat.push_back(to_lower(c));
   static constexpr std::array<std::string_view, 15> kContains{
-      "token",  "passw",   "passphrase", "secret",     "signature", "credential", "apikey", "authorization",
-      "cookie", "jwt",     "session",    "sessid",     "privatekey", "accesskey", "bearer"};
+      "token",  "passw", "passphrase", "secret", "signature",  "credential", "apikey", "authorization",
+      "cookie", "jwt",   "session",    "sessid", "privatekey", "accesskey",  "bearer"};
   for (std::string_view needle : kContains)
     if (flat.find(needle) != npos) return true;
   // Words: split at non-alphanumerics and camelCase ("apiKey", "APIKey" → api, key).
@@ -497,8 +502,7 @@ bool is_sensitive_key(std::string_view key) noexcept {
     std::size_t j = i + 1;
     while (j < key.size() && ascii_alnum(key[j])) {
       if (ascii_upper(key[j]) && (ascii_lower(key[j - 1]) || ascii_digit(key[j - 1]))) break;
-      if (ascii_upper(key[j]) && ascii_upper(key[j - 1]) && j + 1 < key.size() && ascii_lower(key[j + 1]))
-        break;
+      if (ascii_upper(key[j]) && ascii_upper(key[j - 1]) && j + 1 < key.size() && ascii_lower(key[j + 1])) break;
       ++j;
     }
     std::string w;

@@ -16,8 +16,7 @@ namespace pw {
 void PodRegistry::register_pod(const std::string& alias, PodEndpoint endpoint) {
   if (alias.empty()) throw PodConfigValidationError("alias", "must not be empty");
   if (!endpoint.provider) throw PodConfigValidationError("provider", "endpoint has no provider");
-  if (pods_.contains(alias))
-    throw PodConfigValidationError("alias", "'" + alias + "' is already registered");
+  if (pods_.contains(alias)) throw PodConfigValidationError("alias", "'" + alias + "' is already registered");
   pods_.emplace(alias, std::move(endpoint));
   order_.push_back(alias);
 }
@@ -69,8 +68,7 @@ Task<void> bounded_worker(std::shared_ptr<BoundedState> st, std::size_t n,
 }
 }  // namespace
 
-Task<void> for_each_bounded(std::size_t n, std::size_t width,
-                            std::function<Task<void>(std::size_t)> work) {
+Task<void> for_each_bounded(std::size_t n, std::size_t width, std::function<Task<void>(std::size_t)> work) {
   if (n == 0) co_return;
   auto ex = co_await asio::this_coro::executor;
   auto st = std::make_shared<BoundedState>(ex);
@@ -78,12 +76,10 @@ Task<void> for_each_bounded(std::size_t n, std::size_t width,
   st->running = width;
   for (std::size_t w = 0; w < width; ++w) asio::co_spawn(ex, bounded_worker(st, n, &work), asio::detached);
   boost::system::error_code ec;
-  while (st->running > 0)
-    co_await st->done.async_wait(asio::redirect_error(asio::use_awaitable_t<Executor>{}, ec));
+  while (st->running > 0) co_await st->done.async_wait(asio::redirect_error(asio::use_awaitable_t<Executor>{}, ec));
 }
 
-Task<std::vector<CommandResult>> PodRegistry::fan_out(std::vector<std::string> aliases,
-                                                      std::string command,
+Task<std::vector<CommandResult>> PodRegistry::fan_out(std::vector<std::string> aliases, std::string command,
                                                       FanOutOptions options) const {
   auto ex = co_await asio::this_coro::executor;
   std::vector<CommandResult> results(aliases.size());

@@ -99,8 +99,7 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
     co_return Clock::now() < deadline;
   }
 
-  static Task<void> reader(std::shared_ptr<Impl> self, std::shared_ptr<Connection> c,
-                           std::uint64_t gen) {
+  static Task<void> reader(std::shared_ptr<Impl> self, std::shared_ptr<Connection> c, std::uint64_t gen) {
     std::string chunk;
     try {
       while (true) {
@@ -135,9 +134,7 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
 
   bool usable() const { return conn && !eof; }
 
-  std::string lost_reason() const {
-    return read_error.empty() ? "connection closed by " + schema_desc() : read_error;
-  }
+  std::string lost_reason() const { return read_error.empty() ? "connection closed by " + schema_desc() : read_error; }
   std::string schema_desc() const { return conn ? conn->describe() : endpoint.identity.label(); }
 
   // Sends a sentinel-only payload (optionally after `prefix`) and waits for it.
@@ -173,8 +170,8 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
       // First round: learn the shell's pid, test for a terminal and wait until the
       // preamble has run.
       tty = c->is_tty();
-      SentinelScanner first = co_await sync(
-          deadline, exit_trap() + "\\command \\printf '\\037%d\\037' \"$$\"; test -t 1 2>/dev/null; ");
+      SentinelScanner first =
+          co_await sync(deadline, exit_trap() + "\\command \\printf '\\037%d\\037' \"$$\"; test -t 1 2>/dev/null; ");
       if (!first.done())
         throw PodConnectionError("shell on " + c->describe() + " did not answer within " +
                                  std::to_string(opts.connect_timeout) + "s");
@@ -182,8 +179,7 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
       shell_pid = parse_shell_pid(first.output());
       // Second round: anything before the sentinel now is an echo of our input.
       SentinelScanner second = co_await sync(deadline);
-      if (!second.done())
-        throw PodConnectionError("shell on " + c->describe() + " stopped answering");
+      if (!second.done()) throw PodConnectionError("shell on " + c->describe() + " stopped answering");
       echo = second.output().find("PW") != std::string::npos;
     } catch (...) {
       drop_connection();
@@ -222,8 +218,8 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
       try {
         for (int stage = 0; stage < 2; ++stage) {
           bool hard = stage == 1;
-          bool sent = co_await endpoint.provider->interrupt(*c, endpoint.identity, endpoint.token,
-                                                            shell_pid, tty, hard);
+          bool sent =
+              co_await endpoint.provider->interrupt(*c, endpoint.identity, endpoint.token, shell_pid, tty, hard);
           if (!sent || !usable() || conn != c) break;
           SentinelScanner sc = co_await sync(Clock::now() + to_ms(hard ? kHardGraceSeconds : kSoftGraceSeconds));
           if (sc.done()) co_return true;
@@ -324,8 +320,8 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
 PodSession::PodSession(Executor ex, PodEndpoint endpoint, SessionOptions options)
     : impl_(std::make_shared<Impl>(ex, std::move(endpoint), std::move(options))) {}
 
-PodSession PodSession::from_url(Executor ex, std::string_view url,
-                                std::shared_ptr<ProviderInterface> provider, SessionOptions options) {
+PodSession PodSession::from_url(Executor ex, std::string_view url, std::shared_ptr<ProviderInterface> provider,
+                                SessionOptions options) {
   return PodSession(ex, endpoint_from_url(url, std::move(provider)), std::move(options));
 }
 
@@ -404,8 +400,7 @@ Task<CommandResult> PodSession::try_run(std::string command, std::optional<doubl
 }
 
 Task<std::vector<CommandResult>> PodSession::run_many(std::vector<std::string> commands,
-                                                      std::optional<double> timeout_each,
-                                                      bool stop_on_error) {
+                                                      std::optional<double> timeout_each, bool stop_on_error) {
   std::vector<CommandResult> out;
   out.reserve(commands.size());
   for (auto& c : commands) {
@@ -420,8 +415,7 @@ Task<std::string> PodSession::detect_namespace() {
   if (!impl->opts.namespace_.empty()) co_return impl->opts.namespace_;
   if (!impl->endpoint.identity.namespace_.empty()) co_return impl->endpoint.identity.namespace_;
   if (!impl->usable()) throw PodNotConnectedError();
-  co_return co_await impl->endpoint.provider->detect_namespace(*impl->conn, impl->endpoint.identity,
-                                                               impl->schema);
+  co_return co_await impl->endpoint.provider->detect_namespace(*impl->conn, impl->endpoint.identity, impl->schema);
 }
 
 const PodEndpoint& PodSession::endpoint() const noexcept { return impl_->endpoint; }

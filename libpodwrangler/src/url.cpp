@@ -18,8 +18,7 @@ int hexval(char c) {
 // Percent escapes are not accepted in host names: no resolver decodes them, and a
 // decoded "%00" or "%2F" would change what the name means.
 bool host_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' ||
-         c == '~';
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' || c == '~';
 }
 }  // namespace
 
@@ -72,17 +71,14 @@ std::string Url::authority() const {
 
 Url parse_url_strict(std::string_view url) {
   if (url.empty()) throw PodURLParseError("url", "empty URL", url);
-  if (url.size() > kMaxUrl)
-    throw PodURLParseError("url", "longer than " + std::to_string(kMaxUrl) + " bytes", url);
+  if (url.size() > kMaxUrl) throw PodURLParseError("url", "longer than " + std::to_string(kMaxUrl) + " bytes", url);
   for (char c : url) {
     auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f)
-      throw PodURLParseError("url", "contains a space or control character", url);
+    if (u <= 0x20 || u == 0x7f) throw PodURLParseError("url", "contains a space or control character", url);
   }
   Url out;
   std::size_t se = url.find("://");
-  if (se == std::string_view::npos || se == 0)
-    throw PodURLParseError("scheme", "missing '<scheme>://'", url);
+  if (se == std::string_view::npos || se == 0) throw PodURLParseError("scheme", "missing '<scheme>://'", url);
   for (std::size_t i = 0; i < se; ++i) {
     char c = url[i];
     bool ok = std::isalpha(static_cast<unsigned char>(c)) ||
@@ -122,13 +118,11 @@ Url parse_url_strict(std::string_view url) {
       if (!host_char(c)) throw PodURLParseError("host", "invalid character in host name", url);
     out.host = std::string(hostport);
   }
-  if (!authority.empty() && authority.back() == ':')
-    throw PodURLParseError("port", "empty port", url);
+  if (!authority.empty() && authority.back() == ':') throw PodURLParseError("port", "empty port", url);
   if (!out.port.empty()) {
     if (out.port.size() > 5) throw PodURLParseError("port", "not a port number", url);
     for (char c : out.port)
-      if (!std::isdigit(static_cast<unsigned char>(c)))
-        throw PodURLParseError("port", "not a port number", url);
+      if (!std::isdigit(static_cast<unsigned char>(c))) throw PodURLParseError("port", "not a port number", url);
     int p = std::stoi(out.port);
     if (p < 1 || p > 65535) throw PodURLParseError("port", "out of range 1-65535", url);
   }

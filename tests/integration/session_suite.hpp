@@ -8,15 +8,15 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 
+#include <utility>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 #include <chrono>
 #include <filesystem>
 #include <functional>
 #include <set>
 #include <string>
-#include <utility>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
 
 namespace pw::testing {
 
@@ -187,8 +187,7 @@ inline double time_out(BlockingSession& s, const std::string& command, bool kept
 // shell is kept: its working directory and variables survive, and the recovery costs
 // well under the old 2 s. With builtin_loops, also a loop that runs inside the shell
 // itself (only an interactive shell on a terminal can abandon it).
-inline void timeout_keeps_shell_suite(const std::function<BlockingSession(SessionOptions)>& make,
-                                      bool builtin_loops) {
+inline void timeout_keeps_shell_suite(const std::function<BlockingSession(SessionOptions)>& make, bool builtin_loops) {
   SessionOptions opts;
   opts.command_timeout = 10;
   BlockingSession s = make(opts);

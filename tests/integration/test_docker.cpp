@@ -7,13 +7,13 @@
 #include <podwrangler/providers/docker.hpp>
 #include <podwrangler/url.hpp>
 
-#include <cstdio>
-#include <cstdlib>
-#include <thread>
 #include <utility>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
 
 using namespace pw;
 using pw::testing::block;
@@ -43,8 +43,7 @@ TEST_SUITE("docker") {
   TEST_CASE("security: docker: a timeout keeps the same shell (its children are signalled through an exec)") {
     REQUIRE_FALSE(env("PW_DOCKER_HOST").empty());
     testing::timeout_keeps_shell_suite(
-        [](SessionOptions o) { return BlockingSession::from_url(url_for(env("PW_DOCKER_CONTAINER")), {}, o); },
-        false);
+        [](SessionOptions o) { return BlockingSession::from_url(url_for(env("PW_DOCKER_CONTAINER")), {}, o); }, false);
   }
 
   TEST_CASE("security: docker: a loop inside the shell cannot be interrupted: the shell is replaced, and says so") {

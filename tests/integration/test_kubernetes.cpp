@@ -6,14 +6,14 @@
 #include <podwrangler/providers/kubernetes.hpp>
 #include <podwrangler/url.hpp>
 
-#include <algorithm>
-#include <cstdio>
-#include <filesystem>
-#include <thread>
 #include <utility>
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
 
 using namespace pw;
 using namespace pw::testing;
@@ -42,8 +42,7 @@ TEST_CASE("kubernetes: the common session suite on a persistent shell (v5 exec)"
 }
 
 TEST_CASE("security: kubernetes: a timeout keeps the same shell (its children are signalled through an exec)") {
-  timeout_keeps_shell_suite([](SessionOptions o) { return BlockingSession::from_url(pod_url("web-1"), {}, o); },
-                            false);
+  timeout_keeps_shell_suite([](SessionOptions o) { return BlockingSession::from_url(pod_url("web-1"), {}, o); }, false);
 }
 
 TEST_CASE("security: kubernetes: a loop inside the shell cannot be interrupted: the shell is replaced, and says so") {

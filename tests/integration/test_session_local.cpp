@@ -14,6 +14,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <utility>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_future.hpp>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -21,11 +26,6 @@
 #include <fstream>
 #include <regex>
 #include <set>
-#include <utility>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_future.hpp>
 
 using namespace pw;
 
@@ -192,9 +192,9 @@ TEST_CASE("fidelity: a 1 MiB random blob round-trips byte for byte (SHA-256)") {
   CHECK(testing::sha256_hex(r.output) == testing::sha256_hex(blob));
   CHECK_FALSE(r.truncated);
   // 1,000,000 random bytes from the pod's own generator: nothing lost either.
-  auto m = s.run("head -c 1000000 /dev/urandom | tee " + dir.file("u") + "; sha256sum " + dir.file("u") +
-                     " >" + dir.file("u.sum"),
-                 60.0);
+  auto m = s.run(
+      "head -c 1000000 /dev/urandom | tee " + dir.file("u") + "; sha256sum " + dir.file("u") + " >" + dir.file("u.sum"),
+      60.0);
   CHECK(m.output.size() == 1000000);
   CHECK_FALSE(m.truncated);
   CHECK(testing::read_file(dir.file("u.sum")).substr(0, 64) == testing::sha256_hex(m.output));
@@ -289,8 +289,8 @@ TEST_CASE("security: a local shell's environment is clean (no PODWRANGLER_* nor 
                            "\nTERM=dumb\nUSER=" + pwent->pw_name + "\n";
     CHECK(environ0 == expected);
   }
-  for (const char* k : {"PODWRANGLER_API_KEY", "PODWRANGLER_SECRET_KEY", "PODWRANGLER_DATABASE_URL", "FOO", "ENV",
-                        "BASH_ENV"})
+  for (const char* k :
+       {"PODWRANGLER_API_KEY", "PODWRANGLER_SECRET_KEY", "PODWRANGLER_DATABASE_URL", "FOO", "ENV", "BASH_ENV"})
     ::unsetenv(k);
 }
 
@@ -348,9 +348,11 @@ TEST_CASE("security: a command cannot read or forge the sentinel (local PTY)") {
     s.connect();
     const std::regex nonce_re("PW([0-9a-f]{32})");
     // Nothing the command can look at holds a nonce.
-    std::string looked = s.run(
-        "echo \"n=$__pw_n\"; set; env; trap; export -p; cat /proc/$$/environ /proc/$$/cmdline | tr '\\0' '\\n'; "
-        "history 2>/dev/null; fc -l 2>/dev/null; echo \"$BASH_COMMAND\"").output;
+    std::string looked =
+        s.run(
+             "echo \"n=$__pw_n\"; set; env; trap; export -p; cat /proc/$$/environ /proc/$$/cmdline | tr '\\0' '\\n'; "
+             "history 2>/dev/null; fc -l 2>/dev/null; echo \"$BASH_COMMAND\"")
+            .output;
     CHECK(looked.find("n=\n") != std::string::npos);
     CHECK_FALSE(std::regex_search(looked, nonce_re));
     // Earlier nonces, as `set -x` shows them once used.
@@ -362,7 +364,9 @@ TEST_CASE("security: a command cannot read or forge the sentinel (local PTY)") {
     const std::string old_nonce = m[1];
     const std::string forge =
         "printf '\\036PW%s:0\\036\\n' \"$__pw_n\"; "
-        "printf '\\036PW" + old_nonce + ":0\\036\\n'; "
+        "printf '\\036PW" +
+        old_nonce +
+        ":0\\036\\n'; "
         "for n in $(set; trap; history 2>/dev/null); do case $n in *PW*) printf \"\\036$n:0\\036\\n\";; esac; done; "
         "printf '\\036PWX:0\\036\\n'; "
         "sleep 0.3; echo late; exit_code=7; (exit $exit_code)";

@@ -60,12 +60,8 @@ Reply to_reply(const httplib::Result& r) {
 
 Reply ApiClient::get(const std::string& path) { return to_reply(cli_.Get(path.c_str(), headers_)); }
 Reply ApiClient::del(const std::string& path) { return to_reply(cli_.Delete(path.c_str(), headers_)); }
-Reply ApiClient::post(const std::string& path, const nlohmann::json& body) {
-  return send("POST", path, body.dump());
-}
-Reply ApiClient::patch(const std::string& path, const nlohmann::json& body) {
-  return send("PATCH", path, body.dump());
-}
+Reply ApiClient::post(const std::string& path, const nlohmann::json& body) { return send("POST", path, body.dump()); }
+Reply ApiClient::patch(const std::string& path, const nlohmann::json& body) { return send("PATCH", path, body.dump()); }
 Reply ApiClient::send(const std::string& method, const std::string& path, const std::string& body,
                       const std::string& content_type) {
   if (method == "POST") return to_reply(cli_.Post(path.c_str(), headers_, body, content_type.c_str()));

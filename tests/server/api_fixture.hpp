@@ -59,8 +59,7 @@ class ApiClient {
 
 class TestServer {
  public:
-  explicit TestServer(std::string database_url,
-                      const std::function<void(server::Settings&)>& tweak = {});
+  explicit TestServer(std::string database_url, const std::function<void(server::Settings&)>& tweak = {});
   ~TestServer();
   int port() const { return port_; }
   server::Server& server() { return *server_; }

@@ -182,22 +182,22 @@ TEST_CASE("pods: invalid input is a 4xx naming the problem, and the database is 
     expect(api.post("/api/v1/pods/", {{"url", "local://a"}}), 422, "validation_error", "alias");
     expect(api.post("/api/v1/pods/", {{"alias", "a"}}), 422, "validation_error", "url");
     expect(api.post("/api/v1/pods/", {{"alias", 5}, {"url", "local://a"}}), 422, "validation_error", "alias");
-    expect(api.post("/api/v1/pods/", {{"alias", "a"}, {"url", "local://a"}, {"extra", 1}}), 422,
-           "validation_error", "extra");
-    for (std::string bad : std::vector<std::string>{"../../etc/passwd", "a/b", "pod\x01", "x'; DROP TABLE pods;--", "ünïcödé",
-                            "-leading", "", std::string(64, 'a'), "a b", "a\nb"}) {
+    expect(api.post("/api/v1/pods/", {{"alias", "a"}, {"url", "local://a"}, {"extra", 1}}), 422, "validation_error",
+           "extra");
+    for (std::string bad : std::vector<std::string>{"../../etc/passwd", "a/b", "pod\x01", "x'; DROP TABLE pods;--",
+                                                    "ünïcödé", "-leading", "", std::string(64, 'a'), "a b", "a\nb"}) {
       CAPTURE(bad);
       expect(api.post("/api/v1/pods/", {{"alias", bad}, {"url", "local://a"}}), 422, "validation_error", "alias");
     }
     expect(api.post("/api/v1/pods/", {{"alias", "a"}, {"url", "ftp://x/y"}}), 422, "validation_error", "url");
-    expect(api.post("/api/v1/pods/", {{"alias", "a"}, {"url", "wss://h/exec/1/?pod=x"}}), 422,
-           "validation_error", "url");  // no token
+    expect(api.post("/api/v1/pods/", {{"alias", "a"}, {"url", "wss://h/exec/1/?pod=x"}}), 422, "validation_error",
+           "url");  // no token
     expect(api.post("/api/v1/pods/", {{"alias", "a"}, {"url", "local://a"}, {"provider", "nope"}}), 422,
            "validation_error", "provider");
     expect(api.post("/api/v1/pods/", {{"alias", "a"}, {"url", "local://a"}, {"labels", {{"k", 1}}}}), 422,
            "validation_error");
-    expect(api.post("/api/v1/pods/", {{"alias", "a"}, {"url", "local://a"}, {"labels", {{"bad key", "v"}}}}),
-           422, "validation_error");
+    expect(api.post("/api/v1/pods/", {{"alias", "a"}, {"url", "local://a"}, {"labels", {{"bad key", "v"}}}}), 422,
+           "validation_error");
     // A token in a rejected URL is not echoed back.
     auto r = api.post("/api/v1/pods/", {{"alias", "a"}, {"url", std::string("wss://h/x?token=") + kToken}});
     CHECK(r.status == 422);
@@ -336,18 +336,22 @@ TEST_CASE("fan-out over 50 pods with one dead and one timing out") {
     for (int i = 0; i < 50; ++i) {
       std::string a = "pod-" + std::to_string(100 + i);
       json pod;
-      if (i == 7) pod = {{"alias", a}, {"url", "wss://127.0.0.1:1/exec/1/?token=t&pod=dead"}};  // nothing listens
-      else if (i == 13) pod = {{"alias", a}, {"url", "local://" + a + "?cwd=" + slow.path().string()}};
-      else if (i % 2 == 0) pod = {{"alias", a}, {"url", wss_url(w, a)}};
-      else pod = local_pod(a);
+      if (i == 7)
+        pod = {{"alias", a}, {"url", "wss://127.0.0.1:1/exec/1/?token=t&pod=dead"}};  // nothing listens
+      else if (i == 13)
+        pod = {{"alias", a}, {"url", "local://" + a + "?cwd=" + slow.path().string()}};
+      else if (i % 2 == 0)
+        pod = {{"alias", a}, {"url", wss_url(w, a)}};
+      else
+        pod = local_pod(a);
       pod["labels"] = {{"fleet", "f1"}, {"half", i < 25 ? "a" : "b"}};
       REQUIRE(api.post("/api/v1/pods/", pod).status == 201);
       aliases.push_back(a);
     }
     std::reverse(aliases.begin(), aliases.end());  // request order, not alias order
     aliases.insert(aliases.begin() + 3, "no-such-pod");
-    json req = {{"command", "test -e slow && sleep 10; echo ok"}, {"aliases", aliases}, {"parallel", 16},
-                {"timeout", 2}};
+    json req = {
+        {"command", "test -e slow && sleep 10; echo ok"}, {"aliases", aliases}, {"parallel", 16}, {"timeout", 2}};
     auto r = api.post("/api/v1/exec", req);
     REQUIRE(r.status == 200);
     auto results = r.body["results"];
@@ -367,8 +371,8 @@ TEST_CASE("fan-out over 50 pods with one dead and one timing out") {
         CHECK(results[i]["output"] == "ok\n");
       }
     }
-    CHECK(r.body["summary"] == json{{"total", 51}, {"succeeded", 48}, {"failed", 0}, {"timeout", 1},
-                                    {"error", 2}, {"interrupted", 0}});
+    CHECK(r.body["summary"] ==
+          json{{"total", 51}, {"succeeded", 48}, {"failed", 0}, {"timeout", 1}, {"error", 2}, {"interrupted", 0}});
     // Every pod's command is in the history (the unknown alias is not).
     auto h = api.get("/api/v1/commands?limit=1000");
     CHECK(h.body["items"].size() == 50);
@@ -378,7 +382,8 @@ TEST_CASE("fan-out over 50 pods with one dead and one timing out") {
     REQUIRE(sel.status == 200);
     CHECK(sel.body["summary"]["total"] == 25);
     CHECK(sel.body["results"][0]["alias"] == "pod-100");  // alias order
-    auto st = api.send("POST", "/api/v1/exec/stream", json{{"command", "echo s"}, {"all", true}, {"timeout", 2}}.dump());
+    auto st =
+        api.send("POST", "/api/v1/exec/stream", json{{"command", "echo s"}, {"all", true}, {"timeout", 2}}.dump());
     REQUIRE(st.status == 200);
     CHECK(st.content_type.find("application/x-ndjson") == 0);
     std::vector<json> events;
@@ -424,16 +429,13 @@ TEST_CASE("graceful shutdown: commands finish within the grace, the rest are rec
     const std::string quick_command = marked("g1") + "sleep 0.5; echo done";
     const std::string slow_command = marked("g2") + "sleep 30";
     Reply quick, slow;
-    std::thread t1([&] {
-      quick = srv.client().post("/api/v1/pods/g1/exec", {{"command", quick_command}});
-    });
+    std::thread t1([&] { quick = srv.client().post("/api/v1/pods/g1/exec", {{"command", quick_command}}); });
     std::thread t2([&] {
       json body = {{"command", slow_command}, {"timeout", 60}};
       slow = srv.client().post("/api/v1/pods/g2/exec", body);
     });
-    CHECK(wait_until([&] {
-      return std::filesystem::exists(marks.file("g1")) && std::filesystem::exists(marks.file("g2"));
-    }));
+    CHECK(wait_until(
+        [&] { return std::filesystem::exists(marks.file("g1")) && std::filesystem::exists(marks.file("g2")); }));
     auto t0 = std::chrono::steady_clock::now();
     srv.server().stop(1.5);
     auto took = std::chrono::steady_clock::now() - t0;
@@ -496,7 +498,7 @@ TEST_CASE("warm pool: bounded (least recently used goes) and idle sessions close
     return r.body["output"].get<std::string>();
   };
   std::string a1 = pid("a"), b1 = pid("b");
-  CHECK(pid("a") == a1);  // warm
+  CHECK(pid("a") == a1);      // warm
   std::string c1 = pid("c");  // pool full: b (least recently used) goes
   const auto before_last_use = std::chrono::steady_clock::now();
   CHECK(pid("a") == a1);
@@ -546,8 +548,7 @@ TEST_CASE("shutdown past the grace during a fan-out: queued pods are not started
     std::thread t([&] {
       httplib::Client c("127.0.0.1", srv.port());
       c.set_read_timeout(60, 0);
-      json body = {{"command", "touch '" + started + "'; sleep 20"},
-                   {"all", true}, {"parallel", 1}, {"timeout", 60}};
+      json body = {{"command", "touch '" + started + "'; sleep 20"}, {"all", true}, {"parallel", 1}, {"timeout", 60}};
       auto res = c.Post("/api/v1/exec", body.dump(), "application/json");
       if (res) {
         r.status = res->status;
@@ -660,8 +661,9 @@ TEST_CASE("security: body values are validated whole: NUL in commands, junk in U
     expect_422(api.post("/api/v1/pods/", {{"alias", "u1"}, {"url", bad}}), "url");
     expect_422(api.patch("/api/v1/pods/b1", {{"url", bad}}), "url");
   }
-  expect_422(api.post("/api/v1/pods/", {{"alias", "u1"}, {"url", "local://u1"}, {"provider", std::string("local\0", 6)}}),
-             "provider");
+  expect_422(
+      api.post("/api/v1/pods/", {{"alias", "u1"}, {"url", "local://u1"}, {"provider", std::string("local\0", 6)}}),
+      "provider");
   // {"command":"rm …","command":"ls"} is ambiguous: refused, not "the last one wins".
   expect_422(api.send("POST", "/api/v1/pods/b1/exec", R"({"command":"echo one","command":"echo two"})"), "command");
   expect_422(api.send("POST", "/api/v1/pods/", R"({"alias":"d1","url":"local://d1","labels":{"a":"1","a":"2"}})"),
@@ -728,9 +730,7 @@ TEST_CASE("fidelity: all 256 byte values and a 1 MiB random blob come back exact
   TempDir tmp;
   std::string blob(1 << 20, '\0');
   REQUIRE(RAND_bytes(reinterpret_cast<unsigned char*>(blob.data()), static_cast<int>(blob.size())) == 1);
-  {
-    std::ofstream(tmp.file("blob"), std::ios::binary).write(blob.data(), static_cast<std::streamsize>(blob.size()));
-  }
+  { std::ofstream(tmp.file("blob"), std::ios::binary).write(blob.data(), static_cast<std::streamsize>(blob.size())); }
   struct Case {
     std::string name, command, bytes;
   };
@@ -752,7 +752,8 @@ TEST_CASE("fidelity: all 256 byte values and a 1 MiB random blob come back exact
     auto f = api.post("/api/v1/exec", {{"command", c.command}, {"aliases", {"f1"}}, {"timeout", 60}});
     REQUIRE(f.status == 200);
     CHECK(sha256_hex(result_bytes(f.body["results"][0])) == want);
-    auto st = api.send("POST", "/api/v1/exec/stream", json{{"command", c.command}, {"aliases", {"f1"}}, {"timeout", 60}}.dump());
+    auto st = api.send("POST", "/api/v1/exec/stream",
+                       json{{"command", c.command}, {"aliases", {"f1"}}, {"timeout", 60}}.dump());
     REQUIRE(st.status == 200);
     auto first_nl = st.raw.find('\n');
     auto second_nl = st.raw.find('\n', first_nl + 1);

@@ -122,7 +122,10 @@ TEST_CASE("fidelity: UTF-8 validation follows Unicode table 3-7") {
   CHECK_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
   CHECK_FALSE(is_valid_utf8("\xE2\x82"));          // cut short
   CHECK_FALSE(is_valid_utf8("\xFF"));
-  CHECK(utf8_lossy("a\xE2\x82" "b\xFF") == "a\xEF\xBF\xBD\xEF\xBF\xBD" "b\xEF\xBF\xBD");
+  CHECK(utf8_lossy("a\xE2\x82"
+                   "b\xFF") ==
+        "a\xEF\xBF\xBD\xEF\xBF\xBD"
+        "b\xEF\xBF\xBD");
 }
 
 TEST_CASE("security: integers are parsed whole (no strtol prefixes: '5\\0abc', ' 5', '5abc', '+5')") {

@@ -77,12 +77,16 @@ struct ScopedEnv {
   std::optional<std::string> old;
   ScopedEnv(std::string n, const char* value) : name(std::move(n)) {
     if (const char* o = std::getenv(name.c_str())) old = o;
-    if (value) ::setenv(name.c_str(), value, 1);
-    else ::unsetenv(name.c_str());
+    if (value)
+      ::setenv(name.c_str(), value, 1);
+    else
+      ::unsetenv(name.c_str());
   }
   ~ScopedEnv() {
-    if (old) ::setenv(name.c_str(), old->c_str(), 1);
-    else ::unsetenv(name.c_str());
+    if (old)
+      ::setenv(name.c_str(), old->c_str(), 1);
+    else
+      ::unsetenv(name.c_str());
   }
 };
 
@@ -116,9 +120,7 @@ struct SqliteDb {
     return out;
   }
   // Everything the database holds about pods, as bytes: the file and its WAL.
-  std::string raw_pods() const {
-    return pw::testing::read_file(path) + pw::testing::read_file(path + "-wal");
-  }
+  std::string raw_pods() const { return pw::testing::read_file(path) + pw::testing::read_file(path + "-wal"); }
   // Runs SQL that changes the database (as another program would).
   void exec(const std::string& sql) const {
     sqlite3* db = nullptr;
@@ -142,8 +144,7 @@ struct PostgresDb {
   // Every column of every pod row as PostgreSQL renders it as text (bytea as hex), plus
   // the bytea decoded as escape text.
   std::string raw_pods() const {
-    return query("SELECT t::text FROM pods t") + "\n" +
-           query("SELECT encode(url_secret, 'escape') FROM pods");
+    return query("SELECT t::text FROM pods t") + "\n" + query("SELECT encode(url_secret, 'escape') FROM pods");
   }
   void exec(const std::string& sql) const { (void)query(sql); }
 };
@@ -205,16 +206,14 @@ TEST_CASE_TEMPLATE("store: kind, ping, create/get/list ordered by alias", B, BOT
   CHECK(store->ping());
   CHECK(store->list_pods().empty());
 
-  for (const char* a : {"web-2", "Web-1", "api", "web-10", "db.main"})
-    store->create_pod(pod(a, {{"app", "x"}}));
+  for (const char* a : {"web-2", "Web-1", "api", "web-10", "db.main"}) store->create_pod(pod(a, {{"app", "x"}}));
   auto created = store->create_pod(pod("zeta", {{"app", "web"}, {"env", "prod"}}));
   CHECK(is_stored_time(created.created_at));
   CHECK(created.created_at == created.updated_at);
   CHECK(created.url.reveal() == "wss://pods.example:8443/x?token=tok-zeta");
 
   // Bytewise order (uppercase before lowercase) on both backends.
-  CHECK(aliases(store->list_pods()) ==
-        std::vector<std::string>{"Web-1", "api", "db.main", "web-10", "web-2", "zeta"});
+  CHECK(aliases(store->list_pods()) == std::vector<std::string>{"Web-1", "api", "db.main", "web-10", "web-2", "zeta"});
 
   auto got = store->get_pod("zeta");
   REQUIRE(got);
@@ -310,8 +309,7 @@ TEST_CASE_TEMPLATE("store: delete", B, BOTH_BACKENDS) {
   CHECK(store->get_pod("a")->url.reveal() == "ws://new/");
 }
 
-TEST_CASE_TEMPLATE("store: label selector keeps pods whose labels contain every pair", B,
-                   BOTH_BACKENDS) {
+TEST_CASE_TEMPLATE("store: label selector keeps pods whose labels contain every pair", B, BOTH_BACKENDS) {
   B db;
   auto store = open_store(db.url);
   store->create_pod(pod("a", {{"app", "web"}, {"env", "prod"}}));
@@ -332,8 +330,7 @@ TEST_CASE_TEMPLATE("store: begin_commands records running rows", B, BOTH_BACKEND
   B db;
   auto store = open_store(db.url);
   CHECK(store->begin_commands({}, "host:1:1").empty());
-  auto ids1 = store->begin_commands({{"a", "echo 1", "pod a"}, {"b", "echo 2", "pod b"}, {"c", "ls", ""}},
-                                    "host:1:1");
+  auto ids1 = store->begin_commands({{"a", "echo 1", "pod a"}, {"b", "echo 2", "pod b"}, {"c", "ls", ""}}, "host:1:1");
   REQUIRE(ids1.size() == 3);
   CHECK(ids1[0] < ids1[1]);
   CHECK(ids1[1] < ids1[2]);
@@ -582,21 +579,18 @@ TEST_CASE_TEMPLATE("store: text round-trips, with defined sanitisation", B, BOTH
   const std::string unicode = "héllo wörld ✓ 日本語 🚀 \u200b\u202e";
   const std::string control = std::string("tab\tnl\ncr\rbell\x07 esc\x1b[31m del\x7f end");
   const std::string sqlish = "'; DROP TABLE pods; -- \" \\ %_ $1 ?1 :name";
-  const std::string invalid = std::string("bad \xff\xfe byte, lone \xc3, overlong \xc0\xaf, surrogate \xed\xa0\x80, end");
-  const std::string invalid_clean = "bad " + fffd + fffd + " byte, lone " + fffd + ", overlong " + fffd +
-                                    fffd + ", surrogate " + fffd + fffd + fffd + ", end";
+  const std::string invalid =
+      std::string("bad \xff\xfe byte, lone \xc3, overlong \xc0\xaf, surrogate \xed\xa0\x80, end");
+  const std::string invalid_clean = "bad " + fffd + fffd + " byte, lone " + fffd + ", overlong " + fffd + fffd +
+                                    ", surrogate " + fffd + fffd + fffd + ", end";
   const std::string with_nul = std::string("a\0b\0", 4);
   const std::string with_nul_clean = "a" + fffd + "b" + fffd;
 
   struct Case {
     std::string in, out;
   };
-  const std::vector<Case> cases{{unicode, unicode},
-                                {control, control},
-                                {sqlish, sqlish},
-                                {invalid, invalid_clean},
-                                {with_nul, with_nul_clean},
-                                {"", ""}};
+  const std::vector<Case> cases{{unicode, unicode},       {control, control},         {sqlish, sqlish},
+                                {invalid, invalid_clean}, {with_nul, with_nul_clean}, {"", ""}};
   CHECK(detail::sanitize_text(invalid) == invalid_clean);
   CHECK(detail::sanitize_text(with_nul) == with_nul_clean);
 
@@ -619,8 +613,7 @@ TEST_CASE_TEMPLATE("store: text round-trips, with defined sanitisation", B, BOTH
     f.alias = "pod" + c.in;
     CHECK(ids(store->list_commands(f)) == std::vector<std::int64_t>{id});
 
-    PodRecord p = pod("p-" + c.in, {{"k " + c.in, "v " + c.in}, {"quote\"back\\slash", "{}[]:,"}},
-                      "ws://h/" + c.in);
+    PodRecord p = pod("p-" + c.in, {{"k " + c.in, "v " + c.in}, {"quote\"back\\slash", "{}[]:,"}}, "ws://h/" + c.in);
     p.provider = "prov " + c.in;
     store->create_pod(p);
     auto got = store->get_pod("p-" + c.in);
@@ -665,16 +658,16 @@ TEST_CASE_TEMPLATE("store: the token never appears in plain text in the database
         std::to_string(1 + 12 + url.size() + 16));
 }
 
-TEST_CASE_TEMPLATE("store: a pod URL moved to another row does not decrypt; listing still works", B,
-                   BOTH_BACKENDS) {
+TEST_CASE_TEMPLATE("store: a pod URL moved to another row does not decrypt; listing still works", B, BOTH_BACKENDS) {
   B db;
   auto store = open_store(db.url);
   store->create_pod(pod("web-1", {{"app", "web"}}));
   store->create_pod(pod("web-2", {{"app", "web"}}));
   CHECK(store->get_pod("web-1")->url.reveal() == "wss://pods.example:8443/x?token=tok-web-1");
   // A ciphertext moved to another row does not decrypt (the alias is authenticated).
-  db.exec("UPDATE pods SET url_secret = (SELECT url_secret FROM pods WHERE alias = 'web-1') "
-          "WHERE alias = 'web-2'");
+  db.exec(
+      "UPDATE pods SET url_secret = (SELECT url_secret FROM pods WHERE alias = 'web-1') "
+      "WHERE alias = 'web-2'");
   auto fresh = open_store(db.url);  // no decrypted-URL cache yet
   for (auto* s : {store.get(), fresh.get()}) {
     auto bad = s->get_pod("web-2");
@@ -699,8 +692,8 @@ TEST_CASE_TEMPLATE("store: a pod URL moved to another row does not decrypt; list
   CHECK(store->get_pod("web-2")->url_error.empty());
 }
 
-TEST_CASE_TEMPLATE("security: a server whose secret key cannot open the database's key check does not start",
-                   B, BOTH_BACKENDS) {
+TEST_CASE_TEMPLATE("security: a server whose secret key cannot open the database's key check does not start", B,
+                   BOTH_BACKENDS) {
   const std::string other_key = "a-different-key-Hunter2";
   auto refused = [&](const std::string& url) {
     try {
@@ -727,8 +720,8 @@ TEST_CASE_TEMPLATE("security: a server whose secret key cannot open the database
   const std::string hex = std::is_same_v<B, PostgresDb> ? "encode(value, 'hex')" : "hex(value)";
   auto snapshot = [&] {
     return db.query("SELECT count(*) FROM pods") + "/" + db.query("SELECT count(*) FROM commands") + "/" +
-           db.query("SELECT count(*) FROM replicas") + "/" + db.query("SELECT " + hex + " FROM meta") +
-           "/" + db.query("SELECT count(*) FROM schema_migrations");
+           db.query("SELECT count(*) FROM replicas") + "/" + db.query("SELECT " + hex + " FROM meta") + "/" +
+           db.query("SELECT count(*) FROM schema_migrations");
   };
   const std::string before = snapshot();
   {
@@ -782,8 +775,7 @@ TEST_CASE_TEMPLATE("store: migrations are applied once; reopening is a no-op", B
   CHECK(db.query("SELECT count(*) FROM schema_migrations") == std::to_string(detail::MIGRATIONS.size()));
 }
 
-TEST_CASE_TEMPLATE("store: changes made by another store on the database are seen at once", B,
-                   BOTH_BACKENDS) {
+TEST_CASE_TEMPLATE("store: changes made by another store on the database are seen at once", B, BOTH_BACKENDS) {
   B db;
   auto s1 = open_store(db.url);
   auto s2 = open_store(db.url);  // as another replica would
@@ -857,8 +849,7 @@ TEST_CASE_TEMPLATE("store: concurrent begin/finish from 8 threads", B, BOTH_BACK
   for (const auto& r : rows) {
     const std::string tag = r.command.substr(5);
     complete += r.status == "succeeded" && r.output == "out " + tag && r.pod_label == "L" + tag &&
-                r.finished_at.has_value() && r.exit_code == 0 &&
-                r.server_id == "srv-" + tag.substr(0, tag.find('-'));
+                r.finished_at.has_value() && r.exit_code == 0 && r.server_id == "srv-" + tag.substr(0, tag.find('-'));
   }
   CHECK(complete == THREADS * PER_THREAD);
   CHECK(store->running_server_ids().empty());
@@ -880,8 +871,8 @@ std::string sha256_hex(const std::string& s) {
 }
 }  // namespace
 
-TEST_CASE_TEMPLATE("fidelity: command output bytes round-trip exactly (all 256 byte values, 1 MiB random)",
-                   B, BOTH_BACKENDS) {
+TEST_CASE_TEMPLATE("fidelity: command output bytes round-trip exactly (all 256 byte values, 1 MiB random)", B,
+                   BOTH_BACKENDS) {
   B db;
   auto store = open_store(db.url);
   std::string all256;
@@ -930,8 +921,7 @@ TEST_CASE_TEMPLATE("fidelity: command output bytes round-trip exactly (all 256 b
   // text for older readers next to the exact bytes.
   CHECK(db.query("SELECT count(*) FROM commands WHERE output_raw IS NULL") == "2");
   // Rows written before output_raw existed (output_raw NULL) read as they were.
-  db.exec("UPDATE commands SET output = 'legacy text', output_raw = NULL WHERE id = " +
-          std::to_string(ids[0]));
+  db.exec("UPDATE commands SET output = 'legacy text', output_raw = NULL WHERE id = " + std::to_string(ids[0]));
   CHECK(fresh->get_command(ids[0])->output == "legacy text");
 }
 
@@ -1019,8 +1009,7 @@ TEST_CASE_TEMPLATE("replicas: a live lease's rows are left alone", B, BOTH_BACKE
   CHECK(a->replicas().size() == 1);
 }
 
-TEST_CASE_TEMPLATE("replicas: interrupt_orphans ends a leased server's rows at its last heartbeat", B,
-                   BOTH_BACKENDS) {
+TEST_CASE_TEMPLATE("replicas: interrupt_orphans ends a leased server's rows at its last heartbeat", B, BOTH_BACKENDS) {
   B db;
   auto store = open_store(db.url);
   store->heartbeat("h:10:1:m", "", 30);
@@ -1036,8 +1025,7 @@ TEST_CASE_TEMPLATE("replicas: interrupt_orphans ends a leased server's rows at i
   CHECK(store->replicas().empty());
 }
 
-TEST_CASE_TEMPLATE("replicas: a live replica closes a dead one's rows within lease + heartbeat", B,
-                   BOTH_BACKENDS) {
+TEST_CASE_TEMPLATE("replicas: a live replica closes a dead one's rows within lease + heartbeat", B, BOTH_BACKENDS) {
   B db;
   auto sa = open_store(db.url);
   auto sb = open_store(db.url);
@@ -1107,15 +1095,16 @@ TEST_CASE("replicas: server ids, dead local servers, timing settings") {
   const std::string gone = std::to_string(child), alive = std::to_string(::getppid());
   const std::vector<std::string> ids{
       self,
-      host + ":" + gone + ":5:" + machine,                       // dead, here: yes
-      host + ":" + alive + ":5:" + machine,                      // alive: no
+      host + ":" + gone + ":5:" + machine,                        // dead, here: yes
+      host + ":" + alive + ":5:" + machine,                       // alive: no
       host + ":" + std::to_string(::getpid()) + ":4:" + machine,  // our pid, earlier start: yes
-      host + ":" + gone + ":5:" + "ffffffff.1",                  // another machine/namespace: no
-      host + ":" + gone + ":5",                                  // the older form: hostname only
-      "other-host:" + gone + ":5:" + machine,                    // another host: no
-      host + ":notapid:5:" + machine, host + ":-3:5:" + machine, "junk"};
-  CHECK(dead_local_servers(ids, self) ==
-        std::vector<std::string>{ids[1], ids[3], ids[5]});
+      host + ":" + gone + ":5:" + "ffffffff.1",                   // another machine/namespace: no
+      host + ":" + gone + ":5",                                   // the older form: hostname only
+      "other-host:" + gone + ":5:" + machine,                     // another host: no
+      host + ":notapid:5:" + machine,
+      host + ":-3:5:" + machine,
+      "junk"};
+  CHECK(dead_local_servers(ids, self) == std::vector<std::string>{ids[1], ids[3], ids[5]});
 
   {
     ScopedEnv h("PODWRANGLER_REPLICA_HEARTBEAT_S", nullptr);
@@ -1345,8 +1334,7 @@ TEST_CASE("store: key file when PODWRANGLER_SECRET_KEY is unset") {
   CHECK(st.st_size == 32);
   const std::string key = pw::testing::read_file(key_path);
   // Reopened: the same key file is read, the URL decrypts.
-  CHECK(open_store(default_database_url())->get_pod("k")->url.reveal() ==
-        "wss://pods.example:8443/x?token=tok-k");
+  CHECK(open_store(default_database_url())->get_pod("k")->url.reveal() == "wss://pods.example:8443/x?token=tok-k");
   CHECK(pw::testing::read_file(key_path) == key);
   // The key file is not the env key: with the env key set, the database does not open.
   {
@@ -1408,10 +1396,9 @@ TEST_CASE("store: times and statuses") {
   CHECK(normalize_time("0") == O("1970-01-01T00:00:00.000Z"));
   CHECK(normalize_time("1764086400") == O("2025-11-25T16:00:00.000Z"));
   CHECK(normalize_time("1764086400.25") == O("2025-11-25T16:00:00.250Z"));
-  for (const char* junk : {"", "yesterday", "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z",
-                           "2026-11-25T24:00:00Z", "2026-11-25T16:00:00+25:00", "2026-11-25T16:00:00X",
-                           "2026-11-25T16:00:00.Z", "-5", "1e9", "12.", "1.2.3", "99999999999999999999",
-                           "2026-11-25T16:00:00Z trailing"}) {
+  for (const char* junk : {"", "yesterday", "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z", "2026-11-25T24:00:00Z",
+                           "2026-11-25T16:00:00+25:00", "2026-11-25T16:00:00X", "2026-11-25T16:00:00.Z", "-5", "1e9",
+                           "12.", "1.2.3", "99999999999999999999", "2026-11-25T16:00:00Z trailing"}) {
     CAPTURE(junk);
     CHECK_FALSE(normalize_time(junk));
   }
@@ -1429,11 +1416,11 @@ TEST_CASE("store: times and statuses") {
 TEST_CASE("store core: one SQL text, rendered for each backend's placeholders") {
   using detail::Placeholders;
   using detail::render;
-  const std::string pg = "UPDATE t SET a = $2::text, d = $10::float8 WHERE id = $1::bigint AND "
-                         "b = GREATEST(x, y) AND c = '$'";
+  const std::string pg =
+      "UPDATE t SET a = $2::text, d = $10::float8 WHERE id = $1::bigint AND "
+      "b = GREATEST(x, y) AND c = '$'";
   CHECK(render(pg, Placeholders::postgres) == pg);
-  CHECK(render(pg, Placeholders::sqlite) ==
-        "UPDATE t SET a = ?2, d = ?10 WHERE id = ?1 AND b = max(x, y) AND c = '$'");
+  CHECK(render(pg, Placeholders::sqlite) == "UPDATE t SET a = ?2, d = ?10 WHERE id = ?1 AND b = max(x, y) AND c = '$'");
   // The history's WHERE clause: one condition per filter given, numbered in order, the
   // limit last.
   const std::string select = detail::list_commands_sql(0);

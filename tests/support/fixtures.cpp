@@ -1,5 +1,6 @@
 #include "fixtures.hpp"
 
+#include <utility>
 #include <arpa/inet.h>
 #include <csignal>
 #include <cstdlib>
@@ -13,7 +14,6 @@
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
-#include <utility>
 
 extern char** environ;
 
@@ -138,28 +138,27 @@ TestPki make_test_pki(const TempDir& dir) {
   p.server_key = dir.file("server.key");
   p.other_ca_cert = dir.file("other-ca.crt");
   std::string d = dir.path().string();
-  std::string cmd =
-      "set -e; cd '" + d + "'; "
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
-      "  -subj '/CN=podwrangler test CA' -keyout ca.key -out ca.crt 2>/dev/null; "
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
-      "  -subj '/CN=unrelated CA' -keyout other-ca.key -out other-ca.crt 2>/dev/null; "
-      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-      "  -subj '/CN=localhost' -keyout server.key -out server.csr 2>/dev/null; "
-      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > ext.cnf; "
-      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
-      "  -extfile ext.cnf -out server.crt 2>/dev/null";
+  std::string cmd = "set -e; cd '" + d +
+                    "'; "
+                    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+                    "  -subj '/CN=podwrangler test CA' -keyout ca.key -out ca.crt 2>/dev/null; "
+                    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+                    "  -subj '/CN=unrelated CA' -keyout other-ca.key -out other-ca.crt 2>/dev/null; "
+                    "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                    "  -subj '/CN=localhost' -keyout server.key -out server.csr 2>/dev/null; "
+                    "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > ext.cnf; "
+                    "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+                    "  -extfile ext.cnf -out server.crt 2>/dev/null";
   if (sh(cmd) != 0) throw std::runtime_error("openssl failed to make the test PKI");
   return p;
 }
 
-Websocketd::Websocketd(const TempDir& dir, std::vector<std::string> program, const TestPki* tls,
-                       int port, int max_forks)
+Websocketd::Websocketd(const TempDir& dir, std::vector<std::string> program, const TestPki* tls, int port,
+                       int max_forks)
     : log_(dir.file("websocketd-" + std::to_string(free_port()) + ".log")),
       port_(port ? port : free_port()),
       tls_(tls != nullptr) {
-  argv_ = {"websocketd", "--port=" + std::to_string(port_), "--address=127.0.0.1",
-           "--loglevel=error"};
+  argv_ = {"websocketd", "--port=" + std::to_string(port_), "--address=127.0.0.1", "--loglevel=error"};
   if (max_forks > 0) argv_.push_back("--maxforks=" + std::to_string(max_forks));
   if (tls) {
     argv_.push_back("--ssl");
@@ -187,9 +186,8 @@ std::string Websocketd::url(const std::string& path) const {
 
 K8sFixture::K8sFixture(const TempDir& dir, const TestPki& pki, std::string token, const std::string& binary)
     : log_(dir.file("k8s-fixture-" + std::to_string(free_port()) + ".log")) {
-  proc_ = Process({binary, "--port", "0", "--cert", pki.server_cert, "--key", pki.server_key, "--token",
-                   std::move(token)},
-                  log_);
+  proc_ = Process(
+      {binary, "--port", "0", "--cert", pki.server_cert, "--key", pki.server_key, "--token", std::move(token)}, log_);
   auto end = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (std::chrono::steady_clock::now() < end) {
     std::string log = read_file(log_);

@@ -71,8 +71,7 @@ TestPki make_test_pki(const TempDir& dir);
 // websocketd in front of a program, on 127.0.0.1:port, optionally with TLS.
 class Websocketd {
  public:
-  Websocketd(const TempDir& dir, std::vector<std::string> program, const TestPki* tls,
-             int port = 0, int max_forks = 0);
+  Websocketd(const TempDir& dir, std::vector<std::string> program, const TestPki* tls, int port = 0, int max_forks = 0);
   int port() const { return port_; }
   std::string url(const std::string& path) const;  // ws[s]://127.0.0.1:port + path
   void stop() { proc_.stop(); }

@@ -19,8 +19,10 @@ namespace {
 std::string quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
   }
   return out + "'";
 }
@@ -71,8 +73,7 @@ PostgresCluster::PostgresCluster() {
                                " (a parent directory is not traversable; set TMPDIR)");
   }
   const std::string initdb_log = dir + "/initdb.log";
-  int rc = sh(as_owner(bin_ + "/initdb -D " + quote(data_) +
-                       " -A trust -U pw -E UTF8 --locale=C.UTF-8 --no-sync") +
+  int rc = sh(as_owner(bin_ + "/initdb -D " + quote(data_) + " -A trust -U pw -E UTF8 --locale=C.UTF-8 --no-sync") +
               " >" + quote(initdb_log) + " 2>&1");
   if (rc != 0) throw std::runtime_error("initdb failed:\n" + read_file(initdb_log));
   port_ = free_port();
@@ -103,9 +104,9 @@ void PostgresCluster::start() {
   const std::string opts = "-p " + std::to_string(port_) + " -k " + data_ +
                            " -c listen_addresses=127.0.0.1 -c fsync=off"
                            " -c max_connections=200";
-  const std::string cmd = as_owner(bin_ + "/pg_ctl -D " + quote(data_) + " -l " + quote(log_) +
-                                   " -o " + quote(opts) + " -w -t 30 start") +
-                          " >/dev/null 2>&1";
+  const std::string cmd =
+      as_owner(bin_ + "/pg_ctl -D " + quote(data_) + " -l " + quote(log_) + " -o " + quote(opts) + " -w -t 30 start") +
+      " >/dev/null 2>&1";
   // After kill_postmaster() its children may hold the shared memory a little longer.
   for (int attempt = 0; attempt < 50; ++attempt) {
     if (sh(cmd) == 0 && wait_for_port(port_, std::chrono::seconds(10))) return;
@@ -115,8 +116,7 @@ void PostgresCluster::start() {
 }
 
 void PostgresCluster::stop() {
-  if (sh(as_owner(bin_ + "/pg_ctl -D " + quote(data_) + " -m fast -w -t 30 stop") +
-         " >/dev/null 2>&1") != 0 &&
+  if (sh(as_owner(bin_ + "/pg_ctl -D " + quote(data_) + " -m fast -w -t 30 stop") + " >/dev/null 2>&1") != 0 &&
       postmaster_pid() > 0)
     throw std::runtime_error("pg_ctl stop failed:\n" + read_file(log_));
 }
@@ -162,9 +162,8 @@ std::string PostgresCluster::psql(const std::string& db, const std::string& sql)
     std::ofstream f(base + ".sql", std::ios::binary);
     f << sql;
   }
-  int rc = sh(bin_ + "/psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p " + std::to_string(port_) +
-              " -U pw -d " + quote(db) + " -f " + quote(base + ".sql") + " >" + quote(base + ".out") +
-              " 2>" + quote(base + ".err"));
+  int rc = sh(bin_ + "/psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p " + std::to_string(port_) + " -U pw -d " +
+              quote(db) + " -f " + quote(base + ".sql") + " >" + quote(base + ".out") + " 2>" + quote(base + ".err"));
   std::string out = read_file(base + ".out");
   std::string err = read_file(base + ".err");
   ::unlink((base + ".sql").c_str());

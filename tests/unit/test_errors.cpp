@@ -23,12 +23,10 @@ std::vector<ErrorKind> library_kinds() {
 }
 
 constexpr const char* kToken = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.S1gN4tUr3xYz";
-const std::string kUrl = std::string("wss://k8s.provider.com/exec/45582/?token=") + kToken +
-                         "&cols=220&pod=my-app-deploy-abc12-xyz99";
+const std::string kUrl =
+    std::string("wss://k8s.provider.com/exec/45582/?token=") + kToken + "&cols=220&pod=my-app-deploy-abc12-xyz99";
 
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
+bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
 }  // namespace
 
@@ -335,8 +333,7 @@ TEST_CASE("messages redact userinfo passwords, URL-less key=value secrets and be
   CHECK(contains(e3.what(), "sent"));
   // Ordinary text is left alone.
   PodConnectionError e4("connect to 10.0.0.1:443 timed out after 15s (attempt 2 of 3)");
-  CHECK(std::string(e4.what()) ==
-        "connection failed: connect to 10.0.0.1:443 timed out after 15s (attempt 2 of 3)");
+  CHECK(std::string(e4.what()) == "connection failed: connect to 10.0.0.1:443 timed out after 15s (attempt 2 of 3)");
 }
 
 // Issue 11 items 4-6: one redactor for every message; ordinary words are not mangled.

@@ -104,9 +104,8 @@ TEST_CASE("block_on returns the task's value, computed on the loop thread") {
   CHECK(on_loop);
 
   // Move-only results come back whole.
-  auto p = loop.block_on([]() -> Task<std::unique_ptr<std::string>> {
-    co_return std::make_unique<std::string>("moved");
-  });
+  auto p =
+      loop.block_on([]() -> Task<std::unique_ptr<std::string>> { co_return std::make_unique<std::string>("moved"); });
   REQUIRE(p);
   CHECK(*p == "moved");
 }

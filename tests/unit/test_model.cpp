@@ -37,9 +37,7 @@ PodIdentity sample_identity() {
   return id;
 }
 
-bool has(const std::string& s, const std::string& needle) {
-  return s.find(needle) != std::string::npos;
-}
+bool has(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
 
 }  // namespace
 
@@ -252,8 +250,7 @@ TEST_CASE("ConnectionSpec defaults") {
 
 TEST_CASE("ConnectionSpec JSON and operator<< hide the token in the URL and credential headers") {
   ConnectionSpec s;
-  s.url = std::string("wss://k8s.provider.com/exec/45582/?token=") + kTok +
-          "&cols=220&pod=my-app-deploy-abc12-xyz99";
+  s.url = std::string("wss://k8s.provider.com/exec/45582/?token=") + kTok + "&cols=220&pod=my-app-deploy-abc12-xyz99";
   s.headers = {{"Authorization", std::string("Bearer ") + kTok},
                {"X-Auth-Token", kTok},
                {"Cookie", std::string("session=") + kTok},
@@ -268,8 +265,7 @@ TEST_CASE("ConnectionSpec JSON and operator<< hide the token in the URL and cred
     CHECK_FALSE(has(text, kTok));
     CHECK_FALSE(has(text, "SIGNATURE-xyz-987"));
   }
-  CHECK(j.at("url") ==
-        "wss://k8s.provider.com/exec/45582/?token=***&cols=220&pod=my-app-deploy-abc12-xyz99");
+  CHECK(j.at("url") == "wss://k8s.provider.com/exec/45582/?token=***&cols=220&pod=my-app-deploy-abc12-xyz99");
   CHECK(j.at("headers").at("Authorization") == "***");
   CHECK(j.at("headers").at("X-Auth-Token") == "***");
   CHECK(j.at("headers").at("Cookie") == "***");
@@ -310,8 +306,8 @@ TEST_CASE("PodEndpoint JSON and operator<< print *** for the token") {
 }
 
 TEST_CASE("endpoints parsed from a URL never print the token") {
-  std::string url = std::string("wss://k8s.provider.com:8443/exec/45582/?token=") + kTok +
-                    "&cols=100&pod=my-app-deploy-abc12-xyz99";
+  std::string url =
+      std::string("wss://k8s.provider.com:8443/exec/45582/?token=") + kTok + "&cols=100&pod=my-app-deploy-abc12-xyz99";
   auto provider = std::make_shared<PlainTTYProvider>();
   auto [id, tok] = provider->parse_url(url);
   PodEndpoint ep{id, provider, tok};

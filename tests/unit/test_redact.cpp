@@ -10,9 +10,7 @@ using namespace pw;
 using namespace std::string_literals;
 
 namespace {
-bool has(const std::string& s, const std::string& needle) {
-  return s.find(needle) != std::string::npos;
-}
+bool has(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
 }  // namespace
 
 TEST_SUITE_BEGIN("redact");
@@ -20,21 +18,18 @@ TEST_SUITE_BEGIN("redact");
 TEST_CASE("redact_url: token query parameter") {
   CHECK(redact_url("wss://k8s.provider.com/exec/45582/?token=eyJ.abc.def&cols=220&pod=p") ==
         "wss://k8s.provider.com/exec/45582/?token=***&cols=220&pod=p");
-  CHECK(redact_url("wss://h/exec/1/?cols=220&pod=p&token=eyJ.abc.def") ==
-        "wss://h/exec/1/?cols=220&pod=p&token=***");
+  CHECK(redact_url("wss://h/exec/1/?cols=220&pod=p&token=eyJ.abc.def") == "wss://h/exec/1/?cols=220&pod=p&token=***");
   CHECK(redact_url("ws://h/?token=") == "ws://h/?token=");  // empty: nothing to hide
 }
 
 TEST_CASE("redact_url: access_token, password, api_key and other sensitive names") {
   CHECK(redact_url("https://h/cb?access_token=SECRET1&x=1") == "https://h/cb?access_token=***&x=1");
   CHECK(redact_url("https://h/?password=SECRET2") == "https://h/?password=***");
-  CHECK(redact_url("https://h/?api_key=SECRET3&apikey=SECRET4") ==
-        "https://h/?api_key=***&apikey=***");
+  CHECK(redact_url("https://h/?api_key=SECRET3&apikey=SECRET4") == "https://h/?api_key=***&apikey=***");
   CHECK(redact_url("https://h/?client_secret=S5&passwd=S6&jwt=S7&auth=S8") ==
         "https://h/?client_secret=***&passwd=***&jwt=***&auth=***");
   // Case does not matter.
-  CHECK(redact_url("https://h/?TOKEN=SECRET9&Password=SECRET10") ==
-        "https://h/?TOKEN=***&Password=***");
+  CHECK(redact_url("https://h/?TOKEN=SECRET9&Password=SECRET10") == "https://h/?TOKEN=***&Password=***");
 }
 
 TEST_CASE("redact_url: every occurrence, and repeated keys") {
@@ -45,8 +40,7 @@ TEST_CASE("redact_url: userinfo is hidden whole (user:password and bare tokens)"
   CHECK(redact_url("postgresql://user:hunter2@db.example/pods") == "postgresql://***@db.example/pods");
   CHECK(redact_url("postgresql+asyncpg://user:p%40ss@db:5432/pods?sslmode=require") ==
         "postgresql+asyncpg://***@db:5432/pods?sslmode=require");
-  CHECK(redact_url("wss://user:pass@host/exec/1/?token=t0k3n&pod=p") ==
-        "wss://***@host/exec/1/?token=***&pod=p");
+  CHECK(redact_url("wss://user:pass@host/exec/1/?token=t0k3n&pod=p") == "wss://***@host/exec/1/?token=***&pod=p");
   // A password holding '@' is cut at the last '@' of the authority.
   CHECK(redact_url("https://u:a@b@host/x") == "https://***@host/x");
   // A bare user part may be a token (https://TOKEN@host, https://TOKEN:x-oauth-basic@host).
@@ -59,9 +53,8 @@ TEST_CASE("redact_url: userinfo is hidden whole (user:password and bare tokens)"
 
 TEST_CASE("redact_url: leaves URLs without secrets unchanged") {
   for (const char* u :
-       {"wss://h/exec/1/?cols=220&pod=p", "local://", "local://name?shell=/bin/bash&cwd=/tmp",
-        "https://example.com", "https://example.com/a/b#frag", "", "not a url",
-        "wss://[::1]:8443/exec/1/", "http://h/?a&b=&=c&&"}) {
+       {"wss://h/exec/1/?cols=220&pod=p", "local://", "local://name?shell=/bin/bash&cwd=/tmp", "https://example.com",
+        "https://example.com/a/b#frag", "", "not a url", "wss://[::1]:8443/exec/1/", "http://h/?a&b=&=c&&"}) {
     INFO(std::string(u));
     CHECK(redact_url(u) == u);
   }
@@ -135,19 +128,17 @@ TEST_CASE("redact_value") {
 }
 
 TEST_CASE("is_sensitive_key") {
-  for (const char* k : {"token", "TOKEN", "access_token", "refresh_token", "password", "passwd",
-                        "secret", "client_secret", "api_key", "apikey", "X-API-KEY",
-                        "Authorization", "X-Auth-Token", "auth", "jwt", "Cookie", "Set-Cookie"}) {
+  for (const char* k :
+       {"token", "TOKEN", "access_token", "refresh_token", "password", "passwd", "secret", "client_secret", "api_key",
+        "apikey", "X-API-KEY", "Authorization", "X-Auth-Token", "auth", "jwt", "Cookie", "Set-Cookie"}) {
     INFO(std::string(k));
     CHECK(is_sensitive_key(k));
   }
-  for (const char* k : {"pod", "cols", "shell", "cwd", "namespace", "User-Agent", "Host", "",
-                        "container", "sslmode"}) {
+  for (const char* k : {"pod", "cols", "shell", "cwd", "namespace", "User-Agent", "Host", "", "container", "sslmode"}) {
     INFO(std::string(k));
     CHECK_FALSE(is_sensitive_key(k));
   }
 }
-
 
 namespace {
 struct Leak {
@@ -188,12 +179,17 @@ TEST_CASE("security: no secret survives redaction, whatever shape the URL has") 
       // repeated parameters, uppercase and vendor keys
       {"wss://h/?token=RPa19&token=RPb20", {"RPa19", "RPb20"}, "token=***&token=***"},
       {"https://h/?API_KEY=UPk21&X-Amz-Signature=AMZs22&X-Amz-Credential=AKIAcred23%2F2024&X-Amz-Security-Token=AMZt24",
-       {"UPk21", "AMZs22", "AKIAcred23", "AMZt24"}, "X-Amz-Signature=***"},
-      {"https://acct.blob.core.windows.net/c/b?sv=2020&sig=SASsig25%3D&se=2030", {"SASsig25"}, "sv=2020&sig=***&se=2030"},
+       {"UPk21", "AMZs22", "AKIAcred23", "AMZt24"},
+       "X-Amz-Signature=***"},
+      {"https://acct.blob.core.windows.net/c/b?sv=2020&sig=SASsig25%3D&se=2030",
+       {"SASsig25"},
+       "sv=2020&sig=***&se=2030"},
       {"https://h/?apiKey=CAMEL26&accessToken=CAMEL27&Key-Pair-Id=KPI28&Signature=CF29",
-       {"CAMEL26", "CAMEL27", "KPI28", "CF29"}, "apiKey=***"},
+       {"CAMEL26", "CAMEL27", "KPI28", "CF29"},
+       "apiKey=***"},
       {"https://h/?client_secret=CS30&passwd=PD31&jwt=JW32&auth=AU33&sessionid=SE34&pass=PS35",
-       {"CS30", "PD31", "JW32", "AU33", "SE34", "PS35"}, "client_secret=***"},
+       {"CS30", "PD31", "JW32", "AU33", "SE34", "PS35"},
+       "client_secret=***"},
       // separators inside a value, matrix parameters
       {"wss://h/?pod=x;token=SEMI36&cols=1", {"SEMI36"}, "cols=1"},
       {"wss://h/?token=SEMIa37;SEMIb38&cols=1", {"SEMIa37", "SEMIb38"}, "cols=1"},
@@ -207,7 +203,10 @@ TEST_CASE("security: no secret survives redaction, whatever shape the URL has") 
       {"https://u:a@AT45@host/x", {"AT45"}, "https://***@host/x"},
       // control bytes and non-ASCII
       {"wss://h/?pod=p\x01token=CTRL46", {"CTRL46"}, "pod=p"},
-      {"https://user:PWunic\xC3\xA9" "47@h/", {"PWunic"}, "https://***@h/"},
+      {"https://user:PWunic\xC3\xA9"
+       "47@h/",
+       {"PWunic"},
+       "https://***@h/"},
   };
   for (const auto& t : table) {
     CAPTURE(t.input);
@@ -238,7 +237,8 @@ TEST_CASE("security: redact_text hides secrets in messages, JSON, headers and ke
       {"run with --api-key=CLIflag3 --verbose", {"CLIflag3"}, "--verbose"},
       {"password='two WORDS4 here' next", {"WORDS4"}, "' next"},
       {R"(body {"url":"wss://h/?token=JSONtok5&pod=p","password":"JSONpw6","alias":"a"})",
-       {"JSONtok5", "JSONpw6"}, R"("alias":"a")"},
+       {"JSONtok5", "JSONpw6"},
+       R"("alias":"a")"},
       {R"({"password": "spaced JSONpw7 value", "alias": "a"})", {"JSONpw7"}, R"("alias": "a")"},
       {R"({"api_key": 12345678, "alias": "a"})", {"12345678"}, R"("alias": "a")"},
       {"cookie set: sessionid=SESS8; Path=/", {"SESS8"}, "Path=/"},
@@ -331,21 +331,32 @@ TEST_CASE("security: a secret in any URL shape, nested in any context, never sur
     return o;
   };
   const std::vector<std::string> inner = {
-      "https://u:" + S + "@x/", "https://" + S + "@x", "wss://h/?token=" + S + "&pod=p", "u:" + S + "@db:5432",
-      "https://h/?X-Amz-Signature=" + S, "https://h/cb#access_token=" + S, "https://[::1]:8443/?api_key=" + S,
-      "https://u:" + S + "@[::1]:1/", "k8s://ctx:" + S + "@ns/pod", "https://h/a;jsessionid=" + S,
+      "https://u:" + S + "@x/",           "https://" + S + "@x",
+      "wss://h/?token=" + S + "&pod=p",   "u:" + S + "@db:5432",
+      "https://h/?X-Amz-Signature=" + S,  "https://h/cb#access_token=" + S,
+      "https://[::1]:8443/?api_key=" + S, "https://u:" + S + "@[::1]:1/",
+      "k8s://ctx:" + S + "@ns/pod",       "https://h/a;jsessionid=" + S,
       "https://user:pa/" + S + "@host/x", "postgresql://pw:" + S + "@db/pods?sslmode=require"};
-  const std::vector<std::string> outer = {"%s", "wss://h/exec/1/?pod=p&server=%s", "https://a/?next=%e",
-                                          "https://a/?next=%E", "error: cannot reach '%s' (refused)",
-                                          "{\"url\":\"%s\",\"a\":1}", "https://web.archive.org/web/1/%s",
-                                          "GET %s HTTP/1.1", "see <%s>.", "(%s)"};
+  const std::vector<std::string> outer = {"%s",
+                                          "wss://h/exec/1/?pod=p&server=%s",
+                                          "https://a/?next=%e",
+                                          "https://a/?next=%E",
+                                          "error: cannot reach '%s' (refused)",
+                                          "{\"url\":\"%s\",\"a\":1}",
+                                          "https://web.archive.org/web/1/%s",
+                                          "GET %s HTTP/1.1",
+                                          "see <%s>.",
+                                          "(%s)"};
   for (const auto& in : inner) {
     for (const auto& out : outer) {
       std::string x = out;
       std::size_t p;
-      if ((p = x.find("%E")) != std::string::npos) x.replace(p, 2, enc(enc(in)));
-      else if ((p = x.find("%e")) != std::string::npos) x.replace(p, 2, enc(in));
-      else x.replace(x.find("%s"), 2, in);
+      if ((p = x.find("%E")) != std::string::npos)
+        x.replace(p, 2, enc(enc(in)));
+      else if ((p = x.find("%e")) != std::string::npos)
+        x.replace(p, 2, enc(in));
+      else
+        x.replace(x.find("%s"), 2, in);
       CAPTURE(x);
       CHECK_FALSE(has(redact_text(x), "SECRET"));
       CHECK_FALSE(has(redact_url(x), "SECRET"));

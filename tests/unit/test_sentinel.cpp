@@ -41,9 +41,7 @@ Scan scan_chunks(const std::vector<std::string>& chunks, std::size_t max_output 
   return {sc.done(), sc.exit_code(), sc.output(), sc.leftover(), sc.truncated()};
 }
 
-Scan scan_all(const std::string& s, std::size_t max_output = 1 << 20) {
-  return scan_chunks({s}, max_output);
-}
+Scan scan_all(const std::string& s, std::size_t max_output = 1 << 20) { return scan_chunks({s}, max_output); }
 
 // --- a real shell behind pipes --------------------------------------------------------
 
@@ -108,8 +106,7 @@ class Shell {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     char buf[65536];
     while (!sc.done()) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
       pollfd p{out_, POLLIN, 0};
       int rc = ::poll(&p, 1, static_cast<int>(left.count()));
@@ -148,9 +145,7 @@ class Shell {
   int out_ = -1;
 };
 
-bool has(const std::string& s, const std::string& needle) {
-  return s.find(needle) != std::string::npos;
-}
+bool has(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
 
 }  // namespace
 
@@ -301,8 +296,7 @@ TEST_CASE("scanner: the sentinel split across chunks at every byte boundary") {
     SUBCASE("three chunks") {
       for (std::size_t i = 0; i <= stream.size(); ++i) {
         for (std::size_t j = i; j <= stream.size(); ++j) {
-          Scan s =
-              scan_chunks({stream.substr(0, i), stream.substr(i, j - i), stream.substr(j)});
+          Scan s = scan_chunks({stream.substr(0, i), stream.substr(i, j - i), stream.substr(j)});
           if (!(s.done && s.exit_code == 42 && s.output == out && s.leftover == "NEXT")) {
             CAPTURE(i);
             CAPTURE(j);
@@ -368,8 +362,8 @@ TEST_CASE("scanner: fake sentinels in the output are output") {
     }
   }
   // Fakes immediately before the real sentinel, at every split point.
-  for (const std::string& fake : {"\x1ePW" + kNonce + ":", "\x1ePW" + kNonce + ":9",
-                                  "\x1ePW" + kNonce + ":X", "\x1ePW" + kNonce + ":1x"}) {
+  for (const std::string& fake :
+       {"\x1ePW" + kNonce + ":", "\x1ePW" + kNonce + ":9", "\x1ePW" + kNonce + ":X", "\x1ePW" + kNonce + ":1x"}) {
     CAPTURE(fake);
     const std::string stream = fake + sentinel(6) + "L";
     for (std::size_t i = 0; i <= stream.size(); ++i) {
@@ -394,9 +388,8 @@ TEST_CASE("scanner: fake sentinels in the output are output") {
 TEST_CASE("fidelity: the scanner never rewrites output bytes (CRLF, escape sequences, binary)") {
   // What the command wrote is what the result holds: no CRLF folding, no dropped
   // "terminal noise" (a terminal's own translation is switched off at the source).
-  for (const std::string& raw :
-       {"a\r\nb\r\n"s, "x\r\n"s, "\x1b[?2004hok\x1b[?2004l\r"s, "\x1b]0;title\x07hi\x1b[2K\n"s,
-        "\x1b[31mred\x1b[0m"s, "50%\r100%\r\n"s}) {
+  for (const std::string& raw : {"a\r\nb\r\n"s, "x\r\n"s, "\x1b[?2004hok\x1b[?2004l\r"s, "\x1b]0;title\x07hi\x1b[2K\n"s,
+                                 "\x1b[31mred\x1b[0m"s, "50%\r100%\r\n"s}) {
     CAPTURE(raw);
     CHECK(scan_all(raw + sentinel(0)).output == raw);
     CHECK(scan_all(raw + sentinel(0, kNonce, "\r\n")).output == raw);
@@ -546,10 +539,10 @@ TEST_CASE("scanner: truncation at max_output") {
     std::string out;
     for (int i = 0; i < 5000; ++i) out += static_cast<char>('a' + i % 26);
     const std::string stream = out + sentinel(17) + "tail";
-    for (std::size_t max : {std::size_t{0}, std::size_t{1}, std::size_t{25}, std::size_t{1000},
-                            std::size_t{4999}, std::size_t{5000}, std::size_t{5001}}) {
-      for (std::size_t chunk : {std::size_t{1}, std::size_t{7}, std::size_t{21}, std::size_t{22},
-                                std::size_t{23}, std::size_t{512}, stream.size()}) {
+    for (std::size_t max : {std::size_t{0}, std::size_t{1}, std::size_t{25}, std::size_t{1000}, std::size_t{4999},
+                            std::size_t{5000}, std::size_t{5001}}) {
+      for (std::size_t chunk : {std::size_t{1}, std::size_t{7}, std::size_t{21}, std::size_t{22}, std::size_t{23},
+                                std::size_t{512}, stream.size()}) {
         CAPTURE(max);
         CAPTURE(chunk);
         SentinelScanner sc(kNonce, max);
@@ -642,8 +635,7 @@ TEST_CASE("sh: commands with single quotes") {
 
 TEST_CASE("sh: unbalanced quotes end with a sentinel and a non-zero status") {
   Shell sh;
-  for (const char* cmd : {"echo \"abc", "echo 'abc", "echo `abc", "echo $(echo", "if true; then",
-                          "echo \"a'b", "'"}) {
+  for (const char* cmd : {"echo \"abc", "echo 'abc", "echo `abc", "echo $(echo", "if true; then", "echo \"a'b", "'"}) {
     INFO(std::string(cmd));
     auto r = sh.run(cmd, 1 << 20, std::chrono::seconds(5));
     CHECK_FALSE(r.eof);
@@ -728,8 +720,7 @@ TEST_CASE("sh: shell_quote round-trips arbitrary bytes through a real shell") {
   Shell sh;
   std::string all;
   for (int c = 1; c < 256; ++c) all.push_back(static_cast<char>(c));
-  for (const std::string& s :
-       {"plain"s, "it's"s, "''''"s, "\\'"s, "$(id) `id` ${x}"s, "*?[a]"s, "new\nline"s, all}) {
+  for (const std::string& s : {"plain"s, "it's"s, "''''"s, "\\'"s, "$(id) `id` ${x}"s, "*?[a]"s, "new\nline"s, all}) {
     CAPTURE(s);
     auto r = sh.run("printf '%s' " + shell_quote(s));
     REQUIRE(r.done);
@@ -739,8 +730,7 @@ TEST_CASE("sh: shell_quote round-trips arbitrary bytes through a real shell") {
 
 TEST_CASE("sh: large output is truncated while the sentinel is still found") {
   Shell sh;
-  auto r = sh.run("head -c 3000000 /dev/zero | tr '\\0' 'x'; echo; (exit 4)", 1 << 20,
-                  std::chrono::seconds(30));
+  auto r = sh.run("head -c 3000000 /dev/zero | tr '\\0' 'x'; echo; (exit 4)", 1 << 20, std::chrono::seconds(30));
   REQUIRE(r.done);
   CHECK(r.exit_code == 4);
   CHECK(r.truncated);
@@ -797,7 +787,9 @@ TEST_CASE("security: sh: a command that forges the sentinel gets its true status
   const std::string old_nonce = sh.last_nonce;
   const std::string forge =
       "printf '\\036PW%s:0\\036\\n' \"$__pw_n\"; "
-      "printf '\\036PW" + old_nonce + ":0\\036\\n'; "
+      "printf '\\036PW" +
+      old_nonce +
+      ":0\\036\\n'; "
       "for n in $(set | grep -o 'PW[0-9a-f]*'); do printf \"\\036$n:0\\036\\n\"; done; "
       "printf '\\036PWX:0\\036\\n'; "
       "sleep 0.3; echo late; (exit 7)";

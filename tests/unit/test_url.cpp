@@ -38,8 +38,7 @@ std::string expect_parse_error(const std::string& url, const std::string& part) 
 TEST_SUITE_BEGIN("url");
 
 TEST_CASE("parse_url_strict: the PlainTTY form") {
-  std::string u = "wss://k8s.provider.com/exec/45582/?token="s + kTok +
-                  "&cols=220&pod=my-app-deploy-abc12-xyz99";
+  std::string u = "wss://k8s.provider.com/exec/45582/?token="s + kTok + "&cols=220&pod=my-app-deploy-abc12-xyz99";
   Url p = parse_url_strict(u);
   CHECK(p.scheme == "wss");
   CHECK(p.userinfo.empty());
@@ -142,8 +141,8 @@ TEST_CASE("parse_url_strict: malformed scheme") {
 }
 
 TEST_CASE("parse_url_strict: malformed port") {
-  for (const char* u : {"ws://h:/", "ws://h:abc/", "ws://h:0/", "ws://h:65536/", "ws://h:123456/",
-                        "ws://h:-1/", "ws://h:+80/", "ws://h:8 0/x"}) {
+  for (const char* u : {"ws://h:/", "ws://h:abc/", "ws://h:0/", "ws://h:65536/", "ws://h:123456/", "ws://h:-1/",
+                        "ws://h:+80/", "ws://h:8 0/x"}) {
     INFO(std::string(u));
     std::string part = std::string(u).find(' ') != std::string::npos ? "url" : "port";
     expect_parse_error(u, part);

@@ -19,18 +19,15 @@ class BlockingSession {
 
   void connect();
   void close();
-  CommandResult run(const std::string& command, std::optional<double> timeout = {},
-                    bool check = false);
-  std::vector<CommandResult> run_many(const std::vector<std::string>& commands,
-                                      std::optional<double> timeout_each = {},
+  CommandResult run(const std::string& command, std::optional<double> timeout = {}, bool check = false);
+  std::vector<CommandResult> run_many(const std::vector<std::string>& commands, std::optional<double> timeout_each = {},
                                       bool stop_on_error = false);
 
  private:
   std::unique_ptr<PodSession> session_;
 };
 
-std::vector<CommandResult> fan_out_sync(const PodRegistry& registry,
-                                        const std::vector<std::string>& aliases,
+std::vector<CommandResult> fan_out_sync(const PodRegistry& registry, const std::vector<std::string>& aliases,
                                         const std::string& command, FanOutOptions options = {});
 
 // The runtime's executor, for mixing blocking and async use.

@@ -4,10 +4,10 @@
 // contain secrets: constructors redact URLs and callers pass redacted text.
 #include <podwrangler/error_table.hpp>
 
+#include <utility>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <utility>
 
 namespace pw {
 
@@ -64,8 +64,7 @@ class PodCommandTimeoutError : public PodClientError {
   PodCommandTimeoutError(std::string command, double timeout, std::string partial_output);
   // session_reset: the command could not be interrupted, so the session's shell was
   // replaced; the message says so (working directory, variables and jobs are lost).
-  PodCommandTimeoutError(std::string command, double timeout, std::string partial_output,
-                         bool session_reset)
+  PodCommandTimeoutError(std::string command, double timeout, std::string partial_output, bool session_reset)
       : PodCommandTimeoutError(std::move(command), timeout, std::move(partial_output)) {
     if (session_reset) {
       session_reset_ = true;

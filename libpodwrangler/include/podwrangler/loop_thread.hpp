@@ -55,19 +55,14 @@ class LoopThread {
   // Runs the task `work()` makes. `work` lives until the task has ended, so it may be a
   // coroutine lambda capturing by reference.
   template <class F>
-    requires std::is_invocable_v<F&>
-  auto block_on(F&& work) {
-    return block_on(work());
-  }
+  requires std::is_invocable_v<F&>
+  auto block_on(F&& work) { return block_on(work()); }
 
   void spawn(Task<void> task);
   // Starts the task `work()` makes. `work` is gone when this returns: it must make the
   // task of a function whose parameters own what it uses (not a capturing coroutine lambda).
   template <class F>
-    requires std::is_invocable_r_v<Task<void>, F&>
-  void spawn(F&& work) {
-    spawn(work());
-  }
+  requires std::is_invocable_r_v<Task<void>, F&> void spawn(F&& work) { spawn(work()); }
 
   // Both are thread-safe and idempotent. stop() from the loop thread only ends the loop
   // (the thread is joined later); join() from it throws.

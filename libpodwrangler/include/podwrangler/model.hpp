@@ -3,11 +3,11 @@
 #include <podwrangler/constants.hpp>
 #include <podwrangler/secret.hpp>
 
-#include <nlohmann/json.hpp>
+#include <utility>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace pw {
@@ -18,8 +18,8 @@ struct PodIdentity {
   std::string pod_name;
   std::string service;
   std::string deployment;
-  std::string cluster;    // PlainTTY: service id; Kubernetes: context/cluster name
-  std::string namespace_; // "" when unknown (JSON key "namespace")
+  std::string cluster;     // PlainTTY: service id; Kubernetes: context/cluster name
+  std::string namespace_;  // "" when unknown (JSON key "namespace")
   int cols = DEFAULT_TERMINAL_COLS;
   std::string origin;     // scheme://host[:port] the pod is reached through ("" for local)
   std::string container;  // Kubernetes/Docker container, "" for the default
@@ -57,7 +57,7 @@ struct PodEndpoint {
 
 struct CommandResult {
   std::string command;
-  std::string output;  // exactly the bytes the command wrote (stdout and stderr merged)
+  std::string output;                // exactly the bytes the command wrote (stdout and stderr merged)
   int exit_code = -1;                // -1 when unknown (error before completion)
   std::optional<std::string> error;  // set when the command did not complete
   double duration = 0.0;             // seconds
@@ -76,7 +76,7 @@ void from_json(const nlohmann::json& j, PodIdentity& v);
 void to_json(nlohmann::json& j, const TlsOptions& v);
 void from_json(const nlohmann::json& j, TlsOptions& v);
 void to_json(nlohmann::json& j, const ConnectionSpec& v);  // url and credential headers redacted
-void to_json(nlohmann::json& j, const PodEndpoint& v);  // token as "***"
+void to_json(nlohmann::json& j, const PodEndpoint& v);     // token as "***"
 void to_json(nlohmann::json& j, const CommandResult& v);
 void from_json(const nlohmann::json& j, CommandResult& v);
 

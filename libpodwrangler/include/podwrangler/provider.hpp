@@ -6,11 +6,11 @@
 #include <podwrangler/connection.hpp>
 #include <podwrangler/model.hpp>
 
+#include <utility>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 namespace pw {
@@ -26,16 +26,14 @@ class ProviderInterface {
   virtual ~ProviderInterface() = default;
 
   virtual std::string name() const = 0;
-  virtual ConnectionSpec build_connection_spec(const PodIdentity& identity,
-                                     const SecretString& token) const = 0;
+  virtual ConnectionSpec build_connection_spec(const PodIdentity& identity, const SecretString& token) const = 0;
   // Throws PodURLParseError naming the bad part (never the token).
   virtual std::pair<PodIdentity, SecretString> parse_url(std::string_view url) const = 0;
   // Prepares a freshly opened shell (echo off, empty prompts, dumb terminal).
   virtual Task<void> init_shell(Connection& conn, const ConnectionSpec& schema) const;
   virtual Task<std::string> detect_namespace(Connection& conn, const PodIdentity& identity,
                                              const ConnectionSpec& schema) const;
-  virtual Task<std::vector<PodIdentity>> list_pods(const SecretString& token,
-                                                   ListPodsOptions options) const;
+  virtual Task<std::vector<PodIdentity>> list_pods(const SecretString& token, ListPodsOptions options) const;
   // Opens the transport for a schema; the default is a WebSocket connection.
   virtual std::unique_ptr<Connection> open(Executor ex, const ConnectionSpec& schema) const;
   // Interrupts the command running in a session's shell after a timeout, keeping the
@@ -45,8 +43,8 @@ class ProviderInterface {
   // then replaces the shell and says so (session_reset). The default asks the transport
   // (Connection::interrupt(): a local PTY signals the foreground job), else, on a
   // terminal, writes Ctrl-C (hard: Ctrl-\) to it; a pipe shell cannot be interrupted.
-  virtual Task<bool> interrupt(Connection& conn, const PodIdentity& identity, const SecretString& token,
-                               long shell_pid, bool tty, bool hard) const;
+  virtual Task<bool> interrupt(Connection& conn, const PodIdentity& identity, const SecretString& token, long shell_pid,
+                               bool tty, bool hard) const;
 };
 
 // The shell preamble sent by the default init_shell: no echo, no prompts, no colours, no

@@ -10,8 +10,8 @@
 namespace pw {
 
 struct FanOutOptions {
-  std::size_t width = 32;            // commands in flight at once
-  std::optional<double> timeout;     // per pod; default SessionOptions::command_timeout
+  std::size_t width = 32;         // commands in flight at once
+  std::optional<double> timeout;  // per pod; default SessionOptions::command_timeout
   SessionOptions session;
 };
 
@@ -42,7 +42,6 @@ class PodRegistry {
 
 // Runs `work(i)` for i in [0, n) with at most `width` coroutines at once and waits
 // for all of them (the building block of every fan-out).
-Task<void> for_each_bounded(std::size_t n, std::size_t width,
-                            std::function<Task<void>(std::size_t)> work);
+Task<void> for_each_bounded(std::size_t n, std::size_t width, std::function<Task<void>(std::size_t)> work);
 
 }  // namespace pw

@@ -1,10 +1,10 @@
 #pragma once
 // Secret<T>: the only holder of tokens. It prints, logs and serialises as "***";
 // the value is reachable only through an explicit reveal().
+#include <utility>
 #include <nlohmann/json_fwd.hpp>
 #include <ostream>
 #include <string>
-#include <utility>
 
 namespace pw {
 

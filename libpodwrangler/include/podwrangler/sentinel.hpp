@@ -80,8 +80,8 @@ class SentinelScanner {
 
   std::string nonce_;
   std::size_t max_output_;
-  std::string buf_;          // kept output (up to max_output_) + unscanned tail
-  std::size_t kept_ = 0;     // bytes of buf_ that are definitely output
+  std::string buf_;       // kept output (up to max_output_) + unscanned tail
+  std::size_t kept_ = 0;  // bytes of buf_ that are definitely output
   bool truncated_ = false;
   bool done_ = false;
   int exit_code_ = -1;

@@ -26,8 +26,7 @@ struct SessionOptions {
 class PodSession {
  public:
   PodSession(Executor ex, PodEndpoint endpoint, SessionOptions options = {});
-  static PodSession from_url(Executor ex, std::string_view url,
-                             std::shared_ptr<ProviderInterface> provider = {},
+  static PodSession from_url(Executor ex, std::string_view url, std::shared_ptr<ProviderInterface> provider = {},
                              SessionOptions options = {});
   ~PodSession();  // closes the connection
   PodSession(PodSession&&) noexcept;
@@ -50,12 +49,10 @@ class PodSession {
   // command, the shell is replaced and the error says so (session_reset()). Also throws
   // PodConnectionError / PodNotConnectedError, and with check=true PodCommandError on a
   // non-zero exit code. CommandResult::output holds exactly the bytes the command wrote.
-  Task<CommandResult> run(std::string command, std::optional<double> timeout = {},
-                          bool check = false);
+  Task<CommandResult> run(std::string command, std::optional<double> timeout = {}, bool check = false);
   // Runs commands in order. A failing command (non-zero exit, timeout, connection
   // error) is recorded in its result; with stop_on_error the sequence stops there.
-  Task<std::vector<CommandResult>> run_many(std::vector<std::string> commands,
-                                            std::optional<double> timeout_each = {},
+  Task<std::vector<CommandResult>> run_many(std::vector<std::string> commands, std::optional<double> timeout_each = {},
                                             bool stop_on_error = false);
   // Like run() but never throws for pod-side failures: errors land in result.error.
   Task<CommandResult> try_run(std::string command, std::optional<double> timeout = {});

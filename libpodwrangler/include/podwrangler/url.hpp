@@ -1,9 +1,9 @@
 #pragma once
 // A small, strict URL splitter for ws://, wss://, local://, k8s:// and docker:// URLs.
+#include <utility>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 namespace pw {
@@ -11,9 +11,9 @@ namespace pw {
 struct Url {
   std::string scheme;  // lower-case
   std::string userinfo;
-  std::string host;  // without brackets for IPv6
-  std::string port;  // empty when absent
-  std::string path;  // percent-decoded? no: raw, starts with '/' or empty
+  std::string host;                                        // without brackets for IPv6
+  std::string port;                                        // empty when absent
+  std::string path;                                        // percent-decoded? no: raw, starts with '/' or empty
   std::vector<std::pair<std::string, std::string>> query;  // decoded
 
   std::optional<std::string> param(std::string_view key) const;

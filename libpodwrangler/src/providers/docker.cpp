@@ -59,7 +59,8 @@ DockerTarget target_of(std::string_view url) {
   if (u.scheme != "docker") throw PodURLParseError("scheme", "expected docker://", url);
   if (!container_ref_ok(u.host))
     throw PodURLParseError("container", "expected a container name or id ([A-Za-z0-9][A-Za-z0-9_.-]*)", url);
-  if (!u.port.empty() || !u.userinfo.empty()) throw PodURLParseError("container", "docker:// takes only a container", url);
+  if (!u.port.empty() || !u.userinfo.empty())
+    throw PodURLParseError("container", "docker:// takes only a container", url);
   if (!u.path.empty() && u.path != "/") throw PodURLParseError("path", "docker:// takes no path", url);
   DockerTarget t;
   t.container = u.host;
@@ -131,8 +132,8 @@ std::unique_ptr<Connection> DockerProvider::open(Executor ex, const ConnectionSp
   return transport::make_docker_exec_connection(ex, spec_of(t, {t.shell}));
 }
 
-Task<bool> DockerProvider::interrupt(Connection&, const PodIdentity& identity, const SecretString&,
-                                     long shell_pid, bool, bool hard) const {
+Task<bool> DockerProvider::interrupt(Connection&, const PodIdentity& identity, const SecretString&, long shell_pid,
+                                     bool, bool hard) const {
   if (shell_pid <= 1) co_return false;
   std::vector<std::string> argv = interrupt_children_argv(shell_pid, hard);
   PodIdentity id = identity;

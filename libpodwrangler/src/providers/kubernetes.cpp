@@ -175,7 +175,8 @@ UrlParts split_k8s_url(std::string_view url) {
       continue;
     }
     if (k != "kubeconfig" && k != "server" && k != "ca" && k != "insecure" && k != "incluster")
-      throw PodURLParseError("query", "unknown parameter '" + k + "' (kubeconfig, server, token, ca, insecure, incluster)", url);
+      throw PodURLParseError("query",
+                             "unknown parameter '" + k + "' (kubeconfig, server, token, ca, insecure, incluster)", url);
     p.query.emplace_back(k, v);
   }
   return p;
@@ -219,12 +220,12 @@ int exit_code_from_status(const std::string& status_json) {
     for (const auto& c : j["details"]["causes"]) {
       if (c.value("reason", "") == "ExitCode") {
         std::string m = c.value("message", "");
-        if (!m.empty() && m.size() < 4 && m.find_first_not_of("0123456789") == std::string::npos)
-          return std::stoi(m);
+        if (!m.empty() && m.size() < 4 && m.find_first_not_of("0123456789") == std::string::npos) return std::stoi(m);
       }
     }
   }
-  throw PodConnectionError("exec failed: " + j.value("message", status.empty() ? std::string("unknown status") : status));
+  throw PodConnectionError("exec failed: " +
+                           j.value("message", status.empty() ? std::string("unknown status") : status));
 }
 
 }  // namespace k8s
@@ -234,7 +235,8 @@ KubernetesProvider::KubernetesProvider(KubernetesOptions options) : opts_(std::m
   if (opts_.subprotocols.empty()) throw PodConfigValidationError("subprotocols", "must not be empty");
   for (const auto& sp : opts_.subprotocols)
     if (sp != kV5 && sp != kV4)
-      throw PodConfigValidationError("subprotocols", "'" + sp + "' is not supported (v5.channel.k8s.io, v4.channel.k8s.io)");
+      throw PodConfigValidationError("subprotocols",
+                                     "'" + sp + "' is not supported (v5.channel.k8s.io, v4.channel.k8s.io)");
 }
 
 KubernetesProvider::KubernetesProvider(std::string host, bool use_tls, std::vector<std::string> shell_cmd)
@@ -298,7 +300,8 @@ KubeAccess KubernetesProvider::load_kubeconfig(const std::string& path, const st
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    throw PodConfigValidationError("kubeconfig", "'" + path + "' line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+    throw PodConfigValidationError("kubeconfig",
+                                   "'" + path + "' line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
   // (A default YAML::Node is a defined null node, hence std::optional for "not found".)
   auto find_named = [&](const char* list, const std::string& name, const char* inner) -> std::optional<YAML::Node> {
@@ -320,7 +323,8 @@ KubeAccess KubernetesProvider::load_kubeconfig(const std::string& path, const st
     std::string cluster_name = c["cluster"] ? c["cluster"].as<std::string>() : "";
     std::string user_name = c["user"] ? c["user"].as<std::string>() : "";
     auto cln = find_named("clusters", cluster_name, "cluster");
-    if (!cln || !(*cln)["server"]) throw PodConfigValidationError("kubeconfig", "cluster '" + cluster_name + "' has no server");
+    if (!cln || !(*cln)["server"])
+      throw PodConfigValidationError("kubeconfig", "cluster '" + cluster_name + "' has no server");
     const YAML::Node& cl = *cln;
     a.server = cl["server"].as<std::string>();
     std::filesystem::path dir = std::filesystem::path(path).parent_path();
@@ -349,9 +353,9 @@ KubeAccess KubernetesProvider::load_kubeconfig(const std::string& path, const st
 }
 
 KubeAccess KubernetesProvider::access_for(const PodIdentity& identity, const SecretString& token) const {
-  UrlParts p = identity.origin.empty() ? UrlParts{identity.cluster, identity.namespace_, identity.pod_name,
-                                                  identity.container, {}, {}}
-                                       : split_k8s_url(identity.origin);
+  UrlParts p = identity.origin.empty()
+                   ? UrlParts{identity.cluster, identity.namespace_, identity.pod_name, identity.container, {}, {}}
+                   : split_k8s_url(identity.origin);
   KubeAccess a;
   std::string server = param(p, "server");
   if (param(p, "incluster") == "1" || param(p, "incluster") == "true") {
@@ -386,7 +390,7 @@ KubeAccess KubernetesProvider::access_for(const PodIdentity& identity, const Sec
 namespace {
 // The exec WebSocket for argv in the identity's pod, reached through `a`.
 ConnectionSpec exec_schema(const KubeAccess& a, const PodIdentity& identity, const std::vector<std::string>& argv,
-                      bool stdin_on, const std::vector<std::string>& subprotocols, bool tty = false) {
+                           bool stdin_on, const std::vector<std::string>& subprotocols, bool tty = false) {
   ConnectionSpec s;
   s.url = to_ws_url(a.server) + k8s::exec_path(identity.namespace_.empty() ? "default" : identity.namespace_,
                                                identity.pod_name, identity.container, argv, stdin_on, tty);
@@ -435,7 +439,8 @@ Task<ExecOutput> KubernetesProvider::exec_once(const PodIdentity& identity, cons
                                                std::vector<std::string> argv, double timeout,
                                                std::optional<std::string> stdin_data, bool tty) const {
   auto ex = co_await asio::this_coro::executor;
-  ConnectionSpec s = exec_schema(access_for(identity, token), identity, argv, stdin_data.has_value(), opts_.subprotocols, tty);
+  ConnectionSpec s =
+      exec_schema(access_for(identity, token), identity, argv, stdin_data.has_value(), opts_.subprotocols, tty);
   std::shared_ptr<Connection> conn = make_websocket_connection(ex, s);
   auto ms = std::chrono::milliseconds(static_cast<long long>(timeout * 1000));
   co_await conn->connect(ms);
@@ -475,9 +480,12 @@ Task<ExecOutput> KubernetesProvider::exec_once(const PodIdentity& identity, cons
     if (!more) break;
     if (msg.empty()) continue;
     auto ch = static_cast<unsigned char>(msg[0]);
-    if (ch == 1) out.stdout_text.append(msg, 1);
-    else if (ch == 2) out.stderr_text.append(msg, 1);
-    else if (ch == 3) status.append(msg, 1);
+    if (ch == 1)
+      out.stdout_text.append(msg, 1);
+    else if (ch == 2)
+      out.stderr_text.append(msg, 1);
+    else if (ch == 3)
+      status.append(msg, 1);
   }
   watchdog.cancel();
   if (status.empty()) throw PodConnectionError("exec in pod '" + identity.pod_name + "' ended without a status");

@@ -80,8 +80,7 @@ void close_on_exec(socket_t sock) { ::fcntl(sock, F_SETFD, FD_CLOEXEC); }
 
 }  // namespace
 
-Task<std::vector<PodIdentity>> KubernetesProvider::list_pods(const SecretString& token,
-                                                             ListPodsOptions options) const {
+Task<std::vector<PodIdentity>> KubernetesProvider::list_pods(const SecretString& token, ListPodsOptions options) const {
   auto blocking = [this, &token, &options]() -> Task<std::vector<PodIdentity>> {
     co_return list_pods_blocking(token, options);
   };
@@ -107,11 +106,10 @@ std::vector<PodIdentity> KubernetesProvider::list_pods_blocking(const SecretStri
   if (!q.empty()) path += "?" + q;
 
   auto check = [&](httplib::Result res) -> std::string {
-    if (!res)
-      throw PodConnectionError("cannot list pods at " + a.server + ": " + httplib::to_string(res.error()));
+    if (!res) throw PodConnectionError("cannot list pods at " + a.server + ": " + httplib::to_string(res.error()));
     if (res->status == 401 || res->status == 403)
-      throw PodConnectionError("API server at " + a.server + " refused the token (HTTP " +
-                               std::to_string(res->status) + ")");
+      throw PodConnectionError("API server at " + a.server + " refused the token (HTTP " + std::to_string(res->status) +
+                               ")");
     if (res->status != 200)
       throw PodConnectionError("listing pods at " + a.server + " failed: HTTP " + std::to_string(res->status));
     return std::move(res->body);
@@ -127,8 +125,10 @@ std::vector<PodIdentity> KubernetesProvider::list_pods_blocking(const SecretStri
       cli.enable_server_certificate_verification(false);
     } else {
       cli.enable_server_certificate_verification(true);
-      if (!a.tls.ca_file.empty()) cli.set_ca_cert_path(a.tls.ca_file);
-      else if (!a.tls.ca_pem.empty()) cli.set_ca_cert_store(store_from_pem(a.tls.ca_pem));
+      if (!a.tls.ca_file.empty())
+        cli.set_ca_cert_path(a.tls.ca_file);
+      else if (!a.tls.ca_pem.empty())
+        cli.set_ca_cert_store(store_from_pem(a.tls.ca_pem));
     }
     body = check(cli.Get(path));
   } else {

@@ -7,10 +7,8 @@ namespace pw {
 std::pair<PodIdentity, SecretString> LocalProvider::parse_url(std::string_view url) const {
   Url u = parse_url_strict(url);
   if (u.scheme != "local") throw PodURLParseError("scheme", "expected local://", url);
-  if (!u.port.empty() || !u.userinfo.empty())
-    throw PodURLParseError("host", "local:// takes only a name", url);
-  if (!u.path.empty() && u.path != "/")
-    throw PodURLParseError("path", "local:// takes no path", url);
+  if (!u.port.empty() || !u.userinfo.empty()) throw PodURLParseError("host", "local:// takes only a name", url);
+  if (!u.path.empty() && u.path != "/") throw PodURLParseError("path", "local:// takes no path", url);
   PodIdentity id;
   id.pod_name = u.host.empty() ? "local" : u.host;
   id.service = "local";
@@ -40,8 +38,7 @@ ConnectionSpec LocalProvider::build_connection_spec(const PodIdentity& identity,
   // The origin leaves the width out; open() reads it back from here (the last "cols" wins,
   // as in parse_url()).
   if (identity.cols != DEFAULT_TERMINAL_COLS)
-    s.url += (s.url.find('?') == std::string::npos ? "?cols=" : "&cols=") +
-             std::to_string(identity.cols);
+    s.url += (s.url.find('?') == std::string::npos ? "?cols=" : "&cols=") + std::to_string(identity.cols);
   s.line_framed = false;
   s.is_binary_framed = true;
   s.tty = true;
@@ -63,8 +60,8 @@ std::unique_ptr<Connection> LocalProvider::open(Executor ex, const ConnectionSpe
   std::string cwd = u.param("cwd").value_or("");
   int cols = DEFAULT_TERMINAL_COLS;
   for (const auto& [k, v] : u.query) {
-    if (k == "cols" && !v.empty() && v.size() <= 4 &&
-        v.find_first_not_of("0123456789") == std::string::npos && std::stoi(v) >= 1)
+    if (k == "cols" && !v.empty() && v.size() <= 4 && v.find_first_not_of("0123456789") == std::string::npos &&
+        std::stoi(v) >= 1)
       cols = std::stoi(v);
   }
   return make_pty_connection(ex, std::move(shell), std::move(cwd), cols);

@@ -7,9 +7,7 @@
 namespace pw {
 
 namespace {
-bool id_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-}
+bool id_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'; }
 bool valid_name(std::string_view s, std::size_t max) {
   if (s.empty() || s.size() > max) return false;
   for (char c : s)
@@ -24,13 +22,11 @@ PlainTTYProvider::PlainTTYProvider(int cols, TlsOptions tls) : cols_(cols), tls_
 
 std::pair<PodIdentity, SecretString> PlainTTYProvider::parse_url(std::string_view url) const {
   Url u = parse_url_strict(url);
-  if (u.scheme != "ws" && u.scheme != "wss")
-    throw PodURLParseError("scheme", "expected ws:// or wss://", url);
+  if (u.scheme != "ws" && u.scheme != "wss") throw PodURLParseError("scheme", "expected ws:// or wss://", url);
   if (u.host.empty()) throw PodURLParseError("host", "missing host", url);
   std::string_view path = u.path;
   constexpr std::string_view prefix = "/exec/";
-  if (!path.starts_with(prefix))
-    throw PodURLParseError("path", "expected /exec/<service_id>/", url);
+  if (!path.starts_with(prefix)) throw PodURLParseError("path", "expected /exec/<service_id>/", url);
   std::string_view service_id = path.substr(prefix.size());
   if (!service_id.empty() && service_id.back() == '/') service_id.remove_suffix(1);
   if (!valid_name(service_id, 128))
@@ -65,10 +61,8 @@ std::pair<PodIdentity, SecretString> PlainTTYProvider::parse_url(std::string_vie
   return {std::move(id), SecretString(*token)};
 }
 
-ConnectionSpec PlainTTYProvider::build_connection_spec(const PodIdentity& identity,
-                                             const SecretString& token) const {
-  if (identity.origin.empty())
-    throw PodConfigValidationError("origin", "PlainTTY identity has no origin (wss://host)");
+ConnectionSpec PlainTTYProvider::build_connection_spec(const PodIdentity& identity, const SecretString& token) const {
+  if (identity.origin.empty()) throw PodConfigValidationError("origin", "PlainTTY identity has no origin (wss://host)");
   ConnectionSpec s;
   s.url = identity.origin + "/exec/" + identity.cluster + "/?token=" + percent_encode(token.reveal()) +
           "&cols=" + std::to_string(identity.cols) + "&pod=" + percent_encode(identity.pod_name);

@@ -74,8 +74,8 @@ http::request<Body> make_request(http::verb verb, const std::string& target, std
   return req;
 }
 
-Task<HttpReply> request_on(TimedSocket& ts, const std::string& host, http::verb verb,
-                           const std::string& target, std::string body) {
+Task<HttpReply> request_on(TimedSocket& ts, const std::string& host, http::verb verb, const std::string& target,
+                           std::string body) {
   auto req = make_request<http::string_body>(verb, target, std::move(body));
   boost::system::error_code ec;
   co_await http::async_write(ts.sock, req, asio::redirect_error(use_aw, ec));
@@ -90,8 +90,11 @@ Task<HttpReply> request_on(TimedSocket& ts, const std::string& host, http::verb 
 }
 
 std::string exec_create_body(const DockerExecSpec& spec, bool stdin_attached) {
-  nlohmann::json j{{"AttachStdin", stdin_attached}, {"AttachStdout", true}, {"AttachStderr", true},
-                   {"Tty", false}, {"Cmd", spec.argv}};
+  nlohmann::json j{{"AttachStdin", stdin_attached},
+                   {"AttachStdout", true},
+                   {"AttachStderr", true},
+                   {"Tty", false},
+                   {"Cmd", spec.argv}};
   if (!spec.user.empty()) j["User"] = spec.user;
   return j.dump();
 }
@@ -100,20 +103,18 @@ std::string exec_create_body(const DockerExecSpec& spec, bool stdin_attached) {
   std::string msg = docker_message(r.body);
   if (r.status == 404)
     throw PodConnectionError("container '" + spec.container + "' not found on " + spec.host + " (" + msg + ")");
-  if (r.status == 409)
-    throw PodConnectionError("container '" + spec.container + "' is not running (" + msg + ")");
-  throw PodConnectionError("Docker exec in '" + spec.container + "' failed: HTTP " +
-                           std::to_string(r.status) + ": " + msg);
+  if (r.status == 409) throw PodConnectionError("container '" + spec.container + "' is not running (" + msg + ")");
+  throw PodConnectionError("Docker exec in '" + spec.container + "' failed: HTTP " + std::to_string(r.status) + ": " +
+                           msg);
 }
 
 // Creates and starts an exec; on return `ts.sock` is the raw multiplexed stream and
 // `rest` holds bytes already read past the upgrade response.
-Task<std::string> start_exec(TimedSocket& ts, const DockerExecSpec& spec, bool stdin_attached,
-                             std::string& rest) {
+Task<std::string> start_exec(TimedSocket& ts, const DockerExecSpec& spec, bool stdin_attached, std::string& rest) {
   co_await connect_socket(ts, spec.socket_path, spec.host);
-  HttpReply created = co_await request_on(ts, spec.host, http::verb::post,
-                                          "/v1.41/containers/" + spec.container + "/exec",
-                                          exec_create_body(spec, stdin_attached));
+  HttpReply created =
+      co_await request_on(ts, spec.host, http::verb::post, "/v1.41/containers/" + spec.container + "/exec",
+                          exec_create_body(spec, stdin_attached));
   if (created.status != 201) throw_exec_create_failure(spec, created);
   auto cj = nlohmann::json::parse(created.body, nullptr, false);
   if (!cj.is_object() || !cj.contains("Id") || !cj["Id"].is_string())
@@ -207,8 +208,8 @@ class DockerExecConnection final : public Connection {
 
 }  // namespace
 
-Task<HttpReply> docker_request(std::string socket_path, std::string method, std::string target,
-                               std::string body, std::chrono::milliseconds timeout) {
+Task<HttpReply> docker_request(std::string socket_path, std::string method, std::string target, std::string body,
+                               std::chrono::milliseconds timeout) {
   auto ex = co_await asio::this_coro::executor;
   auto ts = std::make_shared<TimedSocket>(ex);
   std::string host = "unix://" + socket_path;
@@ -244,8 +245,7 @@ Task<ExecOutput> docker_exec_once(DockerExecSpec spec, double timeout) {
     if (ec) {
       if (!pending.empty()) demux.feed(pending, out.stdout_text, &out.stderr_text);
       if (ts->timed_out)
-        throw PodCommandTimeoutError(spec.argv.empty() ? std::string() : spec.argv.back(), timeout,
-                                     out.stdout_text);
+        throw PodCommandTimeoutError(spec.argv.empty() ? std::string() : spec.argv.back(), timeout, out.stdout_text);
       if (ec != asio::error::eof)
         throw PodConnectionError("connection to container '" + spec.container + "' lost: " + ec.message());
       break;

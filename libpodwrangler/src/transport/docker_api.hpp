@@ -17,8 +17,8 @@ struct HttpReply {
 
 // One request on a fresh connection to the daemon at `socket_path`. Throws
 // PodConnectionError when the daemon cannot be reached (naming the socket).
-Task<HttpReply> docker_request(std::string socket_path, std::string method, std::string target,
-                               std::string body, std::chrono::milliseconds timeout);
+Task<HttpReply> docker_request(std::string socket_path, std::string method, std::string target, std::string body,
+                               std::chrono::milliseconds timeout);
 
 struct DockerExecSpec {
   std::string socket_path;

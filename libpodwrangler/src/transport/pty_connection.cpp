@@ -75,8 +75,8 @@ std::vector<std::string> pod_environment(const std::string& shell) {
     if (found->pw_dir && *found->pw_dir) home = found->pw_dir;
     if (found->pw_name && *found->pw_name) user = found->pw_name;
   }
-  return {"HOME=" + home,  "USER=" + user,        "LOGNAME=" + user, "SHELL=" + shell,
-          std::string("PATH=") + kPodPath, "TERM=dumb", "LANG=C.UTF-8"};
+  return {"HOME=" + home, "USER=" + user, "LOGNAME=" + user, "SHELL=" + shell, std::string("PATH=") + kPodPath,
+          "TERM=dumb",    "LANG=C.UTF-8"};
 }
 
 // Closes every descriptor from 3 up. Runs in the child between fork and exec: only
@@ -136,8 +136,8 @@ void close_fds_from_3() noexcept {
 
 // A raw terminal: bytes pass unchanged both ways.
 void make_raw(termios& t) {
-  t.c_iflag &= ~static_cast<tcflag_t>(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON |
-                                      IXOFF | IXANY | IMAXBEL);
+  t.c_iflag &= ~static_cast<tcflag_t>(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON | IXOFF | IXANY |
+                                      IMAXBEL);
   t.c_oflag &= ~static_cast<tcflag_t>(OPOST);
   t.c_lflag &= ~static_cast<tcflag_t>(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
   t.c_cflag &= ~static_cast<tcflag_t>(CSIZE | PARENB);
@@ -184,7 +184,7 @@ class PtyConnection final : public Connection {
       slave.fd = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
       if (slave.fd < 0) throw PodConnectionError("cannot open the pseudo-terminal: " + errno_text(errno));
     }
-    termios t {};
+    termios t{};
     if (::tcgetattr(slave.fd, &t) == 0) {
       make_raw(t);
       ::tcsetattr(slave.fd, TCSANOW, &t);
@@ -210,8 +210,7 @@ class PtyConnection final : public Connection {
   Task<void> write(std::string_view data) override {
     if (!open_) throw PodNotConnectedError();
     boost::system::error_code ec;
-    co_await asio::async_write(master_, asio::buffer(data.data(), data.size()),
-                               asio::redirect_error(use_aw, ec));
+    co_await asio::async_write(master_, asio::buffer(data.data(), data.size()), asio::redirect_error(use_aw, ec));
     if (ec) throw PodConnectionError("write to local shell failed: " + ec.message());
   }
 
@@ -284,8 +283,10 @@ class PtyConnection final : public Connection {
   std::string describe() const override {
     std::string d = "local shell " + shell_;
     if (exit_status_ == -1) return d;
-    if (WIFEXITED(exit_status_)) d += " (exited with status " + std::to_string(WEXITSTATUS(exit_status_)) + ")";
-    else if (WIFSIGNALED(exit_status_)) d += " (killed by signal " + std::to_string(WTERMSIG(exit_status_)) + ")";
+    if (WIFEXITED(exit_status_))
+      d += " (exited with status " + std::to_string(WEXITSTATUS(exit_status_)) + ")";
+    else if (WIFSIGNALED(exit_status_))
+      d += " (killed by signal " + std::to_string(WTERMSIG(exit_status_)) + ")";
     return d;
   }
 
@@ -301,8 +302,7 @@ class PtyConnection final : public Connection {
 
 }  // namespace
 
-std::unique_ptr<Connection> make_pty_connection(Executor ex, std::string shell, std::string cwd,
-                                                int cols) {
+std::unique_ptr<Connection> make_pty_connection(Executor ex, std::string shell, std::string cwd, int cols) {
   return std::make_unique<PtyConnection>(ex, std::move(shell), std::move(cwd), cols);
 }
 

@@ -11,8 +11,8 @@
 
 #include <iostream>
 #include <map>
-#include <tuple>
 #include <mutex>
+#include <tuple>
 
 namespace pw::transport {
 
@@ -47,8 +47,8 @@ std::shared_ptr<ssl::context> client_tls_context(const TlsOptions& tls) {
   auto key = std::make_tuple(tls.ca_file, tls.ca_pem, tls.insecure_skip_verify);
   if (auto it = cache.find(key); it != cache.end()) return it->second;
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
-  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
   // Idle sessions should not hold 2×17 KiB record buffers each.
   SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
   if (tls.insecure_skip_verify) {
@@ -57,9 +57,7 @@ std::shared_ptr<ssl::context> client_tls_context(const TlsOptions& tls) {
     boost::system::error_code ec;
     if (!tls.ca_file.empty()) {
       ctx->load_verify_file(tls.ca_file, ec);
-      if (ec)
-        throw PodConfigValidationError("ca_file", "cannot load CA file '" + tls.ca_file +
-                                                      "': " + ec.message());
+      if (ec) throw PodConfigValidationError("ca_file", "cannot load CA file '" + tls.ca_file + "': " + ec.message());
     } else if (!tls.ca_pem.empty()) {
       ctx->add_certificate_authority(boost::asio::buffer(tls.ca_pem), ec);
       if (ec) throw PodConfigValidationError("certificate-authority-data", "not a PEM certificate: " + ec.message());
@@ -73,8 +71,7 @@ std::shared_ptr<ssl::context> client_tls_context(const TlsOptions& tls) {
 }
 
 void prepare_client_ssl(SSL* ssl, const std::string& host, const TlsOptions& tls) {
-  bool is_ip = host.find_first_not_of("0123456789.") == std::string::npos ||
-               host.find(':') != std::string::npos;
+  bool is_ip = host.find_first_not_of("0123456789.") == std::string::npos || host.find(':') != std::string::npos;
   if (!is_ip) SSL_set_tlsext_host_name(ssl, host.c_str());
   if (tls.insecure_skip_verify) {
     std::cerr << "podwrangler: WARNING: TLS certificate verification is DISABLED for " << host
@@ -107,8 +104,7 @@ std::string describe_tls_failure(SSL* ssl, const std::string& what, const boost:
       case X509_V_ERR_CERT_UNTRUSTED:
       case X509_V_ERR_CERT_REJECTED:
         return what + ": certificate verification failed: certificate not trusted (" + reason + ")";
-      default:
-        return what + ": certificate verification failed: " + reason;
+      default: return what + ": certificate verification failed: " + reason;
     }
   }
   if (ec == boost::asio::error::connection_reset) return what + ": connection reset by the server";
@@ -130,10 +126,8 @@ std::string describe_tls_failure(SSL* ssl, const std::string& what, const boost:
 #endif
         return what + ": wrong protocol: the server does not speak TLS on this port (" + text +
                "; a plain ws:// or HTTP port?)";
-      case SSL_R_UNEXPECTED_EOF_WHILE_READING:
-        return what + ": the server closed the connection during the handshake";
-      default:
-        break;
+      case SSL_R_UNEXPECTED_EOF_WHILE_READING: return what + ": the server closed the connection during the handshake";
+      default: break;
     }
     if (reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256)
       return what + ": the server refused the handshake (" + text + ")";

@@ -8,9 +8,9 @@
 
 #include <openssl/bio.h>
 
-#include <sys/socket.h>
 #include <cerrno>
 #include <new>
+#include <sys/socket.h>
 
 namespace pw::transport {
 

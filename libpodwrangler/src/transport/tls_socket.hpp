@@ -81,8 +81,14 @@ class TlsSocket {
     int n = fn();
     if (n > 0) return n;
     int e = SSL_get_error(ssl_, n);
-    if (e == SSL_ERROR_WANT_READ) { want_write = false; return 0; }
-    if (e == SSL_ERROR_WANT_WRITE) { want_write = true; return 0; }
+    if (e == SSL_ERROR_WANT_READ) {
+      want_write = false;
+      return 0;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+      want_write = true;
+      return 0;
+    }
     ec = tls_error(e);
     return -1;
   }
@@ -152,8 +158,8 @@ class TlsSocket {
       int r = SSL_do_handshake(ssl_);
       return r == 1 ? 1 : r;
     };
-    return net::async_compose<Token, void(error_code, std::size_t)>(
-        io_op<decltype(op)>{*this, op, false}, token, sock_);
+    return net::async_compose<Token, void(error_code, std::size_t)>(io_op<decltype(op)>{*this, op, false}, token,
+                                                                    sock_);
   }
 
   void close(error_code& ec) {
@@ -178,8 +184,7 @@ class TlsSocket {
 
   template <class Op, class Token>
   auto start(Op op, bool empty, Token&& token) {
-    return net::async_compose<Token, void(error_code, std::size_t)>(io_op<Op>{*this, op, empty},
-                                                                    token, sock_);
+    return net::async_compose<Token, void(error_code, std::size_t)>(io_op<Op>{*this, op, empty}, token, sock_);
   }
 
   static constexpr std::size_t kCoalesceMax = 16384;

@@ -12,9 +12,9 @@
 #include <utility>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/websocket.hpp>
 
 #include <optional>
@@ -130,8 +130,7 @@ class WsConnection final : public Connection {
     ws_->read_message_max(64u * 1024u * 1024u);
     ws_->auto_fragment(false);
     websocket::response_type res;
-    co_await ws_->async_handshake(res, t.host_header, t.path_and_query,
-                                  asio::redirect_error(use_aw, ec));
+    co_await ws_->async_handshake(res, t.host_header, t.path_and_query, asio::redirect_error(use_aw, ec));
     if (ec) {
       std::string why = "WebSocket handshake with " + where + " failed";
       if (res.result_int() != 0 && res.result_int() != 101)
@@ -145,8 +144,8 @@ class WsConnection final : public Connection {
       bool ok = false;
       for (const auto& p : protos) ok = ok || p == chosen;
       if (!ok)
-        throw PodConnectionError("server at " + where + " did not accept any of the subprotocols [" +
-                                 join(protos) + "]");
+        throw PodConnectionError("server at " + where + " did not accept any of the subprotocols [" + join(protos) +
+                                 "]");
       subprotocol_ = chosen;
     }
     ws_->binary(schema_.is_binary_framed);

@@ -61,9 +61,8 @@ struct TinyServer {
       }
       res.set_content(R"([{"alias":"a"}])", "application/json");
     });
-    srv.Get("/prefix/api/v1/pods/", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content(R"([])", "application/json");
-    });
+    srv.Get("/prefix/api/v1/pods/",
+            [](const httplib::Request&, httplib::Response& res) { res.set_content(R"([])", "application/json"); });
     srv.Post("/api/v1/pods/", [](const httplib::Request& req, httplib::Response& res) {
       auto body = nlohmann::json::parse(req.body);
       if (body.value("alias", "") == "dup") {
@@ -85,11 +84,17 @@ struct TinyServer {
     });
     srv.Post("/api/v1/exec/stream", [](const httplib::Request&, httplib::Response& res) {
       res.set_chunked_content_provider("application/x-ndjson", [](size_t, httplib::DataSink& sink) {
-        std::string lines[] = {R"({"event":"start","total":3,"aliases":["a","b","c"]})" "\n",
-                               R"({"event":"result","index":1,"alias":"b","status":"succeeded","output":""})" "\n",
-                               R"({"event":"result","index":0,)", R"("alias":"a","status":"failed","output":"x"})" "\n",
-                               R"({"event":"result","index":2,"alias":"c","status":"succeeded","output":""})" "\n"
-                               R"({"event":"summary","total":3})" "\n"};
+        std::string lines[] = {R"({"event":"start","total":3,"aliases":["a","b","c"]})"
+                               "\n",
+                               R"({"event":"result","index":1,"alias":"b","status":"succeeded","output":""})"
+                               "\n",
+                               R"({"event":"result","index":0,)",
+                               R"("alias":"a","status":"failed","output":"x"})"
+                               "\n",
+                               R"({"event":"result","index":2,"alias":"c","status":"succeeded","output":""})"
+                               "\n"
+                               R"({"event":"summary","total":3})"
+                               "\n"};
         for (auto& l : lines) {
           sink.write(l.data(), l.size());
           std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -373,8 +378,8 @@ TEST_CASE("api client: NDJSON stream, lines split across chunks, early stop") {
 // ---- Issue 11 item 6: the CLI never shows the API URL's credentials ---------------------------
 
 TEST_CASE("security: an invalid API URL is not echoed with its password") {
-  for (const char* bad : {"http://user:Sup3rPw@host:8000", "http://Sup3rPw@host", "ftp://u:Sup3rPw@h",
-                          "http://h:8000/x?token=Sup3rPw"}) {
+  for (const char* bad :
+       {"http://user:Sup3rPw@host:8000", "http://Sup3rPw@host", "ftp://u:Sup3rPw@h", "http://h:8000/x?token=Sup3rPw"}) {
     CAPTURE(bad);
     try {
       split_base_url(bad);
@@ -394,8 +399,9 @@ TEST_CASE("security: an invalid API URL is not echoed with its password") {
 
 TEST_CASE("security: API answers are shown redacted (error messages, pod URLs)") {
   ForeignServer s;
-  s.answer("POST /api/v1/pods/", 422, "application/json",
-           R"({"code":"validation_error","message":"bad url wss://TOKbare42@h/exec/1/?token=Tok42&pod=p&server=https://u:Leak3dPw@x","field":"url"})");
+  s.answer(
+      "POST /api/v1/pods/", 422, "application/json",
+      R"({"code":"validation_error","message":"bad url wss://TOKbare42@h/exec/1/?token=Tok42&pod=p&server=https://u:Leak3dPw@x","field":"url"})");
   auto r = run_cli({"-u", s.url(), "pod", "add", "--alias", "a", "--url", "wss://h/"});
   CHECK(r.rc == exit_code::data);
   for (const char* secret : {"TOKbare42", "Tok42", "Leak3dPw"}) CHECK_FALSE(has(r.err, secret));
@@ -529,12 +535,19 @@ TEST_CASE("protocol: JSON of the wrong shape is exit 70 for every command") {
       {"GET /api/v1/pods/", R"({"pods":[]})", {"pod", "list"}, "the pod list is not a JSON array"},
       {"GET /api/v1/pods/", R"([{"alias":"a"}])", {"pod", "list"}, "pod: \"url\" is missing"},
       {"GET /api/v1/pods/web-1", R"({"alias":1})", {"pod", "show", "web-1"}, "pod: \"alias\" is not a string"},
-      {"POST /api/v1/pods/web-1/exec", R"({"ok":true})", {"exec", "run", "web-1", "true"}, "result: \"alias\" is missing"},
-      {"POST /api/v1/pods/web-1/exec", R"({"alias":"web-1","status":"great","output":""})",
-       {"exec", "run", "web-1", "true"}, "unknown status"},
+      {"POST /api/v1/pods/web-1/exec",
+       R"({"ok":true})",
+       {"exec", "run", "web-1", "true"},
+       "result: \"alias\" is missing"},
+      {"POST /api/v1/pods/web-1/exec",
+       R"({"alias":"web-1","status":"great","output":""})",
+       {"exec", "run", "web-1", "true"},
+       "unknown status"},
       {"GET /api/v1/commands/42", R"([])", {"exec", "show", "42"}, "not a JSON object"},
       {"GET /health", R"([])", {"health"}, "the health answer is not a JSON object"},
-      {"POST /api/v1/exec/stream", R"({"results":[]})", {"exec", "run-many", "true", "--all"},
+      {"POST /api/v1/exec/stream",
+       R"({"results":[]})",
+       {"exec", "run-many", "true", "--all"},
        "expected an application/x-ndjson event stream"},
   };
   for (const auto& c : cases) {
@@ -565,9 +578,16 @@ TEST_CASE("fidelity: exec run --output raw writes all 256 byte values unchanged"
   ForeignServer s;
   std::string bytes;
   for (int i = 0; i < 256; ++i) bytes.push_back(static_cast<char>(i));
-  nlohmann::json result = {{"id", 1},         {"alias", "web-1"}, {"command", "cat blob"}, {"status", "succeeded"},
-                           {"exit_code", 0},  {"output", "lossy \xEF\xBF\xBD rendition"},
-                           {"output_b64", b64(bytes)}, {"error", nullptr}, {"duration", 0.1}, {"truncated", false}};
+  nlohmann::json result = {{"id", 1},
+                           {"alias", "web-1"},
+                           {"command", "cat blob"},
+                           {"status", "succeeded"},
+                           {"exit_code", 0},
+                           {"output", "lossy \xEF\xBF\xBD rendition"},
+                           {"output_b64", b64(bytes)},
+                           {"error", nullptr},
+                           {"duration", 0.1},
+                           {"truncated", false}};
   s.answer("POST /api/v1/pods/web-1/exec", 200, "application/json", result.dump());
   s.answer("GET /api/v1/commands/1", 200, "application/json", result.dump());
   auto r = run_cli({"-u", s.url(), "-o", "raw", "exec", "run", "web-1", "cat", "blob"});

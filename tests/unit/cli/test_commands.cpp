@@ -35,8 +35,10 @@ TEST_CASE("commands: --label KEY=VALUE as a map and as a selector in the order g
     CAPTURE(bad);
     for (int as_selector = 0; as_selector < 2; ++as_selector) {
       try {
-        if (as_selector) label_selector({"ok=1", bad});
-        else parse_labels({"ok=1", bad});
+        if (as_selector)
+          label_selector({"ok=1", bad});
+        else
+          parse_labels({"ok=1", bad});
         FAIL("accepted");
       } catch (const CliError& e) {
         CHECK(e.exit_code() == exit_code::usage);

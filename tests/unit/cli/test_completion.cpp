@@ -65,7 +65,7 @@ TEST_CASE("completion: aliases from the API where an alias goes") {
   CHECK(t.complete({"pod", "show", "w"}) == V{"web-1", "web-2"});
   CHECK(t.complete({"pod", "remove", "--force", "d"}) == V{"db"});
   CHECK(t.complete({"exec", "run", "--timeout", "5", ""}) == V{"web-1", "web-2", "db"});
-  CHECK(t.complete({"exec", "run", "web-1", ""}).empty());  // the command: the shell's default
+  CHECK(t.complete({"exec", "run", "web-1", ""}).empty());   // the command: the shell's default
   CHECK(t.complete({"exec", "run", "web-1", "-"}).empty());  // command words, not options
   CHECK(t.complete({"exec", "run-many", "uptime", "--aliases", "web-1,d"}) == V{"web-1,db"});
   CHECK(t.complete({"exec", "history", "--alias", "web-2"}) == V{"web-2"});

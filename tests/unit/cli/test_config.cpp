@@ -157,7 +157,7 @@ TEST_CASE("config: bad output values") {
 }
 
 TEST_CASE("config: malformed TOML is one line with file, line, column and the problem") {
-  CHECK(error_of("api_url = \"http://x\"\napi_key = \n") .rfind("FILE:2:", 0) == 0);
+  CHECK(error_of("api_url = \"http://x\"\napi_key = \n").rfind("FILE:2:", 0) == 0);
   std::string m = error_of("api_url = \"unterminated\n");
   CHECK(m.rfind("FILE:1:", 0) == 0);
   CHECK(m.size() > 10);

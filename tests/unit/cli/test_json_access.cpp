@@ -6,8 +6,7 @@
 using namespace pw::cli;
 using nlohmann::json;
 
-TEST_CASE(
-    "field::text: strings as they are, other values as JSON text, fallback when absent or null") {
+TEST_CASE("field::text: strings as they are, other values as JSON text, fallback when absent or null") {
   json j{{"s", "web-1"}, {"n", 42}, {"d", 1.5}, {"b", true}, {"o", {{"a", 1}}}, {"z", nullptr}};
   CHECK(field::text(j, "s") == "web-1");
   CHECK(field::text(j, "n") == "42");

@@ -20,7 +20,9 @@ void check_tree(CLI::App* app, const std::string& path, const std::string& man, 
     for (CLI::Option* o : s->get_options()) {
       for (const auto& l : o->get_lnames()) CHECK(man.find(man_escape("--" + l)) != std::string::npos);
       for (const auto& n : o->get_snames()) CHECK(man.find(man_escape("-" + n)) != std::string::npos);
-      if (o->get_positional()) CHECK(man.find("\\fI" + man_escape(o->get_type_name().substr(0, o->get_type_name().find(':'))) + "\\fR") != std::string::npos);
+      if (o->get_positional())
+        CHECK(man.find("\\fI" + man_escape(o->get_type_name().substr(0, o->get_type_name().find(':'))) + "\\fR") !=
+              std::string::npos);
     }
     check_tree(s, p, man, seen);
   }

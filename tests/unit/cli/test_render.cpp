@@ -37,9 +37,8 @@ TEST_CASE("render: an aligned table without width limit") {
 }
 
 TEST_CASE("render: a table fits the width by cutting shrinkable columns, widest first") {
-  std::vector<std::vector<std::string>> rows{
-      {"web-1", "app=web,env=prod,tier=frontend", std::string(60, 'u')},
-      {"db", "app=db", "local://db"}};
+  std::vector<std::vector<std::string>> rows{{"web-1", "app=web,env=prod,tier=frontend", std::string(60, 'u')},
+                                             {"db", "app=db", "local://db"}};
   std::vector<Column> cols{{"ALIAS"}, {"LABELS", true}, {"URL", true}};
   auto u = [](int n) { return std::string(n, 'u'); };
   // 99 columns uncut. The widest shrinkable column is cut first, down towards the next
@@ -52,30 +51,42 @@ TEST_CASE("render: a table fits the width by cutting shrinkable columns, widest 
   const Case cases[] = {
       {100,
        "ALIAS  LABELS                          URL\n"
-       "web-1  app=web,env=prod,tier=frontend  " + u(60) + "\n"
-       "db     app=db                          local://db\n"},
+       "web-1  app=web,env=prod,tier=frontend  " +
+           u(60) +
+           "\n"
+           "db     app=db                          local://db\n"},
       {80,
        "ALIAS  LABELS                          URL\n"
-       "web-1  app=web,env=prod,tier=frontend  " + u(40) + "…\n"
-       "db     app=db                          local://db\n"},
+       "web-1  app=web,env=prod,tier=frontend  " +
+           u(40) +
+           "…\n"
+           "db     app=db                          local://db\n"},
       {60,
        "ALIAS  LABELS                 URL\n"
-       "web-1  app=web,env=prod,tie…  " + u(29) + "…\n"
-       "db     app=db                 local://db\n"},
+       "web-1  app=web,env=prod,tie…  " +
+           u(29) +
+           "…\n"
+           "db     app=db                 local://db\n"},
       {40,
        "ALIAS  LABELS    URL\n"
-       "web-1  app=web…  " + u(22) + "…\n"
-       "db     app=db    local://db\n"},
+       "web-1  app=web…  " +
+           u(22) +
+           "…\n"
+           "db     app=db    local://db\n"},
       {30,
        "ALIAS  LABELS    URL\n"
-       "web-1  app=web…  " + u(12) + "…\n"
-       "db     app=db    local://db\n"},
+       "web-1  app=web…  " +
+           u(12) +
+           "…\n"
+           "db     app=db    local://db\n"},
       // too narrow for the floors: the lines are longer (the terminal wraps them) and the
       // shrinkable cells keep 8 columns
       {10,
        "ALIAS  LABELS    URL\n"
-       "web-1  app=web…  " + u(7) + "…\n"
-       "db     app=db    local:/…\n"},
+       "web-1  app=web…  " +
+           u(7) +
+           "…\n"
+           "db     app=db    local:/…\n"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.width);
@@ -87,8 +98,7 @@ TEST_CASE("render: newlines in cells do not break rows; header colours") {
   CHECK(render_table({{"CMD", true}}, {{"echo a\necho b"}}, 0, false) == "CMD\necho a⏎echo b\n");
   CHECK(render_table({{"CMD"}}, {{"a\r\nb\tc"}}, 0, false) == "CMD\na⏎b c\n");
   // the header in bold, the rows uncoloured
-  CHECK(render_table({{"A"}, {"B"}}, {{"x", "y"}}, 0, true) ==
-        "\033[1mA\033[0m  \033[1mB\033[0m\nx  y\n");
+  CHECK(render_table({{"A"}, {"B"}}, {{"x", "y"}}, 0, true) == "\033[1mA\033[0m  \033[1mB\033[0m\nx  y\n");
 }
 
 TEST_CASE("render: key/value, plain and JSON") {

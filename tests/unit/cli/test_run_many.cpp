@@ -8,21 +8,16 @@ using namespace pw::cli;
 using nlohmann::json;
 
 namespace {
-json result(const std::string& alias, const std::string& status, int code,
-            const std::string& output, const std::string& error = "") {
-  return {{"alias", alias},
-          {"status", status},
-          {"exit_code", code},
-          {"output", output},
-          {"error", error}};
+json result(const std::string& alias, const std::string& status, int code, const std::string& output,
+            const std::string& error = "") {
+  return {{"alias", alias}, {"status", status}, {"exit_code", code}, {"output", output}, {"error", error}};
 }
 }  // namespace
 
 TEST_CASE("gather: identical outputs and statuses form one group, first-seen order") {
-  std::vector<json> rs{
-      result("web-1", "succeeded", 0, "a\n"), result("web-2", "succeeded", 0, "b\n"),
-      result("web-3", "succeeded", 0, "a\n"), result("web-4", "failed", 1, "a\n"),
-      result("web-5", "failed", 1, "a\n"),    result("db", "succeeded", 0, "b\n")};
+  std::vector<json> rs{result("web-1", "succeeded", 0, "a\n"), result("web-2", "succeeded", 0, "b\n"),
+                       result("web-3", "succeeded", 0, "a\n"), result("web-4", "failed", 1, "a\n"),
+                       result("web-5", "failed", 1, "a\n"),    result("db", "succeeded", 0, "b\n")};
   auto g = gather_results(rs);
   REQUIRE(g.size() == 3);
   CHECK(g[0].aliases == std::vector<std::string>{"web-1", "web-3"});
@@ -34,11 +29,7 @@ TEST_CASE("gather: identical outputs and statuses form one group, first-seen ord
 }
 
 TEST_CASE("gather: errors group by their message; null exit codes") {
-  json e1{{"alias", "x"},
-          {"status", "error"},
-          {"exit_code", nullptr},
-          {"output", ""},
-          {"error", "pod not found"}};
+  json e1{{"alias", "x"}, {"status", "error"}, {"exit_code", nullptr}, {"output", ""}, {"error", "pod not found"}};
   json e2 = e1;
   e2["alias"] = "y";
   json e3 = e1;
@@ -62,9 +53,8 @@ TEST_CASE("fold_aliases: clush-style ranges") {
 }
 
 TEST_CASE("run-many: summary counts and skipped pods") {
-  std::vector<json> rs{result("a", "succeeded", 0, ""), result("b", "failed", 2, ""),
-                       result("c", "timeout", 0, ""), result("d", "error", 0, ""),
-                       result("e", "interrupted", 0, "")};
+  std::vector<json> rs{result("a", "succeeded", 0, ""), result("b", "failed", 2, ""), result("c", "timeout", 0, ""),
+                       result("d", "error", 0, ""), result("e", "interrupted", 0, "")};
   auto s = summarize(rs, 7);
   CHECK(s.total == 7);
   CHECK(s.succeeded == 1);

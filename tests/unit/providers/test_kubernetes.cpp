@@ -99,8 +99,9 @@ TEST_CASE("k8s URL: context, namespace, pod, container; token stays secret") {
 TEST_CASE("k8s exec target: one command= per argv element, container, stdin, no stderr with tty") {
   std::vector<std::string> argv{"sh", "-c", "echo a b&c"};
   std::string t = k8s::exec_path("ns", "pod", "c1", argv, true, false);
-  CHECK(t == "/api/v1/namespaces/ns/pods/pod/exec?command=sh&command=-c&command=echo%20a%20b%26c&container=c1"
-             "&stdin=true&stdout=true&stderr=true");
+  CHECK(t ==
+        "/api/v1/namespaces/ns/pods/pod/exec?command=sh&command=-c&command=echo%20a%20b%26c&container=c1"
+        "&stdin=true&stdout=true&stderr=true");
   CHECK(k8s::exec_path("ns", "pod", "", {"true"}, false, true) ==
         "/api/v1/namespaces/ns/pods/pod/exec?command=true&stdout=true&tty=true");
 }
@@ -111,9 +112,10 @@ TEST_CASE("k8s resize message") {
 
 TEST_CASE("k8s channel-3 status") {
   CHECK(k8s::exit_code_from_status(R"({"metadata":{},"status":"Success"})") == 0);
-  CHECK(k8s::exit_code_from_status(
-            R"({"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}})") ==
-        3);
+  CHECK(
+      k8s::exit_code_from_status(
+          R"({"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}})") ==
+      3);
   CHECK_THROWS_WITH_AS(k8s::exit_code_from_status(R"({"status":"Failure","reason":"InternalError","message":"boom"})"),
                        doctest::Contains("boom"), PodConnectionError);
   CHECK_THROWS_AS(k8s::exit_code_from_status("not json"), PodConnectionError);
@@ -135,7 +137,8 @@ TEST_CASE("kubeconfig: current context, named context, relative CA, CA data, tok
   CHECK(prod.token.reveal() == "prod-token-abcdef");
   CHECK_THROWS_WITH_AS(KubernetesProvider::load_kubeconfig(path, "nope"), doctest::Contains("nope"),
                        PodConfigValidationError);
-  CHECK_THROWS_AS(KubernetesProvider::load_kubeconfig(d.write("bad", "clusters: [\n  - {"), ""), PodConfigValidationError);
+  CHECK_THROWS_AS(KubernetesProvider::load_kubeconfig(d.write("bad", "clusters: [\n  - {"), ""),
+                  PodConfigValidationError);
   CHECK_THROWS_AS(KubernetesProvider::load_kubeconfig((d.p / "missing").string(), ""), PodConfigValidationError);
 
   // A pod URL naming the kubeconfig and a context resolves through it.

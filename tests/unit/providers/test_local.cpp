@@ -196,8 +196,7 @@ TEST_CASE("open() uses the schema's shell") {
 }
 
 TEST_CASE("open() gives the PTY the identity's columns and cwd") {
-  std::string out = run_in_local_pty("local://x?cols=132&cwd=/usr&shell=/bin/sh",
-                                     "stty -echo; stty size; pwd; exit\n");
+  std::string out = run_in_local_pty("local://x?cols=132&cwd=/usr&shell=/bin/sh", "stty -echo; stty size; pwd; exit\n");
   CAPTURE(out);
   CHECK(out.find(" 132") != std::string::npos);
   CHECK(out.find("/usr") != std::string::npos);

@@ -20,9 +20,7 @@ const std::string kSig = "QmFzZTY0VXJsU2lnbmF0dXJlLVNFQ1JFVA";
 const std::string kGood =
     "wss://k8s.provider.com/exec/45582/?token=" + kTok + "&cols=220&pod=my-app-deploy-abc12-xyz99";
 
-bool has(const std::string& s, const std::string& needle) {
-  return s.find(needle) != std::string::npos;
-}
+bool has(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
 
 // Expects parse_url to throw PodURLParseError for `part`; checks the message never
 // holds the token. Returns what().
@@ -124,16 +122,12 @@ TEST_CASE("parse_url: valid variants") {
     auto [id, tok] = p.parse_url("wss://h/exec/1/?token=a%2Bb%2Fc%3D%3D&pod=p");
     CHECK(tok.reveal() == "a+b/c==");
   }
-  SUBCASE("cols 1") {
-    CHECK(p.parse_url("wss://h/exec/1/?token=abc&pod=p&cols=1").first.cols == 1);
-  }
+  SUBCASE("cols 1") { CHECK(p.parse_url("wss://h/exec/1/?token=abc&pod=p&cols=1").first.cols == 1); }
 }
 
 TEST_CASE("parse_url: malformed URLs name the bad part and never show the token") {
   PlainTTYProvider p;
-  SUBCASE("no scheme") {
-    expect_error(p, "k8s.provider.com/exec/45582/?token=" + kTok + "&pod=p", "scheme");
-  }
+  SUBCASE("no scheme") { expect_error(p, "k8s.provider.com/exec/45582/?token=" + kTok + "&pod=p", "scheme"); }
   SUBCASE("bad scheme") {
     expect_error(p, "https://k8s.provider.com/exec/45582/?token=" + kTok + "&pod=p", "scheme");
     expect_error(p, "local://x?token=" + kTok, "scheme");
@@ -187,8 +181,7 @@ TEST_CASE("parse_url: malformed URLs name the bad part and never show the token"
     expect_error(p, "wss://h/exec/?token=" + kTok + "&pod=p", "service_id");
     expect_error(p, "wss://h/exec/1/extra/?token=" + kTok + "&pod=p", "service_id");
     expect_error(p, "wss://h/exec/a%20b/?token=" + kTok + "&pod=p", "service_id");
-    expect_error(p, "wss://h/exec/" + std::string(129, '1') + "/?token=" + kTok + "&pod=p",
-                 "service_id");
+    expect_error(p, "wss://h/exec/" + std::string(129, '1') + "/?token=" + kTok + "&pod=p", "service_id");
   }
 }
 
@@ -207,14 +200,11 @@ TEST_CASE("parse_url: hostile URLs") {
     CHECK_FALSE(has(w, "TT"));
   }
   SUBCASE("NUL byte inside the token") {
-    std::string u =
-        "wss://h/exec/1/?token=" + kTok.substr(0, 10) + "\0"s + kTok.substr(10) + "&pod=p";
+    std::string u = "wss://h/exec/1/?token=" + kTok.substr(0, 10) + "\0"s + kTok.substr(10) + "&pod=p";
     std::string w = expect_error(p, u, "url", kTok.substr(10));
     CHECK(w.find('\0') == std::string::npos);
   }
-  SUBCASE("NUL byte in the host") {
-    expect_error(p, "wss://h\0evil/exec/1/?token="s + kTok + "&pod=p", "url");
-  }
+  SUBCASE("NUL byte in the host") { expect_error(p, "wss://h\0evil/exec/1/?token="s + kTok + "&pod=p", "url"); }
   SUBCASE("control characters") {
     for (std::string c : {"\r\n"s, "\x1b[2J"s, "\x07"s, "\x7f"s, "\t"s}) {
       CAPTURE(c);

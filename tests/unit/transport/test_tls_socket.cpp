@@ -12,14 +12,14 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include <pthread.h>
-#include <unistd.h>
 #include <chrono>
 #include <csignal>
 #include <functional>
 #include <optional>
+#include <pthread.h>
 #include <string>
 #include <thread>
+#include <unistd.h>
 
 namespace net = boost::asio;
 using boost::system::error_code;

@@ -24,17 +24,15 @@ class DockerProvider : public ProviderInterface {
   Task<void> init_shell(Connection& conn, const ConnectionSpec& schema) const override;
   // Running containers; label_selector "k=v,k2=v2" filters by labels. Each identity's
   // origin is a docker:// URL that registers the container as a pod.
-  Task<std::vector<PodIdentity>> list_pods(const SecretString& token,
-                                           ListPodsOptions options) const override;
+  Task<std::vector<PodIdentity>> list_pods(const SecretString& token, ListPodsOptions options) const override;
   std::unique_ptr<Connection> open(Executor ex, const ConnectionSpec& schema) const override;
   // A timed-out command in the pipe shell: a one-shot exec signals the shell's
   // descendants (interrupt_children_argv), and the shell is kept.
-  Task<bool> interrupt(Connection& conn, const PodIdentity& identity, const SecretString& token,
-                       long shell_pid, bool tty, bool hard) const override;
+  Task<bool> interrupt(Connection& conn, const PodIdentity& identity, const SecretString& token, long shell_pid,
+                       bool tty, bool hard) const override;
 
   // One-shot exec of argv in the container of `identity`.
-  static Task<ExecOutput> exec_once(PodIdentity identity, std::vector<std::string> argv,
-                                    double timeout);
+  static Task<ExecOutput> exec_once(PodIdentity identity, std::vector<std::string> argv, double timeout);
 
   // The daemon the provider talks to when a URL names none: $DOCKER_HOST or the default.
   static std::string default_host();

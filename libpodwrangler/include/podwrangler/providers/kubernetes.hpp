@@ -11,8 +11,8 @@
 //   k8s://namespace/pod?incluster=1
 //       the service account of the pod we run in
 // TLS is verified unless insecure=1 (or options.tls.insecure_skip_verify), loudly.
-#include <podwrangler/providers/docker.hpp>  // ExecOutput
 #include <podwrangler/provider.hpp>
+#include <podwrangler/providers/docker.hpp>  // ExecOutput
 
 #include <optional>
 
@@ -27,13 +27,13 @@ struct KubeAccess {
 };
 
 struct KubernetesOptions {
-  std::string host;                           // "k8s.example.com:6443" or a full URL
+  std::string host;  // "k8s.example.com:6443" or a full URL
   bool use_tls = true;
   std::vector<std::string> shell_cmd{"/bin/sh"};
-  SecretString token;                         // used when the URL carries none
-  std::string kubeconfig;                     // path; "" → $KUBECONFIG or ~/.kube/config
-  TlsOptions tls;                             // CA file/PEM, insecure (explicit)
-  bool require_namespace_detection = false;   // detect_namespace() throws instead of "default"
+  SecretString token;                        // used when the URL carries none
+  std::string kubeconfig;                    // path; "" → $KUBECONFIG or ~/.kube/config
+  TlsOptions tls;                            // CA file/PEM, insecure (explicit)
+  bool require_namespace_detection = false;  // detect_namespace() throws instead of "default"
   // Offered in this order; the server picks one and the session branches on it.
   std::vector<std::string> subprotocols{"v5.channel.k8s.io", "v4.channel.k8s.io"};
 };
@@ -55,17 +55,17 @@ class KubernetesProvider : public ProviderInterface {
   std::unique_ptr<Connection> open(Executor ex, const ConnectionSpec& schema) const override;
   // A timed-out command in the pipe shell: a one-shot exec in the same container signals
   // the shell's descendants (interrupt_children_argv), and the shell is kept.
-  Task<bool> interrupt(Connection& conn, const PodIdentity& identity, const SecretString& token,
-                       long shell_pid, bool tty, bool hard) const override;
+  Task<bool> interrupt(Connection& conn, const PodIdentity& identity, const SecretString& token, long shell_pid,
+                       bool tty, bool hard) const override;
 
   // One-shot exec of argv (no shell): stdout and stderr apart, exit code from channel 3.
   // `stdin_data`, when given, is sent and then closed (v5 CLOSE; under v4 it is sent and
   // the exit status still arrives because the socket stays open).
   // With tty=true the command gets a terminal of identity.cols × 50 (a resize message on
   // channel 4), and its output arrives as one stream on stdout (Kubernetes sends no stderr).
-  Task<ExecOutput> exec_once(const PodIdentity& identity, const SecretString& token,
-                             std::vector<std::string> argv, double timeout,
-                             std::optional<std::string> stdin_data = std::nullopt, bool tty = false) const;
+  Task<ExecOutput> exec_once(const PodIdentity& identity, const SecretString& token, std::vector<std::string> argv,
+                             double timeout, std::optional<std::string> stdin_data = std::nullopt,
+                             bool tty = false) const;
 
   // Where to reach the API server for `identity` (URL parameters, options, kubeconfig,
   // in-cluster config, in that order). Throws PodConfigValidationError with the reason.

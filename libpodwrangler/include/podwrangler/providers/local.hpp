@@ -20,13 +20,11 @@ class LocalProvider : public ProviderInterface {
   std::pair<PodIdentity, SecretString> parse_url(std::string_view url) const override;
   // The default preamble without stty: the terminal is set up raw when it is made.
   Task<void> init_shell(Connection& conn, const ConnectionSpec& schema) const override;
-  Task<std::vector<PodIdentity>> list_pods(const SecretString& token,
-                                           ListPodsOptions options) const override;
+  Task<std::vector<PodIdentity>> list_pods(const SecretString& token, ListPodsOptions options) const override;
   std::unique_ptr<Connection> open(Executor ex, const ConnectionSpec& schema) const override;
 };
 
 // A PTY running `shell` (argv[0]) in `cwd`, set up as above; exposed for custom providers.
-std::unique_ptr<Connection> make_pty_connection(Executor ex, std::string shell, std::string cwd,
-                                                int cols);
+std::unique_ptr<Connection> make_pty_connection(Executor ex, std::string shell, std::string cwd, int cols);
 
 }  // namespace pw
