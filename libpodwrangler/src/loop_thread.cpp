@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
@@ -36,10 +37,11 @@ struct Waiter {
     }
     cv.notify_all();
   }
+  // Takes the error out: the Waiter may be destroyed on the loop thread afterwards.
   std::exception_ptr wait() {
     std::unique_lock lk(mu);
     cv.wait(lk, [this] { return done; });
-    return error;
+    return std::move(error);
   }
 };
 
@@ -92,9 +94,13 @@ struct LoopThread::Impl {
       std::lock_guard lk(mu);
       left.swap(waiters);
     }
-    for (auto& w : left)
-      w->finish(std::make_exception_ptr(
-          PodClientError("the event loop stopped before the blocking call's task finished")));
+    for (auto& w : left) {
+      // Made whole before it is handed over: the temporary's message is shared with the
+      // copy by libstdc++'s reference count, which TSan does not see.
+      std::exception_ptr stopped =
+          std::make_exception_ptr(PodClientError("the event loop stopped before the blocking call's task finished"));
+      w->finish(std::move(stopped));
+    }
   }
 
   static thread_local const Impl* current;
@@ -133,11 +139,18 @@ Executor LoopThread::executor() const { return impl_->io.get_executor(); }
 bool LoopThread::in_loop_thread() const noexcept { return Impl::current == impl_.get(); }
 
 void LoopThread::run_blocking(Task<void> task) {
-  if (in_loop_thread())
-    throw PodClientError("blocking call made from the event loop's own thread (would deadlock)");
+  if (in_loop_thread()) throw PodClientError("blocking call made from the event loop's own thread (would deadlock)");
   auto waiter = std::make_shared<Waiter>();
   if (!impl_->admit(waiter)) throw PodClientError("the event loop is stopped");
-  asio::co_spawn(impl_->io, std::move(task), [waiter](std::exception_ptr e) { waiter->finish(std::move(e)); });
+  auto* io = &impl_->io;
+  asio::co_spawn(*io, std::move(task), [waiter, io](std::exception_ptr e) {
+    if (!e) return waiter->finish(nullptr);
+    // co_spawn still holds copies of `e` until its frame ends, right after this returns.
+    // The error is handed over from a later handler, so the caller's copy is the last one
+    // and the exception object dies on the caller's thread, not on the loop while the
+    // caller may still be reading it (libstdc++'s reference count is not visible to TSan).
+    asio::post(*io, [waiter, e = std::move(e)]() mutable { waiter->finish(std::move(e)); });
+  });
   std::exception_ptr error = waiter->wait();
   {
     std::lock_guard lk(impl_->mu);
