@@ -168,10 +168,14 @@ struct PodSession::Impl : std::enable_shared_from_this<PodSession::Impl> {
     try {
       co_await endpoint.provider->init_shell(*c, schema);
       // First round: learn the shell's pid, test for a terminal and wait until the
-      // preamble has run.
+      // preamble has run. Prompts go too: a shell prints its prompt after a command's
+      // sentinel, and on a terminal the echo of the next command can arrive before it, so
+      // a prompt would land in that command's output.
       tty = c->is_tty();
-      SentinelScanner first =
-          co_await sync(deadline, exit_trap() + "\\command \\printf '\\037%d\\037' \"$$\"; test -t 1 2>/dev/null; ");
+      SentinelScanner first = co_await sync(
+          deadline,
+          exit_trap() +
+              "PS1='' PS2='' PROMPT_COMMAND=''; \\command \\printf '\\037%d\\037' \"$$\"; test -t 1 2>/dev/null; ");
       if (!first.done())
         throw PodConnectionError("shell on " + c->describe() + " did not answer within " +
                                  std::to_string(opts.connect_timeout) + "s");
