@@ -249,7 +249,7 @@ std::string shown(std::string_view s, std::size_t max) {
   bool cut = s.size() > max;
   if (cut) {
     std::size_t n = max;
-    // Back off to the start of a UTF-8 sequence (a continuation byte is 10xxxxxx).
+    // Back off to the start of a UTF-8 sequence (a continuation byte has 0b10 as its top bits).
     while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
     s = s.substr(0, n);
   }
