@@ -215,12 +215,12 @@ std::string result(const nlohmann::json& j) {
     if (auto p = required_string(j, k); !p.empty()) return "result: " + p;
   const std::string st = j["status"].get<std::string>();
   if (!pw::server::command_status_from_string(st)) return "result: unknown status \"" + st.substr(0, 40) + "\"";
-  for (auto p : {optional_field(j, "output_b64", &nlohmann::json::is_string, "a string", false),
-                 optional_field(j, "exit_code", &nlohmann::json::is_number_integer, "an integer", true),
-                 optional_field(j, "id", &nlohmann::json::is_number_integer, "an integer", true),
-                 optional_field(j, "error", &nlohmann::json::is_string, "a string", true),
-                 optional_field(j, "truncated", &nlohmann::json::is_boolean, "a boolean", false),
-                 optional_field(j, "duration", &nlohmann::json::is_number, "a number", true)})
+  for (const auto& p : {optional_field(j, "output_b64", &nlohmann::json::is_string, "a string", false),
+                        optional_field(j, "exit_code", &nlohmann::json::is_number_integer, "an integer", true),
+                        optional_field(j, "id", &nlohmann::json::is_number_integer, "an integer", true),
+                        optional_field(j, "error", &nlohmann::json::is_string, "a string", true),
+                        optional_field(j, "truncated", &nlohmann::json::is_boolean, "a boolean", false),
+                        optional_field(j, "duration", &nlohmann::json::is_number, "a number", true)})
     if (!p.empty()) return "result: " + p;
   return "";
 }

@@ -399,7 +399,7 @@ std::string utf8_lossy(std::string_view s) { return utf8::replace_invalid(s, utf
 std::string base64_encode(std::string_view bytes) {
   // EVP_EncodeBlock takes an int length and NUL-terminates: encode in chunks of a multiple
   // of 3 bytes (so the pieces join into one padded encoding) into a scratch buffer.
-  constexpr std::size_t kChunk = 3 * 256 * 1024;
+  constexpr std::size_t kChunk = std::size_t{3} * 256 * 1024;
   std::string out;
   out.reserve(4 * ((bytes.size() + 2) / 3));
   std::vector<unsigned char> buf(4 * (kChunk / 3) + 1);

@@ -207,7 +207,7 @@ std::shared_ptr<FanOut> parse_fan_out(ServerState& ctx, const httplib::Request& 
       auto pod = listed.url.empty() ? ctx.store->get_pod(listed.alias) : std::optional<PodRecord>(listed);
       if (!pod) continue;  // removed meanwhile
       f->aliases.push_back(pod->alias);
-      f->targets.push_back(prepare(*pod));
+      f->targets.emplace_back(prepare(*pod));
     }
   }
   return f;
