@@ -157,6 +157,7 @@ void send_current_exception(httplib::Response& res) {
     nlohmann::json extra = nlohmann::json::object();
     if (auto* v = dynamic_cast<const PodConfigValidationError*>(&e)) extra["field"] = v->field();
     if (dynamic_cast<const PodURLParseError*>(&e)) extra["field"] = "url";
+    if (auto* v = dynamic_cast<const CapsuleValidationError*>(&e)) extra["field"] = v->field();
     send_error(res, e.kind(), e.what(), extra);
   } catch (const StoreConflictError& e) {
     send_error(res, ErrorKind::conflict, e.what());

@@ -60,4 +60,20 @@ ListenError::ListenError(std::string host, int port, const std::string& reason)
       host_(std::move(host)),
       port_(port) {}
 
+CapsuleNotFoundError::CapsuleNotFoundError(std::string name, std::string_view what)
+    : PodClientError(std::string(what) + " not found: " + redact_text(name), ErrorKind::capsule_not_found),
+      name_(redact_text(name)) {}
+
+CapsuleConflictError::CapsuleConflictError(const std::string& message)
+    : PodClientError(message, ErrorKind::capsule_conflict) {}
+
+CapsuleValidationError::CapsuleValidationError(std::string field, const std::string& problem)
+    : PodClientError("invalid " + field + ": " + redact_text(problem), ErrorKind::capsule_invalid),
+      field_(std::move(field)) {}
+
+EngineUnavailableError::EngineUnavailableError(const std::string& message)
+    : PodClientError(message, ErrorKind::engine_unavailable) {}
+
+AgentError::AgentError(const std::string& message) : PodClientError(message, ErrorKind::agent_error) {}
+
 }  // namespace pw

@@ -148,6 +148,20 @@ class RaisingServer {
       throw pw::NamespaceDetectionError("no namespace in the pod identity");
     });
     r.Get("/raise/internal", [](const httplib::Request&, httplib::Response&) { throw std::runtime_error("a bug"); });
+    // The capsule kinds, as the capsule layer raises them.
+    r.Get("/raise/capsule_not_found",
+          [](const httplib::Request&, httplib::Response&) { throw pw::CapsuleNotFoundError("cap-000000000000"); });
+    r.Get("/raise/capsule_conflict", [](const httplib::Request&, httplib::Response&) {
+      throw pw::CapsuleConflictError("capsule cap-000000000000 is stopped");
+    });
+    r.Get("/raise/capsule_invalid", [](const httplib::Request&, httplib::Response&) {
+      throw pw::CapsuleValidationError("memory_mb", "must be at least 6");
+    });
+    r.Get("/raise/engine_unavailable", [](const httplib::Request&, httplib::Response&) {
+      throw pw::EngineUnavailableError("cannot reach the Docker engine at unix:///nonexistent.sock");
+    });
+    r.Get("/raise/agent_error",
+          [](const httplib::Request&, httplib::Response&) { throw pw::AgentError("the agent closed the connection"); });
     pw::server::HttpHooks hooks;
     hooks.on_exception = [](httplib::Response& res) { pw::server::send_current_exception(res); };
     hooks.on_error = [](httplib::Response& res, ErrorKind kind, const std::string& message) {
@@ -333,7 +347,12 @@ TEST_CASE("error table end to end: every row, raised, answered over HTTP, mapped
     for (auto [kind, path] :
          {std::pair{ErrorKind::client, "/raise/client"}, std::pair{ErrorKind::not_connected, "/raise/not_connected"},
           std::pair{ErrorKind::namespace_detection, "/raise/namespace_detection"},
-          std::pair{ErrorKind::internal, "/raise/internal"}}) {
+          std::pair{ErrorKind::internal, "/raise/internal"},
+          std::pair{ErrorKind::capsule_not_found, "/raise/capsule_not_found"},
+          std::pair{ErrorKind::capsule_conflict, "/raise/capsule_conflict"},
+          std::pair{ErrorKind::capsule_invalid, "/raise/capsule_invalid"},
+          std::pair{ErrorKind::engine_unavailable, "/raise/engine_unavailable"},
+          std::pair{ErrorKind::agent_error, "/raise/agent_error"}}) {
       httplib::Client raw("127.0.0.1", rs.port());
       walked[kind] = {answer_of(raw.Get(path)), cli_exit_of([&] { cli.get(path); })};
       check_row(pw::error_info(kind), url, walked[kind]);

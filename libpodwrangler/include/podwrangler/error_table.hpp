@@ -94,6 +94,12 @@ enum class ErrorKind {
   url_parse,            // PodURLParseError
   namespace_detection,  // NamespaceDetectionError
   listen,               // ListenError: the server cannot listen (start-up only, never answered)
+  // Capsules (libpodwrangler/capsules): Wrenn's kinds.
+  capsule_not_found,   // CapsuleNotFoundError
+  capsule_conflict,    // CapsuleConflictError: the capsule is in the wrong state for the call
+  capsule_invalid,     // CapsuleValidationError: a create/exec/file request the engine cannot honour
+  engine_unavailable,  // EngineUnavailableError: the container engine cannot be reached
+  agent_error,         // AgentError: the in-capsule agent failed or broke the protocol
   // Answered by the REST server only (no exception class of the library).
   bad_request,
   unauthorized,
@@ -156,6 +162,16 @@ inline constexpr std::array<ErrorInfo, kErrorKindCount> kErrors{{
      exit_code::protocol, exit_code::data, "the Kubernetes namespace of a pod could not be determined"},
     {ErrorKind::listen, "listen_failed", "", "ListenError", 500, false, exit_code::config, exit_code::config,
      "the server cannot listen on its host and port"},
+    {ErrorKind::capsule_not_found, "capsule_not_found", "", "CapsuleNotFoundError", 404, true, exit_code::not_found,
+     exit_code::not_found, "no such capsule (or template, or file inside a capsule)"},
+    {ErrorKind::capsule_conflict, "capsule_conflict", "", "CapsuleConflictError", 409, true, exit_code::conflict,
+     exit_code::conflict, "the capsule is in the wrong state for the call (e.g. exec on a stopped capsule)"},
+    {ErrorKind::capsule_invalid, "capsule_invalid", "", "CapsuleValidationError", 422, true, exit_code::data,
+     exit_code::data, "a capsule request with an invalid value (image, limit, path, mount …)"},
+    {ErrorKind::engine_unavailable, "engine_unavailable", "", "EngineUnavailableError", 503, true,
+     exit_code::unavailable, exit_code::unavailable, "the container engine (dockerd) cannot be reached"},
+    {ErrorKind::agent_error, "agent_error", "", "AgentError", 502, true, exit_code::unavailable,
+     exit_code::unavailable, "the agent inside the capsule failed or broke the protocol"},
     {ErrorKind::bad_request, "bad_request", "", "", 400, true, exit_code::data, exit_code::data,
      "the request is not valid HTTP, or its body is not a JSON object"},
     {ErrorKind::unauthorized, "unauthorized", "", "", 401, true, exit_code::auth, exit_code::auth,

@@ -137,4 +137,41 @@ class ListenError : public PodClientError {
   int port_;
 };
 
+// ---- capsules --------------------------------------------------------------------------
+// Messages are redacted at construction, like every library error.
+
+class CapsuleNotFoundError : public PodClientError {
+ public:
+  // what: "capsule", "template", "file" …; name: the id or path that was not found.
+  explicit CapsuleNotFoundError(std::string name, std::string_view what = "capsule");
+  const std::string& name() const noexcept { return name_; }
+
+ private:
+  std::string name_;
+};
+
+class CapsuleConflictError : public PodClientError {
+ public:
+  explicit CapsuleConflictError(const std::string& message);
+};
+
+class CapsuleValidationError : public PodClientError {
+ public:
+  CapsuleValidationError(std::string field, const std::string& problem);
+  const std::string& field() const noexcept { return field_; }
+
+ private:
+  std::string field_;
+};
+
+class EngineUnavailableError : public PodClientError {
+ public:
+  explicit EngineUnavailableError(const std::string& message);
+};
+
+class AgentError : public PodClientError {
+ public:
+  explicit AgentError(const std::string& message);
+};
+
 }  // namespace pw
