@@ -748,6 +748,46 @@ TEST_CASE_TEMPLATE("capsule records: records and events survive reopening the st
   CHECK_THROWS_AS(insert(*r, full_record("alice", "s1")), pw::CapsuleConflictError);
 }
 
+// Two replicas (two stores on one database), 4 threads each, all creating a capsule for the
+// same owner+session at once: exactly one is created, the others get a conflict.
+TEST_CASE_TEMPLATE("capsule records: two replicas cannot both create a capsule for one owner+session", R,
+                   DATABASE_RECORDS) {
+  R r;
+  auto second = open_store(r.db.url);
+  auto other = second->capsule_records();
+  constexpr int PER_REPLICA = 4, ROUNDS = 5;
+  for (int round = 0; round < ROUNDS; ++round) {
+    const std::string session = "race-" + std::to_string(round);
+    std::barrier sync(2 * PER_REPLICA);
+    std::atomic<int> created{0}, conflicts{0}, errors{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 2 * PER_REPLICA; ++t)
+      ts.emplace_back([&, t] {
+        CapsuleRecords& replica = t % 2 ? *other : *r;
+        auto rec = full_record("alice", session);
+        sync.arrive_and_wait();
+        try {
+          insert(replica, rec);
+          ++created;
+        } catch (const pw::CapsuleConflictError&) {
+          ++conflicts;
+        } catch (...) {
+          ++errors;
+        }
+      });
+    for (auto& t : ts) t.join();
+    CHECK(created == 1);
+    CHECK(conflicts == 2 * PER_REPLICA - 1);
+    CHECK(errors == 0);
+    CapsuleFilter f;
+    f.owner = "alice";
+    f.session = session;
+    CHECK(r->list(f).size() == 1);
+    CHECK(other->list(f).size() == 1);
+  }
+  CHECK(r.query("SELECT count(*) FROM capsule_events") == std::to_string(ROUNDS));  // no orphan events
+}
+
 TEST_CASE("capsule records: PostgreSQL restarted under an open store") {
   PostgresRecords r;
   auto rec = full_record("alice", "s1");
