@@ -227,7 +227,7 @@ class Agent {
   void on_exec_input(ExecOp& e);
   void reap();
   Clock::time_point check_deadlines(Clock::time_point now);
-  bool pump_reads();
+  void pump_reads();
   void flush(Conn& c);
   void update_pause(Conn& c);
   void close_conn(Conn& c);
@@ -279,6 +279,8 @@ class Agent {
 // ---- setup ------------------------------------------------------------------------------
 
 void Agent::setup() {
+  // Nothing inherited survives (whatever the engine or a test harness left open).
+  ::close_range(3, ~0U, 0);
   // Processes inside the capsule must not reach our descriptors (/proc/1/fd) or ptrace us.
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   // Outside a container (tests) orphans of our children come back to us to be reaped.
@@ -417,7 +419,13 @@ int Agent::run() {
     auto wake = check_deadlines(now);
     if (opt_.lifetime_s > 0) wake = std::min(wake, now + milliseconds(1000));
     if (terminating_) wake = std::min(wake, term_deadline_);
-    const bool more = pump_reads();
+    pump_reads();
+    for (auto& [id, c] : conns_)
+      if (c->pending() > 0) flush(*c);
+    // Decided after the flush: a file read can go on at once only where the socket took
+    // the bytes; elsewhere EPOLLOUT wakes us when it drains.
+    bool more = false;
+    for (const auto& [id, c] : conns_) more = more || (!c->reads.empty() && !c->closed && c->pending() < kHighWater);
     int timeout = -1;
     if (more) {
       timeout = 0;
@@ -425,8 +433,6 @@ int Agent::run() {
       const auto ms = std::chrono::duration_cast<milliseconds>(wake - Clock::now()).count() + 1;
       timeout = static_cast<int>(std::clamp<long long>(ms, 0, INT_MAX));
     }
-    for (auto& [id, c] : conns_)
-      if (c->pending() > 0) flush(*c);
     const int n = ::epoll_wait(ep_, evs.data(), static_cast<int>(evs.size()), timeout);
     if (n < 0 && errno != EINTR) throw SysError(errno, "", std::string("epoll_wait: ") + std::strerror(errno));
     for (int i = 0; i < n; ++i) {
@@ -535,8 +541,7 @@ Clock::time_point Agent::check_deadlines(Clock::time_point now) {
   return wake;
 }
 
-bool Agent::pump_reads() {
-  bool more = false;
+void Agent::pump_reads() {
   for (auto& [id, cp] : conns_) {
     Conn& c = *cp;
     for (auto it = c.reads.begin(); it != c.reads.end();) {
@@ -565,9 +570,7 @@ bool Agent::pump_reads() {
       ::close(it->second.fd);
       it = c.reads.erase(it);
     }
-    if (!c.reads.empty() && c.pending() < kHighWater) more = true;
   }
-  return more;
 }
 
 void Agent::on_conn(Conn& c, std::uint32_t ev) {
