@@ -47,13 +47,12 @@ using std::chrono::milliseconds;
 // Flow control: above kHighWater bytes waiting for a connection's socket, its pipes and
 // files are not read; reading resumes below kLowWater.
 constexpr std::uint32_t kIn = EPOLLIN;
-constexpr std::uint32_t kOut = EPOLLOUT;
-constexpr std::size_t kHighWater = 1024 * 1024;
-constexpr std::size_t kLowWater = 256 * 1024;
-constexpr std::size_t kPipeRead = 64 * 1024;
-constexpr std::size_t kSocketRead = 64 * 1024;
+constexpr std::size_t kHighWater = std::size_t{1024} * 1024;
+constexpr std::size_t kLowWater = std::size_t{256} * 1024;
+constexpr std::size_t kPipeRead = std::size_t{64} * 1024;
+constexpr std::size_t kSocketRead = std::size_t{64} * 1024;
 constexpr std::size_t kMaxListEntries = 100000;
-constexpr std::size_t kListFrameBytes = 256 * 1024;
+constexpr std::size_t kListFrameBytes = std::size_t{256} * 1024;
 // After an exec's process has exited, how long its pipes may stay open (a daemonised
 // grandchild holding them) before the exit is reported anyway.
 constexpr milliseconds kPipeGrace{200};
@@ -619,7 +618,7 @@ void Agent::flush(Conn& c) {
   if (c.pending() == 0) {
     c.out.clear();
     c.out_off = 0;
-    if (c.out.capacity() > 256 * 1024) std::string().swap(c.out);
+    if (c.out.capacity() > kLowWater) std::string().swap(c.out);
     set_events(c.fd, EPOLLIN);
   } else {
     if (c.out_off > c.pending()) {  // more sent than left: move the rest to the front

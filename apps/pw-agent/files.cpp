@@ -44,7 +44,7 @@ std::string base_name(const std::string& path) {
 namespace {
 
 std::string join(const std::string& dir, const std::string& name) {
-  return dir.size() > 0 && dir.back() == '/' ? dir + name : dir + "/" + name;
+  return !dir.empty() && dir.back() == '/' ? dir + name : dir + "/" + name;
 }
 
 const char* type_of(mode_t m) {

@@ -32,7 +32,7 @@ using proto::MsgType;
 using Clock = std::chrono::steady_clock;
 
 // Frames one call may have waiting before the reader waits for it.
-constexpr std::size_t kChannelBuffer = 8 * 1024 * 1024;
+constexpr std::size_t kChannelBuffer = std::size_t{8} * 1024 * 1024;
 // How long a request/reply call (stat, mkdir, kill …) may take.
 constexpr std::chrono::seconds kControlTimeout{60};
 // How long past its own timeout an exec's exit may take to arrive.
@@ -235,7 +235,7 @@ void AgentChannel::send(MsgType t, std::uint32_t ch, std::string_view payload) {
 }
 
 void AgentChannel::reader_loop() {
-  std::vector<char> buf(256 * 1024);
+  std::vector<char> buf(proto::kDataChunk);
   proto::FrameDecoder dec;
   std::string reason;
   try {

@@ -49,9 +49,9 @@ namespace pw::capsules::agent {
 inline constexpr std::uint32_t kProtocolVersion = 1;
 inline constexpr std::size_t kHeaderSize = 9;
 // Hard limit of one frame's payload: a larger announced length closes the connection.
-inline constexpr std::size_t kMaxPayload = 1024 * 1024;
+inline constexpr std::size_t kMaxPayload = std::size_t{1024} * 1024;
 // Size of the data frames both sides send (file bytes, stdin, pipe reads).
-inline constexpr std::size_t kDataChunk = 256 * 1024;
+inline constexpr std::size_t kDataChunk = std::size_t{256} * 1024;
 
 enum class MsgType : std::uint8_t {
   hello = 1,
@@ -248,7 +248,7 @@ class FrameDecoder {
   std::size_t buffered() const noexcept { return buf_.size() - pos_; }
   // Gives back the memory of a large buffer once it is empty (an idle agent stays small).
   void shrink() {
-    if (pos_ == buf_.size() && buf_.capacity() > 64 * 1024) {
+    if (pos_ == buf_.size() && buf_.capacity() > std::size_t{64} * 1024) {
       std::string().swap(buf_);
       pos_ = 0;
     }
