@@ -942,9 +942,11 @@ void Agent::start_exec(Conn& c, std::uint32_t ch, const proto::ExecMsg& m) {
   watch(ep->err_fd, Kind::exec_err, &c, ep, c.paused ? 0 : kIn);
   if (ep->in_fd >= 0) watch(ep->in_fd, Kind::exec_in, &c, ep, 0);
   c.execs[ch] = std::move(e);
-  proto::TlvWriter w;
-  w.i64(proto::Tag::pid, pid);
-  send(c, MsgType::started, ch, w.bytes());
+  if (m.want_started) {
+    proto::TlvWriter w;
+    w.i64(proto::Tag::pid, pid);
+    send(c, MsgType::started, ch, w.bytes());
+  }
 }
 
 void Agent::on_exec_output(ExecOp& e, bool is_err, bool may_finish) {

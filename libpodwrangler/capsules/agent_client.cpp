@@ -386,7 +386,8 @@ proto::ExecMsg exec_message(const ExecRequest& req) {
 }
 
 ExecResult AgentChannel::exec(const ExecRequest& req, const ExecSink* sink) {
-  const proto::ExecMsg m = exec_message(req);
+  proto::ExecMsg m = exec_message(req);
+  m.want_started = sink != nullptr && *sink;
   Call call(*this);
   const auto start = Clock::now();
   call.send(MsgType::exec, m.encode());

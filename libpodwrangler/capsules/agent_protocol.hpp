@@ -19,8 +19,8 @@
 // The operations (client → agent request, then what the agent answers on that channel):
 //   hello       {version}                 → hello {version, pid, capability*}
 //   ping        {}                        → pong
-//   exec        {arg*, env*, cwd, timeout_ms, stdin, max_output}
-//               → started {pid}, stdout/stderr (raw)*, exit {code, signal, timed_out, duration_us, truncated}
+//   exec        {arg*, env*, cwd, timeout_ms, stdin, max_output, want_started}
+//               → [started {pid}], stdout/stderr (raw)*, exit {code, signal, timed_out, duration_us, truncated}
 //               (or error); with stdin: the client then sends stdin (raw)* and stdin_eof.
 //               signal {signal} delivers a signal to the process group; cancel kills it.
 //   start_background {arg*, env*, cwd, timeout_ms} → ok {pid}   (output: /tmp/.podwrangler/<pid>.log)
@@ -157,6 +157,7 @@ enum class Tag : std::uint16_t {
   running_processes = 31,
   open_streams = 32,
   idle_ms = 33,
+  want_started = 34,
 };
 
 class ProtocolError : public std::runtime_error {
@@ -370,9 +371,11 @@ struct ExecMsg {
   std::uint64_t timeout_ms = 0;  // 0 = none
   bool has_stdin = false;
   std::uint64_t max_output = 0;  // per stream; 0 = unlimited
+  bool want_started = false;     // send `started` (a streamed exec); a plain one needs only the end
 
   std::string encode() const {
     TlvWriter w;
+    if (want_started) w.boolean(Tag::want_started, true);
     for (const auto& a : argv) w.str(Tag::arg, a);
     for (const auto& [k, v] : env) w.str(Tag::env, k + "=" + v);
     if (!cwd.empty()) w.str(Tag::cwd, cwd);
@@ -396,6 +399,7 @@ struct ExecMsg {
         case Tag::timeout_ms: m.timeout_ms = f.u64(); break;
         case Tag::has_stdin: m.has_stdin = f.boolean(); break;
         case Tag::max_output: m.max_output = f.u64(); break;
+        case Tag::want_started: m.want_started = f.boolean(); break;
         default: break;
       }
     }

@@ -780,6 +780,21 @@ TEST_SUITE("agent") {
     }
   }
 
+  TEST_CASE("--lifetime counts running time: time spent stopped (a paused capsule) is not consumed") {
+    LocalAgent a({"--lifetime", "2"});
+    auto ch = a.connect();
+    REQUIRE(ch->alive());
+    // Frozen for longer than the whole lifetime, as the cgroup freezer does to a paused capsule.
+    ::kill(a.proc.pid(), SIGSTOP);
+    CHECK_FALSE(wait_until([&] { return !a.proc.running(); }, 2500ms));
+    ::kill(a.proc.pid(), SIGCONT);
+    // Had the frozen time counted, it would end at once; it still has most of its lifetime.
+    CHECK_FALSE(wait_until([&] { return !a.proc.running(); }, 300ms));
+    CHECK(ch->alive());
+    CHECK(wait_until([&] { return !a.proc.running(); }, 5s));
+    CHECK(a.log().find("lifetime ended") != std::string::npos);
+  }
+
   TEST_CASE("an idle agent stays within 2 MiB of memory") {
     LocalAgent a;
     auto ch = a.connect();

@@ -98,6 +98,7 @@ TEST_CASE("exec round trip keeps argv, env, cwd and limits") {
   m.timeout_ms = 1500;
   m.has_stdin = true;
   m.max_output = 1ULL << 40;
+  m.want_started = true;
   const auto back = proto::ExecMsg::decode(m.encode());
   CHECK(back.argv == m.argv);
   CHECK(back.env == m.env);
@@ -105,6 +106,8 @@ TEST_CASE("exec round trip keeps argv, env, cwd and limits") {
   CHECK(back.timeout_ms == 1500);
   CHECK(back.has_stdin);
   CHECK(back.max_output == (1ULL << 40));
+  CHECK(back.want_started);
+  CHECK_FALSE(proto::ExecMsg::decode(proto::ExecMsg{}.encode()).want_started);
 }
 
 TEST_CASE("exit, error, args, activity, hello round trip") {
