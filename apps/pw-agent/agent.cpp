@@ -1140,8 +1140,9 @@ void Agent::start_write(Conn& c, std::uint32_t ch, const proto::Args& a) {
   // A temporary file next to the target, renamed over it at the end: a failed upload
   // never leaves a half-written file under the real name.
   const std::string dir = dir_name(a.path);
-  std::string tmpl = (dir == "/" ? std::string() : dir) + "/." + base_name(a.path) + ".pw-upload-XXXXXX";
-  if (base_name(tmpl).size() > NAME_MAX) tmpl = (dir == "/" ? std::string() : dir) + "/.pw-upload-XXXXXX";
+  const std::string unique(6, 'X');  // mkostemp's placeholder
+  std::string tmpl = (dir == "/" ? std::string() : dir) + "/." + base_name(a.path) + ".pw-upload-" + unique;
+  if (base_name(tmpl).size() > NAME_MAX) tmpl = (dir == "/" ? std::string() : dir) + "/.pw-upload-" + unique;
   const int fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
   if (fd < 0) throw_errno(errno, dir, "cannot create a file in");
   WriteOp w;
