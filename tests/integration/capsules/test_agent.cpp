@@ -453,6 +453,10 @@ TEST_SUITE("agent") {
     auto second = a.connect();  // more sockets open in the agent: none may leak
     Running run(*ch, cmd({"sleep", "300"}));
     REQUIRE(wait_until([&] { return run.pid > 0; }));
+    // The pid is known from fork on; the descriptors are checked once the child has exec'd.
+    REQUIRE(wait_until([&] {
+      return pw::testing::read_file("/proc/" + std::to_string(run.pid) + "/cmdline").rfind("sleep", 0) == 0;
+    }));
     CHECK(fds_of(run.pid) == std::set<std::string>{"0", "1", "2"});
     const std::string environ_text = pw::testing::read_file("/proc/" + std::to_string(run.pid) + "/environ");
     CHECK(environ_text.find("PODWRANGLER_") == std::string::npos);
