@@ -63,6 +63,17 @@ constexpr const char* kRemove =
 
 constexpr std::size_t kSpoolInMemory = 1 << 20;
 
+// `/bin/sh -c script sh argv…` with the request's environment and directory.
+EngineExecSpec script_spec(const char* script, const ExecRequest& req) {
+  if (req.argv.empty() || req.argv[0].empty()) throw CapsuleValidationError("argv", "no command given");
+  EngineExecSpec spec;
+  spec.argv = {"/bin/sh", "-c", script, "sh"};
+  spec.argv.insert(spec.argv.end(), req.argv.begin(), req.argv.end());
+  spec.env = req.env;
+  spec.cwd = req.cwd;
+  return spec;
+}
+
 void check_path(const std::string& path) {
   if (path.empty() || path.front() != '/')
     throw CapsuleValidationError("path", "'" + path + "' is not an absolute path");
@@ -289,10 +300,13 @@ struct DockerExecChannel::Impl {
   // `counted`: it is work done for the caller (mkdir, ls …); the checks behind activity()
   // are not, or the monitor asking would keep the capsule busy for ever.
   ExecResult run_plain(std::vector<std::string> argv, bool counted = true) {
-    std::optional<Busy> busy;
-    if (counted) busy.emplace(*this, argv);
     EngineExecSpec spec;
     spec.argv = std::move(argv);
+    return run_plain(std::move(spec), counted);
+  }
+  ExecResult run_plain(EngineExecSpec spec, bool counted = true) {
+    std::optional<Busy> busy;
+    if (counted) busy.emplace(*this, spec.argv);
     auto t0 = Clock::now();
     auto exec = engine->exec_start(container, spec);
     ExecResult res;
@@ -365,14 +379,9 @@ DockerExecChannel::~DockerExecChannel() = default;
 ExecResult DockerExecChannel::exec(const ExecRequest& req, const ExecSink* sink) {
   auto& c = *impl_;
   c.check_open();
-  if (req.argv.empty() || req.argv[0].empty()) throw CapsuleValidationError("argv", "no command given");
+  EngineExecSpec spec = script_spec(kPidWrapper, req);
   if (req.timeout_s < 0) throw CapsuleValidationError("timeout", "must not be negative");
   Impl::Busy busy(c, req.argv);
-  EngineExecSpec spec;
-  spec.argv = {"/bin/sh", "-c", kPidWrapper, "sh"};
-  spec.argv.insert(spec.argv.end(), req.argv.begin(), req.argv.end());
-  spec.env = req.env;
-  spec.cwd = req.cwd;
   spec.attach_stdin = !req.stdin_data.empty();
   auto t0 = Clock::now();
   auto exec = c.engine->exec_start(c.container, spec);
@@ -481,19 +490,10 @@ ExecResult DockerExecChannel::exec(const ExecRequest& req, const ExecSink* sink)
 int DockerExecChannel::start_background(const ExecRequest& req) {
   auto& c = *impl_;
   c.check_open();
-  if (req.argv.empty() || req.argv[0].empty()) throw CapsuleValidationError("argv", "no command given");
-  Impl::Busy busy(c, req.argv);
-  EngineExecSpec spec;
-  spec.argv = {"/bin/sh", "-c", kBackground, "sh"};
-  spec.argv.insert(spec.argv.end(), req.argv.begin(), req.argv.end());
-  spec.env = req.env;
-  spec.cwd = req.cwd;
-  auto exec = c.engine->exec_start(c.container, spec);
-  std::string out, err;
-  while (exec->next(out, err, Clock::time_point::max()) != EngineExec::Next::end) {
-  }
-  exec->close();
-  int code = c.exit_code_of(exec->id());
+  ExecResult r = c.run_plain(script_spec(kBackground, req));
+  int code = r.exit_code;
+  const std::string& out = r.stdout_data;
+  const std::string& err = r.stderr_data;
   int pid = std::atoi(out.c_str());
   if (code != 0 || pid <= 0)
     throw CapsuleValidationError("argv", "cannot start the command in the background (exit code " +

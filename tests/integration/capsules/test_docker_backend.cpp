@@ -250,6 +250,42 @@ TEST_SUITE("capsule_docker") {
     CHECK(it->status == "running");
   }
 
+  TEST_CASE("capsule_docker: with an agent: mounted read-only, PID 1 with its socket and lifetime arguments") {
+    // A stand-in for pw-agent (built elsewhere): a script that records how it was started.
+    auto be = backend();
+    testing::TempDir dir;
+    std::string agent = dir.file("agent"), run_dir = dir.file("run");
+    std::ofstream(agent) << "#!/bin/sh\n"
+                            "echo \"$0 $*\" > /.podwrangler/run/started.tmp; id -u >> /.podwrangler/run/started.tmp\n"
+                            "mv /.podwrangler/run/started.tmp /.podwrangler/run/started\n"
+                            "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done\n";
+    std::filesystem::permissions(agent, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                                            std::filesystem::perms::group_exec);
+    std::filesystem::create_directory(run_dir);
+    std::filesystem::permissions(run_dir, std::filesystem::perms::owner_all);
+    CapsuleSpec spec = busybox_spec();
+    spec.lifetime_s = 600;
+    CreateContext ctx{new_capsule_id(), agent, run_dir, ""};
+    std::string id = be->create(spec, ctx);
+    CHECK(testing::wait_until([&] { return !testing::read_file(run_dir + "/started").empty(); }));
+    CHECK(testing::read_file(run_dir + "/started") ==
+          "/.podwrangler/agent --socket /.podwrangler/run/agent.sock --lifetime 600\n0\n");
+    auto ch = be->exec_channel(id);
+    CHECK(run(*ch, {"sh", "-c", "echo x > /.podwrangler/agent"}).exit_code != 0);  // read-only
+    CHECK(run(*ch, {"sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"}).stdout_data.find("/.podwrangler/agent --socket") !=
+          std::string::npos);
+    auto j = be->engine().call("GET", "/v1.41/containers/" + id + "/json").json();
+    CHECK(j["Config"]["Entrypoint"] == nlohmann::json::array({"/.podwrangler/agent"}));
+    bool agent_ro = false;
+    for (const auto& m : j["Mounts"])
+      if (m["Destination"] == "/.podwrangler/agent") agent_ro = m["RW"] == false;
+    CHECK(agent_ro);
+    auto t0 = Clock::now();
+    be->stop(id, 10);
+    CHECK(std::chrono::duration<double>(Clock::now() - t0).count() < 5.0);
+    be->destroy(id);
+  }
+
   TEST_CASE("capsule_docker: only labelled containers are listed; logs are the container's last lines") {
     auto be = backend();
     std::string plain = sh_out(dk() + "run -d --network none " + env("PW_DOCKER_IMAGE") + " sleep 1000");
@@ -258,8 +294,14 @@ TEST_SUITE("capsule_docker") {
     Capsule cap(*be);
     for (const auto& c : be->list_capsule_containers()) CHECK(c.container_id != plain);
     auto ch = be->exec_channel(cap.container);
-    run(*ch, {"sh", "-c", "for i in 1 2 3 4 5; do echo line $i; done > /proc/1/fd/1; echo oops > /proc/1/fd/2"});
-    CHECK(be->logs(cap.container, 3) == std::vector<std::string>{"line 4", "line 5", "oops"});
+    // PID 1's output is the container's log (written by the engine as it comes).
+    run(*ch, {"sh", "-c", "echo to-stderr > /proc/1/fd/2; for i in 1 2 3 4 5; do echo line $i; done > /proc/1/fd/1"});
+    CHECK(testing::wait_until([&] {
+      return be->logs(cap.container, 2) == std::vector<std::string>{"line 4", "line 5"};
+    }));
+    auto all = be->logs(cap.container, 100);
+    CHECK(all.size() == 6);
+    CHECK(std::find(all.begin(), all.end(), "to-stderr") != all.end());
     CHECK(be->logs(cap.container, 0).empty());
     be->destroy(plain);
   }
