@@ -97,7 +97,7 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 class Spool final : public ByteSource {
  public:
   explicit Spool(ByteSource& src) {
-    std::vector<char> buf(64 * 1024);
+    std::vector<char> buf(std::size_t{64} * 1024);
     while (std::size_t n = src.read(buf.data(), buf.size())) {
       size_ += n;
       if (fd_ < 0 && mem_.size() + n <= kSpoolInMemory) {
@@ -196,7 +196,7 @@ std::int64_t parse_rfc3339(const std::string& s) {
   if (zone != std::string::npos && zone + 5 < s.size() + 1) {
     int oh = 0, om = 0;
     if (std::sscanf(s.c_str() + zone + 1, "%d:%d", &oh, &om) == 2)
-      t -= (s[zone] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+      t -= std::int64_t{s[zone] == '+' ? 1 : -1} * (oh * 3600 + om * 60);
   }
   return t;
 }
@@ -509,6 +509,7 @@ std::vector<ProcessInfo> DockerExecChannel::processes() {
   std::map<int, Impl::Background> bg = c.live_background();
   std::vector<ProcessInfo> out;
   std::lock_guard lock(c.mu);
+  out.reserve(bg.size() + c.running.size());
   for (const auto& [pid, b] : bg) out.push_back(ProcessInfo{pid, b.argv, seconds_since(b.started), true});
   for (const auto& [call, r] : c.running)
     if (r.pid > 0) out.push_back(ProcessInfo{r.pid, r.argv, seconds_since(r.started), false});

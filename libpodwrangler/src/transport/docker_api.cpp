@@ -458,7 +458,7 @@ struct DockerConnection::Impl {
 
   // The raw stream after an upgrade: one read in flight at a time, its own timer.
   std::string raw_leftover;
-  std::vector<char> raw_buf = std::vector<char>(64 * 1024);
+  std::vector<char> raw_buf = std::vector<char>(std::size_t{64} * 1024);
   bool read_in_flight = false;
   bool read_done = false;
   error_code read_ec;
@@ -542,7 +542,7 @@ struct DockerConnection::Impl {
       r.body().more = true;
       http::request_serializer<http::buffer_body> sr{r};
       co_await http::async_write_header(ts->stream, sr, asio::redirect_error(use_aw, ec));
-      std::vector<char> chunk(64 * 1024);
+      std::vector<char> chunk(std::size_t{64} * 1024);
       while (!ec) {
         std::size_t n = req.source(chunk.data(), chunk.size());
         ts->arm(idle);

@@ -11,16 +11,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/fixtures/dockerd.sh
 source "$here/../../fixtures/dockerd.sh"
 work=$(mktemp -d /tmp/pw-cdk.XXXXXX)
-cleanup() {
-  local rc=$?
-  if [[ -n ${PW_DOCKER_HOST:-} ]]; then
-    pw_docker network rm pw-capsule-net >/dev/null 2>&1 || true
-  fi
-  pw_dockerd_stop || rc=1
-  rm -rf "$work"
-  exit "$rc"
-}
-trap cleanup EXIT
+trap '{ [[ -z ${PW_DOCKER_HOST:-} ]] || pw_docker network rm pw-capsule-net >/dev/null 2>&1; } || true
+  pw_dockerd_stop || true; rm -rf "$work"' EXIT
 
 # The PKI, as the docker CLI expects it in DOCKER_CERT_PATH: ca.pem, cert.pem, key.pem
 # (the client's); the daemon gets server-cert.pem/server-key.pem for 127.0.0.1.
