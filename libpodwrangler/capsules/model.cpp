@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 
 #include <array>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 namespace pw::capsules {
@@ -195,7 +196,7 @@ void from_json(const nlohmann::json& j, CapsuleRecord& v) {
 
 void to_json(nlohmann::json& j, const ExecResult& v) {
   j = {{"stdout", v.stdout_data},  {"stderr", v.stderr_data},
-       {"exit_code", v.exit_code}, {"duration_ms", static_cast<std::int64_t>(v.duration_s * 1000.0 + 0.5)},
+       {"exit_code", v.exit_code}, {"duration_ms", static_cast<std::int64_t>(std::llround(v.duration_s * 1000.0))},
        {"timed_out", v.timed_out}, {"truncated", v.truncated}};
 }
 
