@@ -12,7 +12,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
+#include <optional>
 #include <system_error>
 
 namespace pw::capsules {
@@ -24,6 +27,39 @@ bool same_container(const std::string& a, const std::string& b) {
 }
 
 bool stopped_status(const std::string& s) { return s == "exited" || s == "created" || s == "dead"; }
+
+// "2024-05-01T12:34:56.123456789Z" (the engine's times, UTC) → unix ms; nullopt otherwise.
+std::optional<std::int64_t> parse_time_ms(const std::string& t) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, used = 0;
+  if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 || y < 1970)
+    return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  std::int64_t ms = static_cast<std::int64_t>(::timegm(&tm)) * 1000;
+  std::size_t i = static_cast<std::size_t>(used);
+  if (i < t.size() && t[i] == '.') {
+    int scale = 100;
+    for (++i; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) {
+      ms += (t[i] - '0') * scale;
+      scale /= 10;
+    }
+  }
+  return ms;
+}
+
+// Whether a container that exited with 0 ran its whole lifetime (the agent exits 0 then,
+// but also on SIGTERM: a `docker stop` behind our back is not the lifetime's end).
+bool lifetime_ended(const CapsuleSpec& spec, const EngineState& st) {
+  if (spec.lifetime_s <= 0 || st.exit_code != 0 || st.oom_killed) return false;
+  const auto a = parse_time_ms(st.started_at), b = parse_time_ms(st.finished_at);
+  if (!a || !b) return true;  // no times to check: the exit code says it
+  return *b - *a >= spec.lifetime_s * 1000 - 1000;
+}
 
 }  // namespace
 
@@ -42,28 +78,32 @@ std::vector<std::string> CapsuleManager::Impl::logs(const std::string& container
   }
 }
 
-void CapsuleManager::Impl::fail(CapsuleRecord& rec, Entry& e, const std::string& reason) {
-  drop_channel(e);
-  if (!rec.container_id.empty()) {
-    auto lines = logs(rec.container_id);
-    if (!lines.empty()) rec.last_logs = std::move(lines);
-    try {
-      backend->destroy(rec.container_id);
-      rec.container_id.clear();
-    } catch (const std::exception&) {  // the engine is gone: reconcile removes it later
-    }
-  }
+void CapsuleManager::Impl::fail(CapsuleRecord& rec, Entry& e, const std::string& reason) noexcept {
+  // Best effort throughout: the caller rethrows what made it fail.
   try {
-    transition(rec, CapsuleState::error, reason);
-  } catch (const CapsuleConflictError&) {
-    // Another replica changed the row meanwhile: write the failure over its version.
-    if (auto cur = records->get(rec.id)) {
-      CapsuleRecord again = *cur;
-      again.container_id = rec.container_id;
-      again.last_logs = rec.last_logs;
-      transition(again, CapsuleState::error, reason);
-      rec = again;
+    drop_channel(e);
+    if (!rec.container_id.empty()) {
+      auto lines = logs(rec.container_id);
+      if (!lines.empty()) rec.last_logs = std::move(lines);
+      try {
+        backend->destroy(rec.container_id);
+        rec.container_id.clear();
+      } catch (const std::exception&) {  // the engine is gone: reconcile removes it later
+      }
     }
+    try {
+      transition(rec, CapsuleState::error, reason);
+    } catch (const CapsuleConflictError&) {
+      // Another replica changed the row meanwhile: write the failure over its version.
+      if (auto cur = records->get(rec.id)) {
+        CapsuleRecord again = *cur;
+        again.container_id = rec.container_id;
+        again.last_logs = rec.last_logs;
+        transition(again, CapsuleState::error, reason);
+        rec = again;
+      }
+    }
+  } catch (const std::exception&) {  // the store failed too: the row stays as it was
   }
 }
 
@@ -183,7 +223,7 @@ bool CapsuleManager::Impl::sync(CapsuleRecord& rec, Entry& e) {
   // Not running: exited, created, dead.
   if (rec.state != CapsuleState::running && rec.state != CapsuleState::paused) return false;
   drop_channel(e);
-  if (rec.spec.lifetime_s > 0 && st.exit_code == 0 && !st.oom_killed) {
+  if (lifetime_ended(rec.spec, st)) {
     if (rec.spec.remove_at_end) {
       do_destroy(rec, e, "lifetime reached");
     } else {
@@ -212,9 +252,16 @@ ReconcileReport CapsuleManager::Impl::reconcile() {
   for (const auto& c : containers) {
     auto it = rows.find(c.capsule_id);
     bool orphan = it == rows.end() || it->second.state == CapsuleState::destroyed;
-    // A second container for one capsule (a recreation cut short) is an orphan too.
-    if (!orphan && !it->second.container_id.empty() && !same_container(c.container_id, it->second.container_id))
-      orphan = true;
+    if (!orphan && !it->second.container_id.empty() && !same_container(c.container_id, it->second.container_id)) {
+      // A second container for one capsule: a recreation cut short is an orphan, one in
+      // progress right now is not (the row is rewritten under `op` once it exists).
+      auto e = entry(c.capsule_id);
+      std::unique_lock op(e->op, std::try_to_lock);
+      if (!op.owns_lock()) continue;
+      auto cur = records->get(c.capsule_id);
+      orphan = !cur || cur->state == CapsuleState::destroyed ||
+               (!cur->container_id.empty() && !same_container(c.container_id, cur->container_id));
+    }
     if (orphan) {
       backend->destroy(c.container_id);
       rep.removed_orphans.push_back(c.capsule_id.empty() ? c.container_id : c.capsule_id);

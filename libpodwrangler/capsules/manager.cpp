@@ -246,7 +246,14 @@ CapsuleRecord CapsuleManager::Impl::create(CapsuleSpec spec, bool wait, bool* lo
   rec.version = 1;
   const std::int64_t now = mgr::now_ms();
   rec.created_ms = rec.updated_ms = rec.last_active_ms = now;
-  const CreateContext ctx = context(rec, true);
+  CreateContext ctx;
+  try {
+    ctx = context(rec, true);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(capsule_dir(rec.id), ec);
+    throw;
+  }
 
   auto e = entry(rec.id);
   std::unique_lock op(e->op);
@@ -436,8 +443,20 @@ CapsuleManager::Impl::Use CapsuleManager::Impl::prepare(const std::string& id) {
       case CapsuleState::paused:
         if (!u.rec.spec.auto_resume)
           throw CapsuleConflictError(state_message(u.rec, "run anything in it") + " (auto-resume is off)");
-        do_resume(u.rec, *u.e, "auto-resume");
-        u.resumed = true;
+        try {
+          do_resume(u.rec, *u.e, "auto-resume");
+          u.resumed = true;
+        } catch (const EngineUnavailableError&) {
+          throw;
+        } catch (const PodClientError&) {
+          // Its container died while paused (the engine refused): what state is it in?
+          sync(u.rec, *u.e);
+          if (u.rec.state == CapsuleState::error) {
+            u.recovered = recover(u.rec, *u.e, "recovered on use");
+          } else if (u.rec.state != CapsuleState::running) {
+            throw CapsuleConflictError(state_message(u.rec, "resume it"));
+          }
+        }
         break;
       case CapsuleState::stopped: throw CapsuleConflictError(state_message(u.rec, "run anything in it"));
       case CapsuleState::error: u.recovered = recover(u.rec, *u.e, "recovered on use"); break;

@@ -137,7 +137,7 @@ struct CapsuleManager::Impl {
   // started, "recreated" (same spec, id and workspace) when it could not.
   std::string recover(CapsuleRecord& rec, Entry& e, const std::string& why);
   // Start-up failed: the last log lines kept, the container removed, state error.
-  void fail(CapsuleRecord& rec, Entry& e, const std::string& reason);
+  void fail(CapsuleRecord& rec, Entry& e, const std::string& reason) noexcept;
   CapsuleRecord get_or_create(CapsuleSpec spec, bool* created);
   std::optional<CapsuleRecord> reuse(const std::string& id);
   // Waits (unlocked) while the record is `starting`, up to ready_timeout.
