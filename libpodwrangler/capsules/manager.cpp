@@ -170,8 +170,10 @@ void CapsuleManager::Impl::overlay(CapsuleRecord& rec) {
   if (rec.state == CapsuleState::running) rec.last_active_ms = effective_active(rec, *e);
 }
 
-bool CapsuleManager::Impl::is_pool(const CapsuleRecord& rec) const {
-  return rec.spec.labels.count(mgr::kLabelPool) != 0;
+bool CapsuleManager::Impl::is_pool(const CapsuleRecord& rec) const { return rec.origin == mgr::kOriginPool; }
+
+std::string CapsuleManager::Impl::pool_key_of(const CapsuleRecord& rec) {
+  return rec.spec.template_name.empty() ? rec.spec.image : rec.spec.template_name;
 }
 
 std::string CapsuleManager::Impl::state_message(const CapsuleRecord& rec, std::string_view verb) {
@@ -602,12 +604,21 @@ CapsuleRecord CapsuleManager::get(const std::string& id) {
 }
 
 std::vector<CapsuleRecord> CapsuleManager::list(const CapsuleFilter& filter) {
-  auto rows = impl_->records->list(filter);
-  const bool pool_asked = filter.labels.count(mgr::kLabelPool) != 0;
+  // The pool's own capsules only when asked for (label podwrangler.pool=<key>).
+  CapsuleFilter f = filter;
+  std::optional<std::string> pool_key;
+  if (auto it = f.labels.find(mgr::kLabelPool); it != f.labels.end()) {
+    pool_key = it->second;
+    f.labels.erase(it);
+    f.limit = 0;
+  }
+  auto rows = impl_->records->list(f);
   std::vector<CapsuleRecord> out;
   out.reserve(rows.size());
   for (auto& r : rows) {
-    if (!pool_asked && impl_->is_pool(r)) continue;
+    if (impl_->is_pool(r) != pool_key.has_value()) continue;
+    if (pool_key && Impl::pool_key_of(r) != *pool_key) continue;
+    if (filter.limit > 0 && static_cast<int>(out.size()) >= filter.limit) break;
     impl_->overlay(r);
     out.push_back(std::move(r));
   }

@@ -34,9 +34,11 @@ namespace mgr {
 
 std::int64_t now_ms();
 
-// Engine label on warm-pool capsules (value: the pool's key, an image or template name);
-// the "podwrangler." label prefix is reserved, so no user capsule carries it.
+// Warm-pool capsules are the records with origin "pool" (no engine label: the backend keeps
+// the "podwrangler." label prefix to itself). list() shows them only when its filter asks
+// for this label, with the pool's key (an image or template name) as the value.
 inline constexpr const char* kLabelPool = "podwrangler.pool";
+inline constexpr const char* kOriginPool = "pool";
 // The start of exec_mode_reason when no agent was injected into the container.
 inline constexpr std::string_view kNoAgentReason = "no agent executable";
 
@@ -119,6 +121,7 @@ struct CapsuleManager::Impl {
   void save(CapsuleRecord& rec);  // no event
   void overlay(CapsuleRecord& rec);
   bool is_pool(const CapsuleRecord& rec) const;
+  static std::string pool_key_of(const CapsuleRecord& rec);
 
   // ---- host directories (manager.cpp)
   std::string capsule_dir(const std::string& id) const;

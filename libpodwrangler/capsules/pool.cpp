@@ -32,7 +32,6 @@ CapsuleSpec CapsuleManager::Impl::pool_base(const std::string& key) const {
   base.workspace = false;
   base.idle_timeout_s = 0;
   base.lifetime_s = 0;
-  base.labels[mgr::kLabelPool] = key;
   return base;
 }
 
@@ -67,8 +66,9 @@ std::optional<CapsuleRecord> CapsuleManager::Impl::pool_take(const CapsuleSpec& 
   std::lock_guard pl(pool_mu);
   CapsuleFilter f;
   f.state = CapsuleState::paused;
-  f.labels[mgr::kLabelPool] = key;
-  auto candidates = records->list(f);
+  std::vector<CapsuleRecord> candidates;
+  for (auto& r : records->list(f))
+    if (is_pool(r) && pool_key_of(r) == key) candidates.push_back(std::move(r));
   // The oldest first: it has waited longest.
   for (auto it = candidates.rbegin(); it != candidates.rend(); ++it) {
     auto e = entry(it->id);
@@ -83,7 +83,6 @@ std::optional<CapsuleRecord> CapsuleManager::Impl::pool_take(const CapsuleSpec& 
     if (rec.state != CapsuleState::paused || !is_pool(rec)) continue;
     const std::string container = rec.container_id;
     CapsuleSpec s = spec;
-    s.labels.erase(mgr::kLabelPool);
     rec.spec = s;
     rec.origin = "warm";
     rec.idle_remaining_ms = s.idle_timeout_s * 1000;
@@ -117,7 +116,7 @@ void CapsuleManager::Impl::pool_refill() {
   for (const auto& rec : records->list(any)) {
     if (!is_pool(rec)) continue;
     // Pools no longer configured are emptied.
-    const auto& key = rec.spec.labels.at(mgr::kLabelPool);
+    const std::string key = pool_key_of(rec);
     auto n = settings.warm_pool.find(key);
     if (n == settings.warm_pool.end() || n->second <= 0) {
       auto e = entry(rec.id);
@@ -130,12 +129,11 @@ void CapsuleManager::Impl::pool_refill() {
   }
   for (const auto& [key, n] : want) {
     if (n <= 0) continue;
-    CapsuleFilter f;
-    f.labels[mgr::kLabelPool] = key;
     int have = 0;
-    for (const auto& rec : records->list(f))
-      if (is_pool(rec) && (rec.state == CapsuleState::paused || rec.state == CapsuleState::starting ||
-                           rec.state == CapsuleState::running))
+    for (const auto& rec : records->list(any))
+      if (is_pool(rec) && pool_key_of(rec) == key &&
+          (rec.state == CapsuleState::paused || rec.state == CapsuleState::starting ||
+           rec.state == CapsuleState::running))
         ++have;
     for (; have < n; ++have) {
       CapsuleRecord rec = create(pool_base(key), true, nullptr, true);
