@@ -126,7 +126,7 @@ std::string CapsuleManager::Impl::recover(CapsuleRecord& rec, Entry& e, const st
     if (st.exists) {
       try {
         if (st.paused) {
-          backend->resume(rec.container_id);
+          set_paused(rec.container_id, false);
         } else if (!st.running) {
           std::error_code ec;
           std::filesystem::remove(run_dir(rec.id) + "/" + kAgentSocketName, ec);

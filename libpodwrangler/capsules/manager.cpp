@@ -393,16 +393,46 @@ std::optional<CapsuleRecord> CapsuleManager::Impl::reuse(const std::string& id) 
 
 // ---- lifecycle steps (`op` held) ---------------------------------------------------------
 
+// dockerd applies containerd's paused/resumed events after its API call has answered, so
+// right after a quick pause+unpause its Paused flag can be stale for a moment and the next
+// call is refused ("already paused", "not paused"; seen in runs of 100 cycles). Such a
+// refusal is retried for up to 2 s; when the engine still reports the wanted state then, it
+// is taken as done.
+void CapsuleManager::Impl::set_paused(const std::string& container_id, bool paused) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (;;) {
+    std::exception_ptr err;
+    try {
+      if (paused) {
+        backend->pause(container_id);
+      } else {
+        backend->resume(container_id);
+      }
+      return;
+    } catch (const CapsuleConflictError&) {
+      err = std::current_exception();
+    }
+    const EngineState st = backend->inspect(container_id);
+    if (!st.exists || !st.running) std::rethrow_exception(err);
+    const bool late = std::chrono::steady_clock::now() >= deadline;
+    if (late) {
+      if (st.paused == paused) return;
+      std::rethrow_exception(err);
+    }
+    if (st.paused == paused) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 void CapsuleManager::Impl::do_pause(CapsuleRecord& rec, Entry& e, const std::string& reason, bool expiry) {
   // Expired: a whole timeout for when it runs again; otherwise what was left.
   const std::int64_t remaining = expiry ? rec.spec.idle_timeout_s * 1000 : remaining_ms(rec, e);
-  backend->pause(rec.container_id);
+  set_paused(rec.container_id, true);
   rec.idle_remaining_ms = remaining;
   transition(rec, CapsuleState::paused, reason);
 }
 
 void CapsuleManager::Impl::do_resume(CapsuleRecord& rec, Entry& e, const std::string& reason) {
-  backend->resume(rec.container_id);
+  set_paused(rec.container_id, false);
   const std::int64_t timeout = rec.spec.idle_timeout_s * 1000;
   const std::int64_t now = mgr::now_ms();
   const std::int64_t left = std::clamp<std::int64_t>(rec.idle_remaining_ms, 0, timeout);
@@ -415,7 +445,7 @@ void CapsuleManager::Impl::do_resume(CapsuleRecord& rec, Entry& e, const std::st
 
 void CapsuleManager::Impl::do_stop(CapsuleRecord& rec, Entry& e, const std::string& reason) {
   drop_channel(e);
-  if (rec.state == CapsuleState::paused) backend->resume(rec.container_id);  // the engine stops running ones
+  if (rec.state == CapsuleState::paused) set_paused(rec.container_id, false);  // the engine stops running ones
   backend->stop(rec.container_id, 2);
   rec.idle_remaining_ms = 0;
   transition(rec, CapsuleState::stopped, reason);

@@ -132,6 +132,7 @@ struct CapsuleManager::Impl {
   // ---- create and lifecycle (manager.cpp; `op` held)
   CapsuleRecord create(CapsuleSpec spec, bool wait, bool* lost_race, bool pool_member = false);
   void start_new(CapsuleRecord& rec, Entry& e, const CreateContext& ctx);  // starting → running, or error + throw
+  void set_paused(const std::string& container_id, bool paused);
   void do_pause(CapsuleRecord& rec, Entry& e, const std::string& reason, bool expiry);
   void do_resume(CapsuleRecord& rec, Entry& e, const std::string& reason);
   void do_stop(CapsuleRecord& rec, Entry& e, const std::string& reason);

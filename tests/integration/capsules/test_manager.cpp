@@ -861,6 +861,7 @@ TEST_SUITE("capsule_manager") {
     const int connected = rig.count_events(rec.id, "connected");
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < 100; ++i) {
+      INFO("cycle " << i);
       REQUIRE(m.pause(rec.id).state == CapsuleState::paused);
       REQUIRE(m.resume(rec.id).state == CapsuleState::running);
     }
