@@ -21,6 +21,16 @@
 //   live server closes the running rows of a server whose lease expired.
 // - `meta`: name → bytes; "key_check" holds a value sealed with the database's secret key
 //   (secret_box.hpp), checked by every store at open.
+//
+// Version 3 (capsules, capsule_rows.cpp):
+// - `capsules`: one row per capsule. id, state, owner, session, labels (a JSON object, as
+//   `pods.labels`), created_ms, updated_ms and version are columns (the list filters, the
+//   newest-first order and the compare-and-set on version use them); `spec` is the capsule's
+//   spec and `record` the record's other fields, each as JSON text (the model's JSON).
+//   Times are unix epoch milliseconds. A partial unique index keeps one live (not destroyed)
+//   capsule per non-empty owner+session, across replicas.
+// - `capsule_events`: the lifecycle events, seq increasing per capsule from 1; deleted with
+//   their capsule (ON DELETE CASCADE; SQLite connections run with foreign_keys=ON).
 #include <array>
 
 namespace pw::server::detail {
@@ -48,7 +58,17 @@ inline constexpr const char* MIGRATIONS_TABLE =
   "CREATE INDEX commands_started_at ON commands (started_at);\n" \
   "CREATE INDEX commands_running_server ON commands (server_id) WHERE status = 'running';"
 
-inline constexpr std::array<Migration, 2> MIGRATIONS{{
+// Version 3's indexes, the same on both backends.
+#define PW_CAPSULES_INDEXES_V3                                                                \
+  "CREATE INDEX capsules_created ON capsules (created_ms, id);\n"                             \
+  "CREATE INDEX capsules_state_created ON capsules (state, created_ms, id);\n"                \
+  "CREATE INDEX capsules_owner_created ON capsules (owner, created_ms, id);\n"                \
+  "CREATE INDEX capsules_session_created ON capsules (session, created_ms, id);\n"            \
+  "CREATE INDEX capsules_updated ON capsules (updated_ms);\n"                                 \
+  "CREATE UNIQUE INDEX capsules_live_owner_session ON capsules (owner, session) WHERE state " \
+  "<> 'destroyed' AND owner <> '' AND session <> '';"
+
+inline constexpr std::array<Migration, 3> MIGRATIONS{{
     {1, "pods and command history",
      R"sql(
 CREATE TABLE pods (
@@ -148,8 +168,56 @@ CREATE TABLE meta (
   value BYTEA NOT NULL
 );
 )sql"},
+    {3, "capsules and their lifecycle events",
+     R"sql(
+CREATE TABLE capsules (
+  id         TEXT PRIMARY KEY,
+  state      TEXT NOT NULL,
+  owner      TEXT NOT NULL DEFAULT '',
+  session    TEXT NOT NULL DEFAULT '',
+  labels     TEXT NOT NULL DEFAULT '{}',
+  spec       TEXT NOT NULL,
+  record     TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  version    INTEGER NOT NULL
+);
+CREATE TABLE capsule_events (
+  capsule_id TEXT NOT NULL REFERENCES capsules (id) ON DELETE CASCADE,
+  seq        INTEGER NOT NULL,
+  at_ms      INTEGER NOT NULL,
+  from_state TEXT NOT NULL,
+  to_state   TEXT NOT NULL,
+  reason     TEXT NOT NULL,
+  PRIMARY KEY (capsule_id, seq)
+);
+)sql" PW_CAPSULES_INDEXES_V3,
+     R"sql(
+CREATE TABLE capsules (
+  id         TEXT COLLATE "C" PRIMARY KEY,
+  state      TEXT COLLATE "C" NOT NULL,
+  owner      TEXT COLLATE "C" NOT NULL DEFAULT '',
+  session    TEXT COLLATE "C" NOT NULL DEFAULT '',
+  labels     TEXT NOT NULL DEFAULT '{}',
+  spec       TEXT NOT NULL,
+  record     TEXT NOT NULL,
+  created_ms BIGINT NOT NULL,
+  updated_ms BIGINT NOT NULL,
+  version    BIGINT NOT NULL
+);
+CREATE TABLE capsule_events (
+  capsule_id TEXT COLLATE "C" NOT NULL REFERENCES capsules (id) ON DELETE CASCADE,
+  seq        BIGINT NOT NULL,
+  at_ms      BIGINT NOT NULL,
+  from_state TEXT NOT NULL,
+  to_state   TEXT NOT NULL,
+  reason     TEXT NOT NULL,
+  PRIMARY KEY (capsule_id, seq)
+);
+)sql" PW_CAPSULES_INDEXES_V3},
 }};
 
 #undef PW_COMMANDS_INDEXES_V1
+#undef PW_CAPSULES_INDEXES_V3
 
 }  // namespace pw::server::detail

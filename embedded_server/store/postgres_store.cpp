@@ -46,9 +46,7 @@ constexpr int MAX_CONNECTIONS = 8;
 enum PostgresStatement : int {
   PG_INSERT_COMMANDS = OWN_STATEMENTS,
   PG_REAP,
-  PG_STATEMENT_END,
 };
-static_assert(PG_STATEMENT_END <= 64, "Connection::prepared has one bit per statement");
 
 // The database's clock as stored times ("2026-11-25T16:00:00.123Z"), and that plus $2 seconds.
 #define PG_TIME_TEXT(ts) "to_char((" ts ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
@@ -98,7 +96,7 @@ using Result = std::unique_ptr<PGresult, ResultFree>;
 struct Connection {
   PGconn* conn = nullptr;
   std::uint64_t epoch = 0;
-  std::uint64_t prepared = 0;  // bit per statement
+  std::vector<bool> prepared = std::vector<bool>(statements().size());  // per statement
   ConnectionCaches caches;
 
   Connection() = default;
@@ -304,10 +302,10 @@ class PostgresStore final : public StoreCore {
       return n;
     }();
     const auto i = static_cast<std::size_t>(id);
-    if (!(c.prepared & (std::uint64_t{1} << i))) {
+    if (!c.prepared[i]) {
       Result p(PQprepare(c.conn, NAMES[i].c_str(), statements()[i].c_str(), 0, nullptr));
       if (!p || PQresultStatus(p.get()) != PGRES_COMMAND_OK) fail(c, p.get(), "prepare");
-      c.prepared |= std::uint64_t{1} << i;
+      c.prepared[i] = true;
     }
     const std::size_t n = params.size();
     std::vector<std::string> numbers(n);  // the text of numbers and booleans

@@ -30,7 +30,7 @@ std::unique_ptr<Store> open_postgres_store(const std::string& uri, const std::st
 #define PW_PG_EXPORT __attribute__((visibility("default")))
 
 // Bumped whenever a signature below, store.hpp's Store or a record type changes.
-#define PW_PG_MODULE_ABI 2
+#define PW_PG_MODULE_ABI 3
 
 extern "C" {
 

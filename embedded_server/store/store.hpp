@@ -15,6 +15,10 @@
 #include <string>
 #include <vector>
 
+namespace pw::capsules {
+class CapsuleRecords;
+}
+
 namespace pw::server {
 
 // Thrown for a duplicate alias (→ HTTP 409).
@@ -106,6 +110,47 @@ struct CommandStart {
                            // empty: the store uses now
 };
 
+// ---- capsules (capsule_rows.cpp) ----
+// A capsule as stored: the columns the list filters, the order and the compare-and-set read,
+// and the rest of pw::capsules::CapsuleRecord as JSON text (capsule_records.cpp converts).
+// Text is stored clean (codec.hpp), as everywhere.
+struct CapsuleRow {
+  std::string id;
+  std::string state;  // pw::capsules::to_string(CapsuleState)
+  std::string owner;
+  std::string session;
+  Labels labels;
+  std::string spec;    // the CapsuleSpec's JSON
+  std::string record;  // the record's other fields, as JSON
+  std::int64_t created_ms = 0;
+  std::int64_t updated_ms = 0;
+  std::int64_t version = 0;
+};
+struct CapsuleEventRow {
+  std::string capsule_id;
+  std::int64_t seq = 0;  // assigned by the store: 1, 2, … per capsule
+  std::int64_t at_ms = 0;
+  std::string from;
+  std::string to;
+  std::string reason;
+};
+struct CapsuleRowFilter {
+  std::optional<std::string> state;  // when set, destroyed rows are not left out
+  std::string owner;                 // "" = any
+  std::string session;               // "" = any
+  Labels labels;                     // every pair must be in the row's labels
+  bool include_destroyed = false;
+  int limit = 0;  // 0 = no limit
+};
+// What update_capsule did.
+enum class CapsuleWrite {
+  written,      // row.version is the new version
+  stale,        // the stored version is not row.version: nothing written
+  missing,      // no such capsule: nothing written
+  needs_event,  // the state changes but no event came with it: nothing written
+};
+enum class CapsulePurge { purged, missing, not_destroyed };
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -160,6 +205,34 @@ class Store {
   virtual std::vector<ReapedReplica> reap_expired_replicas(const std::string& self_id) = 0;
   // The lease rows, by server id.
   virtual std::vector<ReplicaLeaseRow> replicas() = 0;
+
+  // ---- capsules: rows and lifecycle events ----
+  // The capsule state of pw::capsules::CapsuleRecords, made by capsule_records() below; these
+  // are its row-level steps. Each write is one transaction: nothing is ever half written.
+  // Inserts `row` with version 1 and `first` as its event 1. StoreConflictError when the id
+  // exists or, for a row that is not destroyed, another live capsule has its non-empty
+  // owner+session (a unique index: replicas cannot both win).
+  virtual void insert_capsule(const CapsuleRow& row, const CapsuleEventRow& first) = 0;
+  // Compare-and-set: writes every field but id and created_ms where the stored version is
+  // row.version, then bumps it (row.version and row.created_ms are set to the stored ones);
+  // with an event, appends it (next seq) in the same transaction. StoreConflictError when
+  // the owner+session is taken.
+  virtual CapsuleWrite update_capsule(CapsuleRow& row, const std::optional<CapsuleEventRow>& event) = 0;
+  virtual std::optional<CapsuleRow> get_capsule(const std::string& id) = 0;
+  // Newest first (created_ms, then id, descending).
+  virtual std::vector<CapsuleRow> list_capsules(const CapsuleRowFilter& filter) = 0;
+  // Oldest first; with limit > 0, the `limit` newest ones (still oldest first).
+  virtual std::vector<CapsuleEventRow> capsule_events(const std::string& id, int limit) = 0;
+  // Deletes a destroyed capsule and its events.
+  virtual CapsulePurge purge_capsule(const std::string& id) = 0;
+
+  // The capsule records (pw::capsules::CapsuleRecords) on this store's database, for the
+  // capsule manager: thread-safe, and errors as that interface says (CapsuleConflictError,
+  // CapsuleNotFoundError, CapsuleValidationError; StoreError when the database fails).
+  // A new view each call, holding a reference to this Store: it must not outlive the Store.
+  // Defined in capsule_records.cpp (the program's side: the PostgreSQL module never sees
+  // the capsule model).
+  std::shared_ptr<capsules::CapsuleRecords> capsule_records();
 };
 
 // Opens (and migrates) the store a database URL names, and checks the secret key: the first

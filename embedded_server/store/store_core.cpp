@@ -114,6 +114,8 @@ std::vector<std::string> statement_table(Placeholders style, std::initializer_li
   table.reserve(OWN_STATEMENTS + own.size());
   for (const char* sql : CORE_SQL) table.push_back(render(sql, style));
   for (unsigned mask = 0; mask < 16; ++mask) table.push_back(render(list_commands_sql(mask), style));
+  for (const char* sql : CAPSULE_SQL) table.push_back(render(sql, style));
+  for (unsigned mask = 0; mask < 32; ++mask) table.push_back(render(list_capsules_sql(mask), style));
   for (const char* sql : own) table.push_back(render(sql, style));
   return table;
 }

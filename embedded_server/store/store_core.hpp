@@ -18,6 +18,7 @@
 #include "embedded_server/store/store.hpp"
 
 #include <utility>
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -64,8 +65,17 @@ enum CoreStatement : int {
   KEY_CHECK_WRITE,
   POD_SECRETS,
   LIST_COMMANDS,  // + a filter mask (list_commands_sql): 16 statements
+  // Capsules (capsule_rows.cpp: CAPSULE_SQL holds them in this order).
+  INSERT_CAPSULE = LIST_COMMANDS + 16,
+  INSERT_CAPSULE_EVENT,
+  UPDATE_CAPSULE,
+  GET_CAPSULE,
+  CAPSULE_EVENTS,
+  LAST_CAPSULE_EVENTS,
+  PURGE_CAPSULE,
+  LIST_CAPSULES,  // + a filter mask (list_capsules_sql): 32 statements
   // Written by each backend (the first two of statement_table's `own`): the clock differs.
-  RENEW_LEASE = LIST_COMMANDS + 16,  // $1 server id, then StoreCore::lease_times(); no row
+  RENEW_LEASE = LIST_CAPSULES + 32,  // $1 server id, then StoreCore::lease_times(); no row
                                      // changed: no lease
   INSERT_LEASE,                      // the same, then started_at ('': the heartbeat's time)
   OWN_STATEMENTS,                    // the backend's other statements start here
@@ -74,6 +84,14 @@ enum CoreStatement : int {
 // list_commands: the statement for one combination of filters (bit 0 alias, 1 status,
 // 2 since, 3 before_id); parameters are numbered in that order, the limit last.
 std::string list_commands_sql(unsigned mask);
+
+// The capsule statements INSERT_CAPSULE … PURGE_CAPSULE, in that order (capsule_rows.cpp).
+extern const std::array<const char*, LIST_CAPSULES - INSERT_CAPSULE> CAPSULE_SQL;
+
+// list_capsules: the statement for one combination of filters (bit 0 state, 1 owner,
+// 2 session, 3 not destroyed, 4 a (created_ms, id) cursor: rows strictly older); parameters
+// are numbered in that order (the cursor takes two), the limit last. Newest first.
+std::string list_capsules_sql(unsigned mask);
 
 // Every statement a backend runs, rendered for `style`: the core's (CoreStatement order),
 // then `own`, numbered from RENEW_LEASE.
@@ -210,6 +228,13 @@ class StoreCore : public Store {
   void release_lease(const std::string& server_id) override;
   std::vector<ReapedReplica> reap_expired_replicas(const std::string& self_id) override;
   std::vector<ReplicaLeaseRow> replicas() override;
+  // capsule_rows.cpp
+  void insert_capsule(const CapsuleRow& row, const CapsuleEventRow& first) override;
+  CapsuleWrite update_capsule(CapsuleRow& row, const std::optional<CapsuleEventRow>& event) override;
+  std::optional<CapsuleRow> get_capsule(const std::string& id) override;
+  std::vector<CapsuleRow> list_capsules(const CapsuleRowFilter& filter) override;
+  std::vector<CapsuleEventRow> capsule_events(const std::string& id, int limit) override;
+  CapsulePurge purge_capsule(const std::string& id) override;
 
  protected:
   StoreCore(const char* kind, const SecretBox& box) : kind_(kind), box_(box) {}

@@ -55,7 +55,7 @@ struct EngineContainer {
 class CapsuleBackend {
  public:
   virtual ~CapsuleBackend() = default;
-  virtual std::string name() const = 0;  // "docker"
+  virtual std::string name() const = 0;      // "docker"
   virtual std::string describe() const = 0;  // "docker at unix:///var/run/docker.sock" (redacted)
 
   // Creates and starts the container; returns its id. The image must exist locally

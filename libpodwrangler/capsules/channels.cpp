@@ -5,12 +5,7 @@
 
 #include <podwrangler/errors.hpp>
 
-#if __has_include(<podwrangler/capsules/agent_client.hpp>)
 #include <podwrangler/capsules/agent_client.hpp>
-#define PW_CAPSULES_HAVE_AGENT_CLIENT 1
-#else
-#define PW_CAPSULES_HAVE_AGENT_CLIENT 0
-#endif
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -50,10 +45,7 @@ std::string find_agent_executable() {
 
 void CapsuleManager::Impl::resolve_agent() {
   const std::string no = std::string(mgr::kNoAgentReason);
-  if (!PW_CAPSULES_HAVE_AGENT_CLIENT) {
-    agent_path.clear();
-    agent_missing_reason = no + " usable: this build has no agent client";
-  } else if (!settings.agent_path.empty()) {
+  if (!settings.agent_path.empty()) {
     if (is_executable_file(settings.agent_path)) {
       agent_path = fs::absolute(settings.agent_path).string();
     } else {
@@ -67,18 +59,11 @@ void CapsuleManager::Impl::resolve_agent() {
   }
 }
 
-bool CapsuleManager::Impl::agent_available() const { return PW_CAPSULES_HAVE_AGENT_CLIENT && !agent_path.empty(); }
+bool CapsuleManager::Impl::agent_available() const { return !agent_path.empty(); }
 
 std::unique_ptr<ExecChannel> CapsuleManager::Impl::dial_agent(const std::string& socket, int pid,
                                                               std::chrono::milliseconds timeout) {
-#if PW_CAPSULES_HAVE_AGENT_CLIENT
   return connect_agent(socket, pid, timeout);
-#else
-  (void)socket;
-  (void)pid;
-  (void)timeout;
-  throw AgentError("this build has no agent client");
-#endif
 }
 
 bool CapsuleManager::Impl::had_agent(const CapsuleRecord& rec) const {

@@ -142,8 +142,8 @@ void from_json(const nlohmann::json& j, CapsuleLimits& v) {
 }
 
 void to_json(nlohmann::json& j, const CapsuleEvent& v) {
-  j = {{"seq", v.seq}, {"capsule_id", v.capsule_id}, {"at_ms", v.at_ms},
-       {"from", v.from}, {"to", v.to},                 {"reason", v.reason}};
+  j = {{"seq", v.seq}, {"capsule_id", v.capsule_id}, {"at_ms", v.at_ms}, {"from", v.from},
+       {"to", v.to},   {"reason", v.reason}};
 }
 
 void to_json(nlohmann::json& j, const CapsuleRecord& v) {
@@ -194,14 +194,13 @@ void from_json(const nlohmann::json& j, CapsuleRecord& v) {
 }
 
 void to_json(nlohmann::json& j, const ExecResult& v) {
-  j = {{"stdout", v.stdout_data}, {"stderr", v.stderr_data}, {"exit_code", v.exit_code},
-       {"duration_ms", static_cast<std::int64_t>(v.duration_s * 1000.0 + 0.5)},
+  j = {{"stdout", v.stdout_data},  {"stderr", v.stderr_data},
+       {"exit_code", v.exit_code}, {"duration_ms", static_cast<std::int64_t>(v.duration_s * 1000.0 + 0.5)},
        {"timed_out", v.timed_out}, {"truncated", v.truncated}};
 }
 
 void to_json(nlohmann::json& j, const FileStat& v) {
-  j = {{"path", v.path}, {"name", v.name},       {"type", v.type},
-       {"size", v.size}, {"mode", v.mode},       {"mtime", v.mtime_s}};
+  j = {{"path", v.path}, {"name", v.name}, {"type", v.type}, {"size", v.size}, {"mode", v.mode}, {"mtime", v.mtime_s}};
   if (!v.link_target.empty()) j["link_target"] = v.link_target;
 }
 

@@ -33,16 +33,16 @@ struct MountSpec {
 };
 
 struct PortSpec {
-  int container_port = 0;              // 1-65535, tcp
-  std::string host_ip = "127.0.0.1";   // published on loopback unless told otherwise
-  int host_port = 0;                   // 0: the engine picks a free one
+  int container_port = 0;             // 1-65535, tcp
+  std::string host_ip = "127.0.0.1";  // published on loopback unless told otherwise
+  int host_port = 0;                  // 0: the engine picks a free one
 };
 
 // Defaults are the documented ones (README, man page, OpenAPI): change them together.
 struct CapsuleSpec {
-  std::string image;           // an image reference, or empty when template_name is given
-  std::string template_name;   // a template (image + defaults), or empty
-  double vcpus = 1.0;          // NanoCpus = vcpus * 1e9
+  std::string image;          // an image reference, or empty when template_name is given
+  std::string template_name;  // a template (image + defaults), or empty
+  double vcpus = 1.0;         // NanoCpus = vcpus * 1e9
   std::int64_t memory_mb = 512;
   std::int64_t pids_limit = 1024;
   std::int64_t idle_timeout_s = 300;  // seconds of idleness before on_expire; 0: never
@@ -57,8 +57,8 @@ struct CapsuleSpec {
   std::vector<PortSpec> ports;
   std::string network = "none";  // documented default: no network; "bridge", "host" refused, or a named network
   std::map<std::string, std::string> labels;
-  std::string owner;    // who the capsule belongs to ("" = anonymous)
-  std::string session;  // owner's session name (get-or-create key with owner)
+  std::string owner;        // who the capsule belongs to ("" = anonymous)
+  std::string session;      // owner's session name (get-or-create key with owner)
   bool workspace = false;   // mount {data dir}/workspaces/{owner}/{session}/ at /workspace
   bool auto_resume = true;  // exec on a paused capsule resumes it
 };
@@ -140,8 +140,8 @@ struct ExecResult {
 struct ExecEvent {
   enum class Kind { started, stdout_data, stderr_data, exit };
   Kind kind = Kind::started;
-  std::string data;  // stdout/stderr bytes
-  int pid = 0;       // started
+  std::string data;   // stdout/stderr bytes
+  int pid = 0;        // started
   int exit_code = 0;  // exit
   double duration_s = 0;
   bool timed_out = false;

@@ -392,3 +392,35 @@ TEST_CASE("a command that ends the shell while its job holds the terminal still 
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(900));
   CHECK(s.run("echo back").output == "back\n");
 }
+
+// The shell's last output is read before its end is reported, however far the reader lags:
+// our copy of the terminal stays open until the shell has gone and the terminal is quiet,
+// so the kernel never reports the end (EIO) with output still buffered. The loop makes the
+// output outrun the reader each time (more than the terminal's buffers hold).
+TEST_CASE("a shell that ends right after a large output loses none of it (status and tail kept)") {
+  SessionOptions opts;
+  opts.max_output_bytes = 4096;
+  auto s = BlockingSession::from_url("local://", {}, opts);
+  for (int i = 0; i < 20; ++i) {
+    CAPTURE(i);
+    s.connect();
+    auto r = s.run("head -c 300000 /dev/zero | tr '\\0' b; echo; exit 7");
+    CHECK(r.exit_code == 7);
+    CHECK(r.truncated);
+    CHECK(r.session_reset);
+  }
+}
+
+TEST_CASE("a local shell killed while idle is reported as lost, and connect gives a new one") {
+  auto s = BlockingSession::from_url("local://");
+  s.connect();
+  std::string pid = s.run("echo $$").output;
+  REQUIRE(!pid.empty());
+  pid.pop_back();
+  REQUIRE(::kill(std::stoi(pid), SIGKILL) == 0);
+  // Not connected (the reader saw the end first) or lost while sending: either way the
+  // cause is named, and no output of a dead shell is taken for the command's.
+  CHECK_THROWS_WITH_AS(s.run("echo hi"), doctest::Contains("killed by signal 9"), PodClientError);
+  s.connect();
+  CHECK(s.run("echo hi").output == "hi\n");
+}

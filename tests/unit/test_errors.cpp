@@ -68,7 +68,18 @@ TEST_CASE("error_info: type names match the exception classes") {
   CHECK(error_info(ErrorKind::url_parse).type_name == "PodURLParseError");
   CHECK(error_info(ErrorKind::namespace_detection).type_name == "NamespaceDetectionError");
   CHECK(error_info(ErrorKind::listen).type_name == "ListenError");
-  CHECK(library_kinds().size() == 10);
+  CHECK(error_info(ErrorKind::capsule_not_found).type_name == "CapsuleNotFoundError");
+  CHECK(error_info(ErrorKind::capsule_conflict).type_name == "CapsuleConflictError");
+  CHECK(error_info(ErrorKind::capsule_invalid).type_name == "CapsuleValidationError");
+  CHECK(error_info(ErrorKind::engine_unavailable).type_name == "EngineUnavailableError");
+  CHECK(error_info(ErrorKind::agent_error).type_name == "AgentError");
+  CHECK(library_kinds().size() == 15);
+  // Each class reports its own kind.
+  CHECK(CapsuleNotFoundError("cap-1").kind() == ErrorKind::capsule_not_found);
+  CHECK(CapsuleConflictError("x").kind() == ErrorKind::capsule_conflict);
+  CHECK(CapsuleValidationError("memory_mb", "x").kind() == ErrorKind::capsule_invalid);
+  CHECK(EngineUnavailableError("x").kind() == ErrorKind::engine_unavailable);
+  CHECK(AgentError("x").kind() == ErrorKind::agent_error);
 }
 
 TEST_CASE("error_info: the library's exit codes are distinct, non-zero and clear of reserved ranges") {
@@ -84,8 +95,17 @@ TEST_CASE("error_info: the library's exit codes are distinct, non-zero and clear
     // 2 is the conventional "usage error" of shells and getopt tools.
     CHECK(info.exit_code != 2);
     // A server that cannot listen is told to change its settings, as for any bad setting.
-    if (k != ErrorKind::listen) CHECK(exits.insert(info.exit_code).second);
+    // The capsule kinds share the CLI's documented meanings (not found, conflict, invalid
+    // input, unavailable) with the pod kinds instead of adding numbers.
+    bool capsule = info.type_name.find("Capsule") != std::string_view::npos || k == ErrorKind::engine_unavailable ||
+                   k == ErrorKind::agent_error;
+    if (k != ErrorKind::listen && !capsule) CHECK(exits.insert(info.exit_code).second);
   }
+  CHECK(error_info(ErrorKind::capsule_not_found).exit_code == exit_code::not_found);
+  CHECK(error_info(ErrorKind::capsule_conflict).exit_code == exit_code::conflict);
+  CHECK(error_info(ErrorKind::capsule_invalid).exit_code == exit_code::data);
+  CHECK(error_info(ErrorKind::engine_unavailable).exit_code == exit_code::unavailable);
+  CHECK(error_info(ErrorKind::agent_error).exit_code == exit_code::unavailable);
   CHECK(error_info(ErrorKind::listen).exit_code == error_info(ErrorKind::config_validation).exit_code);
 }
 
@@ -107,6 +127,11 @@ TEST_CASE("error_info: the numbers clients and scripts rely on") {
       {ErrorKind::url_parse, "invalid_url", 422, 65, 65},
       {ErrorKind::namespace_detection, "namespace_detection_failed", 422, 76, 65},
       {ErrorKind::listen, "listen_failed", 500, 78, 78},
+      {ErrorKind::capsule_not_found, "capsule_not_found", 404, 68, 68},
+      {ErrorKind::capsule_conflict, "capsule_conflict", 409, 73, 73},
+      {ErrorKind::capsule_invalid, "capsule_invalid", 422, 65, 65},
+      {ErrorKind::engine_unavailable, "engine_unavailable", 503, 69, 69},
+      {ErrorKind::agent_error, "agent_error", 502, 69, 69},
       {ErrorKind::bad_request, "bad_request", 400, 65, 65},
       {ErrorKind::unauthorized, "unauthorized", 401, 77, 77},
       {ErrorKind::route_not_found, "not_found", 404, 69, 69},

@@ -23,16 +23,20 @@
 #include <utility>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -149,7 +153,7 @@ void make_raw(termios& t) {
 class PtyConnection final : public Connection {
  public:
   PtyConnection(Executor ex, std::string shell, std::string cwd, int cols)
-      : ex_(ex), shell_(std::move(shell)), cwd_(std::move(cwd)), cols_(cols), master_(ex) {}
+      : ex_(ex), shell_(std::move(shell)), cwd_(std::move(cwd)), cols_(cols), master_(ex), waiter_(ex) {}
   ~PtyConnection() override { close(); }
 
   Task<void> connect(std::chrono::milliseconds) override {
@@ -199,10 +203,39 @@ class PtyConnection final : public Connection {
     if (pid < 0) throw PodConnectionError("cannot start local shell '" + shell_ + "': fork: " + errno_text(errno));
     if (pid == 0) exec_shell_child(slave.fd, argv0.c_str(), argv, envp.data(), cwd);
     pid_ = pid;
+    exited_at_ = {};
+    last_data_at_ = std::chrono::steady_clock::now();
     boost::system::error_code ec;
     master_.assign(master.fd, ec);
     if (ec) throw PodConnectionError("cannot watch the pseudo-terminal: " + ec.message());
     master.release();
+    // Our copy of the terminal stays open until the shell has gone and the terminal is
+    // quiet (read()): while any end of the slave is open, the kernel never reports the end
+    // (EIO) with output of the shell's last moments still buffered, however far our reader
+    // lags. The end of the shell is then learnt from a pidfd, waited on together with the
+    // master through one epoll descriptor. Without pidfds (Linux < 5.3) the copy is closed
+    // at once and EIO tells, as it always did.
+    Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));  // close-on-exec by definition
+    Fd ep(::epoll_create1(EPOLL_CLOEXEC));
+    if (pidfd.fd >= 0 && ep.fd >= 0) {
+      epoll_event in{};
+      in.events = EPOLLIN;
+      in.data.fd = master_.native_handle();
+      epoll_event gone{};
+      gone.events = EPOLLIN;
+      gone.data.fd = pidfd.fd;
+      if (::epoll_ctl(ep.fd, EPOLL_CTL_ADD, master_.native_handle(), &in) == 0 &&
+          ::epoll_ctl(ep.fd, EPOLL_CTL_ADD, pidfd.fd, &gone) == 0) {
+        waiter_.assign(ep.fd, ec);
+        if (!ec) {
+          ep.release();
+          pidfd_ = pidfd.release();
+          slave_keep_ = slave.release();
+        }
+      }
+    }
+    // read() reads the master itself, without blocking (Asio's writes cope with that too).
+    ::fcntl(master_.native_handle(), F_SETFL, ::fcntl(master_.native_handle(), F_GETFL) | O_NONBLOCK);
     open_ = true;
     co_return;
   }
@@ -215,21 +248,48 @@ class PtyConnection final : public Connection {
   }
 
   Task<bool> read(std::string& out) override {
-    if (!open_) co_return false;
     char buf[16384];
-    boost::system::error_code ec;
-    std::size_t n = co_await master_.async_read_some(asio::buffer(buf), asio::redirect_error(use_aw, ec));
-    if (n > 0) out.append(buf, n);
-    if (ec) {
-      // EIO on the master means the shell (and every holder of the slave) has gone.
-      if (ec == asio::error::eof || ec.value() == EIO || ec == asio::error::operation_aborted ||
-          ec == asio::error::bad_descriptor) {
-        reap();
-        co_return n > 0;
+    while (open_) {
+      ssize_t n = ::read(master_.native_handle(), buf, sizeof buf);
+      if (n > 0) {
+        out.append(buf, static_cast<std::size_t>(n));
+        last_data_at_ = std::chrono::steady_clock::now();
+        co_return true;
       }
-      throw PodConnectionError("local shell read failed: " + ec.message());
+      int err = n < 0 ? errno : 0;
+      if (err == EINTR) continue;
+      // EIO (or 0) on the master: the shell, every job holding the terminal and our copy
+      // of it have gone, and everything they wrote has been read.
+      if (n == 0 || err == EIO) {
+        reap();
+        co_return false;
+      }
+      if (err != EAGAIN && err != EWOULDBLOCK) throw PodConnectionError("local shell read failed: " + errno_text(err));
+      boost::system::error_code ec;
+      if (slave_keep_ >= 0) {
+        reap();
+        if (exit_status_ != -1) {
+          // The shell has gone: once nothing more arrives for a moment, let our copy of the
+          // terminal go too, so that EIO ends the stream when no job holds it any more.
+          auto quiet_until = std::max(exited_at_, last_data_at_) + kQuietAfterExit;
+          if (std::chrono::steady_clock::now() >= quiet_until) {
+            ::close(std::exchange(slave_keep_, -1));
+            continue;
+          }
+          asio::steady_timer t(ex_, quiet_until);
+          co_await t.async_wait(asio::redirect_error(use_aw, ec));
+          continue;
+        }
+        // Output, or the end of the shell (its pidfd turns readable).
+        co_await waiter_.async_wait(asio::posix::descriptor_base::wait_read, asio::redirect_error(use_aw, ec));
+      } else {
+        co_await master_.async_wait(asio::posix::descriptor_base::wait_read, asio::redirect_error(use_aw, ec));
+      }
+      if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) break;
+      if (ec) throw PodConnectionError("local shell read failed: " + ec.message());
     }
-    co_return true;
+    reap();
+    co_return false;
   }
 
   // SIGINT (then SIGKILL) to the terminal's foreground process group: the running job.
@@ -261,13 +321,17 @@ class PtyConnection final : public Connection {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       exit_status_ = status;
+      exited_at_ = std::chrono::steady_clock::now();
       pid_ = -1;
     }
   }
 
   void close() noexcept override {
     open_ = false;
+    if (slave_keep_ >= 0) ::close(std::exchange(slave_keep_, -1));
     boost::system::error_code ec;
+    if (waiter_.is_open()) waiter_.close(ec);
+    if (pidfd_ >= 0) ::close(std::exchange(pidfd_, -1));
     if (master_.is_open()) master_.close(ec);
     if (pid_ > 0) {
       ::kill(pid_, SIGHUP);
@@ -296,7 +360,12 @@ class PtyConnection final : public Connection {
   int cols_;
   asio::posix::stream_descriptor master_;
   pid_t pid_ = -1;
-  int exit_status_ = -1;  // waitpid() status once reaped, -1 before
+  int exit_status_ = -1;                   // waitpid() status once reaped, -1 before
+  asio::posix::stream_descriptor waiter_;  // epoll of {master, pidfd}: output or the shell's end
+  int pidfd_ = -1;
+  int slave_keep_ = -1;  // our copy of the terminal (see connect() and read())
+  std::chrono::steady_clock::time_point exited_at_{}, last_data_at_{};
+  static constexpr auto kQuietAfterExit = std::chrono::milliseconds(20);
   bool open_ = false;
 };
 

@@ -40,11 +40,15 @@ const boost::system::error_category& tls_category() noexcept {
   return category;
 }
 
-std::shared_ptr<ssl::context> client_tls_context(const TlsOptions& tls) {
+std::shared_ptr<ssl::context> client_tls_context(const TlsOptions& tls) { return client_tls_context(tls, "", ""); }
+
+std::shared_ptr<ssl::context> client_tls_context(const TlsOptions& tls, const std::string& cert_file,
+                                                 const std::string& key_file) {
   static std::mutex mu;
-  static std::map<std::tuple<std::string, std::string, bool>, std::shared_ptr<ssl::context>> cache;
+  static std::map<std::tuple<std::string, std::string, bool, std::string, std::string>, std::shared_ptr<ssl::context>>
+      cache;
   std::lock_guard lock(mu);
-  auto key = std::make_tuple(tls.ca_file, tls.ca_pem, tls.insecure_skip_verify);
+  auto key = std::make_tuple(tls.ca_file, tls.ca_pem, tls.insecure_skip_verify, cert_file, key_file);
   if (auto it = cache.find(key); it != cache.end()) return it->second;
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
@@ -65,6 +69,15 @@ std::shared_ptr<ssl::context> client_tls_context(const TlsOptions& tls) {
       ctx->set_default_verify_paths(ec);
     }
     ctx->set_verify_mode(ssl::verify_peer);
+  }
+  if (!cert_file.empty() || !key_file.empty()) {
+    boost::system::error_code ec;
+    ctx->use_certificate_chain_file(cert_file, ec);
+    if (ec)
+      throw PodConfigValidationError("cert_file",
+                                     "cannot load client certificate '" + cert_file + "': " + ec.message());
+    ctx->use_private_key_file(key_file, ssl::context::pem, ec);
+    if (ec) throw PodConfigValidationError("key_file", "cannot load client key '" + key_file + "': " + ec.message());
   }
   cache.emplace(key, ctx);
   return ctx;

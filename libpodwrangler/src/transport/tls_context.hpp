@@ -10,6 +10,10 @@
 namespace pw::transport {
 
 std::shared_ptr<boost::asio::ssl::context> client_tls_context(const TlsOptions& tls);
+// The same with a client certificate and its key (PEM files) for servers that verify
+// their clients (dockerd --tlsverify). Throws PodConfigValidationError naming the file.
+std::shared_ptr<boost::asio::ssl::context> client_tls_context(const TlsOptions& tls, const std::string& cert_file,
+                                                              const std::string& key_file);
 
 // OpenSSL failures as error codes whose message() is OpenSSL's own reason ("wrong
 // version number", "tlsv1 alert protocol version"), never "Unknown error 267". The value

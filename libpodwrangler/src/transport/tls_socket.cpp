@@ -5,10 +5,20 @@
 // with EPIPE instead. Everything else (reads, retry flags, the EOF flag OpenSSL checks to
 // report an unexpected EOF) does what OpenSSL's crypto/bio/bss_sock.c does.
 #include "tls_socket.hpp"
+#include "cloexec.hpp"
+
+#include <podwrangler/errors.hpp>
+
+#include <utility>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <openssl/bio.h>
 
 #include <cerrno>
+#include <memory>
 #include <new>
 #include <sys/socket.h>
 
@@ -104,6 +114,89 @@ bool set_nosignal_fd(SSL* ssl, int fd) {
   BIO_set_fd(bio, fd, BIO_NOCLOSE);
   SSL_set_bio(ssl, bio, bio);  // one reference, read and write side alike
   return true;
+}
+
+namespace {
+constexpr auto use_aw = net::use_awaitable_t<Executor>{};
+
+// A deadline that runs `on_expiry` once unless done() came first. The timer's handler holds
+// only a weak_ptr to the state and checks `done`, so an expiry queued just as the operation
+// finished never touches an object that has gone or moved on.
+struct Deadline {
+  struct State {
+    bool done = false;
+    bool expired = false;
+  };
+  template <class OnExpiry>
+  Deadline(const Executor& ex, std::chrono::steady_clock::time_point at, OnExpiry on_expiry)
+      : state(std::make_shared<State>()), timer(ex, at) {
+    timer.async_wait([w = std::weak_ptr<State>(state), on_expiry](error_code ec) {
+      auto s = w.lock();
+      if (ec || !s || s->done) return;
+      s->expired = true;
+      on_expiry();
+    });
+  }
+  ~Deadline() { done(); }
+  Deadline(const Deadline&) = delete;
+  Deadline& operator=(const Deadline&) = delete;
+  void done() {
+    state->done = true;
+    timer.cancel();
+  }
+  bool expired() const { return state->expired; }
+  std::shared_ptr<State> state;
+  net::steady_timer timer;
+};
+}  // namespace
+
+Task<net::ip::tcp::socket> connect_tcp(const std::string& host, const std::string& port,
+                                       std::chrono::steady_clock::time_point deadline, const std::string& where) {
+  auto ex = co_await net::this_coro::executor;
+  error_code ec;
+  net::ip::tcp::resolver resolver(ex);
+  net::ip::tcp::resolver::results_type results;
+  {
+    Deadline limit(ex, deadline, [&resolver] { resolver.cancel(); });
+    results = co_await resolver.async_resolve(host, port, net::redirect_error(use_aw, ec));
+    if (limit.expired()) throw PodConnectionError("cannot resolve " + where + ": timed out");
+  }
+  if (ec) throw PodConnectionError("cannot resolve " + where + ": " + ec.message());
+  ec = net::error::host_not_found;
+  for (const auto& entry : results) {
+    auto sock = std::make_shared<net::ip::tcp::socket>(ex);
+    open_cloexec(*sock, entry.endpoint().protocol(), ec);
+    if (ec) continue;
+    Deadline limit(ex, deadline, [sock] {
+      error_code ignored;
+      sock->close(ignored);
+    });
+    co_await sock->async_connect(entry.endpoint(), net::redirect_error(use_aw, ec));
+    limit.done();
+    if (limit.expired()) throw PodConnectionError("cannot connect to " + where + ": timed out");
+    if (!ec) {
+      sock->set_option(net::ip::tcp::no_delay(true), ec);
+      co_return std::move(*sock);
+    }
+  }
+  throw PodConnectionError("cannot connect to " + where + ": " + ec.message());
+}
+
+Task<void> tls_client_handshake(TlsSocket& s, const std::string& host, const TlsOptions& tls,
+                                std::chrono::milliseconds timeout, const std::string& where) {
+  SSL* ssl = s.native_handle();
+  prepare_client_ssl(ssl, host, tls);
+  SSL_set_connect_state(ssl);
+  error_code ec;
+  Deadline limit(s.get_executor(), std::chrono::steady_clock::now() + timeout, [&s] {
+    error_code ignored;
+    s.close(ignored);
+  });
+  std::size_t n = co_await s.async_handshake(net::redirect_error(use_aw, ec));
+  (void)n;
+  limit.done();
+  if (limit.expired()) throw PodConnectionError("TLS handshake with " + where + " failed: timed out");
+  if (ec) throw PodConnectionError(describe_tls_failure(ssl, "TLS handshake with " + where + " failed", ec, host));
 }
 
 }  // namespace pw::transport

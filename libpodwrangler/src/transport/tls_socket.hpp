@@ -4,8 +4,11 @@
 // only waits for readiness. Unlike asio::ssl::stream, which keeps four fixed 17 KiB
 // buffers per connection (two in stream_core, two in its BIO pair), an idle connection
 // here holds only the SSL object: OpenSSL's record buffers are released while idle
-// (SSL_MODE_RELEASE_BUFFERS). Used by ws_connection.cpp.
+// (SSL_MODE_RELEASE_BUFFERS). Used by ws_connection.cpp and docker_api.cpp, which also
+// share the two client steps declared at the end: connect_tcp and tls_client_handshake.
 #include "tls_context.hpp"
+
+#include <podwrangler/asio_fwd.hpp>
 
 #include <utility>
 #include <boost/asio/any_io_executor.hpp>
@@ -20,6 +23,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <chrono>
 #include <climits>
 #include <string>
 
@@ -192,6 +196,18 @@ class TlsSocket {
   SSL* ssl_;
   std::string wbuf_;
 };
+
+// Connects a close-on-exec TCP socket (cloexec.hpp) to host:port, trying each resolved
+// address in turn until one accepts or `deadline` passes. Throws PodConnectionError:
+// "cannot resolve <where>: …" or "cannot connect to <where>: timed out" / ": <reason>".
+Task<net::ip::tcp::socket> connect_tcp(const std::string& host, const std::string& port,
+                                       std::chrono::steady_clock::time_point deadline, const std::string& where);
+
+// The client handshake of a fresh TlsSocket: SNI and verification of `host`
+// (prepare_client_ssl), bounded by `timeout`. Throws PodConnectionError naming what failed
+// ("TLS handshake with <where> failed: …", describe_tls_failure).
+Task<void> tls_client_handshake(TlsSocket& s, const std::string& host, const TlsOptions& tls,
+                                std::chrono::milliseconds timeout, const std::string& where);
 
 // Beast's WebSocket close handshake hooks for TlsSocket.
 inline void teardown(boost::beast::role_type, TlsSocket& s, error_code& ec) { s.close(ec); }

@@ -1,6 +1,5 @@
 // WebSocket transport (Boost.Beast): ws:// and wss:// with verified TLS.
 // This is one of the few translation units that include Beast (build time).
-#include "cloexec.hpp"
 #include "tls_context.hpp"
 #include "tls_socket.hpp"
 
@@ -12,7 +11,6 @@
 #include <utility>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
@@ -72,48 +70,15 @@ class WsConnection final : public Connection {
     Target t = split_target(schema_.url);
     std::string where = t.host_header;
     boost::system::error_code ec;
-    tcp::resolver resolver(ex_);
-    auto results = co_await resolver.async_resolve(t.host, t.port, asio::redirect_error(use_aw, ec));
-    if (ec) throw PodConnectionError("cannot resolve " + where + ": " + ec.message());
-    // Each address in turn, on a socket that is close-on-exec from the start (cloexec.hpp).
-    std::optional<beast::tcp_stream> stream;
     auto connect_deadline = std::chrono::steady_clock::now() + timeout;
-    ec = asio::error::host_not_found;
-    for (const auto& entry : results) {
-      tcp::socket sock(ex_);
-      transport::open_cloexec(sock, entry.endpoint().protocol(), ec);
-      if (ec) continue;
-      stream.emplace(std::move(sock));
-      stream->expires_at(connect_deadline);
-      co_await stream->async_connect(entry.endpoint(), asio::redirect_error(use_aw, ec));
-      if (!ec || ec == beast::error::timeout) break;
-    }
-    if (ec) throw PodConnectionError(fail_text("cannot connect to " + where, ec));
-    stream->socket().set_option(tcp::no_delay(true), ec);
-    stream->expires_never();
+    tcp::socket sock = co_await transport::connect_tcp(t.host, t.port, connect_deadline, where);
     if constexpr (kTls) {
       SSL* ssl = SSL_new(ctx_->native_handle());
       if (!ssl) throw PodConnectionError("cannot create a TLS session for " + where);
-      ws_.emplace(stream->release_socket(), ssl);
-      transport::prepare_client_ssl(ssl, t.host, schema_.tls);
-      SSL_set_connect_state(ssl);
-      hs_timer_.expires_after(timeout);
-      hs_timed_out_ = false;
-      hs_timer_.async_wait([this](boost::system::error_code tec) {
-        if (tec) return;  // cancelled: the handshake finished (or we are gone)
-        hs_timed_out_ = true;
-        boost::system::error_code ignored;
-        ws_->next_layer().close(ignored);
-      });
-      std::size_t n = co_await ws_->next_layer().async_handshake(asio::redirect_error(use_aw, ec));
-      (void)n;
-      hs_timer_.cancel();
-      if (hs_timed_out_) throw PodConnectionError("TLS handshake with " + where + " failed: timed out");
-      if (ec)
-        throw PodConnectionError(
-            transport::describe_tls_failure(ssl, "TLS handshake with " + where + " failed", ec, t.host));
+      ws_.emplace(std::move(sock), ssl);
+      co_await transport::tls_client_handshake(ws_->next_layer(), t.host, schema_.tls, timeout, where);
     } else {
-      ws_.emplace(std::move(*stream));
+      ws_.emplace(std::move(sock));
     }
     websocket::stream_base::timeout opt{};
     opt.handshake_timeout = timeout;
@@ -203,8 +168,6 @@ class WsConnection final : public Connection {
   beast::flat_buffer buffer_;
   std::string subprotocol_;
   bool open_ = false;
-  asio::steady_timer hs_timer_{ex_};
-  bool hs_timed_out_ = false;
 };
 
 using PlainWs = websocket::stream<beast::tcp_stream>;

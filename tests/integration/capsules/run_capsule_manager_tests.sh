@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Starts a private dockerd (tests/fixtures/dockerd.sh), imports a busybox image from local
-# files, and runs the "capsule_manager" suite against it once per mode: "fallback" (no agent:
-# docker exec) and, when pw-agent was built, "agent". Fails when a suite ran no test or left a
-# capsule container behind; stops everything it started.
-#   tests/integration/capsules/run_capsule_manager_tests.sh BUILD_DIR [MODES]
-#   MODES: comma-separated, default "fallback" (CMake passes "fallback,agent" when it can)
+# files, and runs the "capsule_manager" suite against it once per mode: MODE/RECORDS with MODE
+# "fallback" (no agent: docker exec) or "agent", RECORDS "memory" (MemoryCapsuleRecords) or
+# "sqlite" (the server's store). Fails when a run ran no test or left a capsule container
+# behind; stops everything it started.
+#   tests/integration/capsules/run_capsule_manager_tests.sh BUILD_DIR [MODES [DOCTEST ARGS…]]
+#   MODES: comma-separated, default "fallback/memory,agent/sqlite"
 set -euo pipefail
 build=${1:?usage: $0 BUILD_DIR [MODES]}
-modes=${2:-fallback}
+modes=${2:-fallback/memory,agent/sqlite}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/fixtures/dockerd.sh
 source "$here/../../fixtures/dockerd.sh"
@@ -23,11 +24,13 @@ unset PODWRANGLER_AGENT_PATH
 bin=$build/tests/integration/pw_capsule_manager_tests
 rc=0
 IFS=, read -r -a mode_list <<<"$modes"
-for mode in "${mode_list[@]}"; do
-  echo "=== capsule_manager suite, mode $mode" >&2
-  out=$work/doctest-$mode.out
+for run in "${mode_list[@]}"; do
+  mode=${run%/*} records=memory
+  [[ $run == */* ]] && records=${run#*/}
+  echo "=== capsule_manager suite, mode $mode, records $records" >&2
+  out=$work/doctest-$mode-$records.out
   mode_rc=0
-  PW_CAPSULE_MODE=$mode "$bin" -ts=capsule_manager "${@:3}" 2>&1 | tee "$out" || mode_rc=$?
+  PW_CAPSULE_MODE=$mode PW_CAPSULE_RECORDS=$records "$bin" -ts=capsule_manager "${@:3}" 2>&1 | tee "$out" || mode_rc=$?
   if grep -q 'test cases: *0 |' "$out"; then
     echo "error: the capsule_manager suite ran no test (mode $mode)" >&2
     mode_rc=1

@@ -3,6 +3,7 @@
 // fallback and once with the agent when pw-agent was built). Records: MemoryCapsuleRecords.
 // Every case destroys what it made; the script fails when a capsule container is left.
 #include "../../support/fixtures.hpp"
+#include "embedded_server/store/store.hpp"
 
 #include <podwrangler/capsules/docker_backend.hpp>
 #include <podwrangler/capsules/manager.hpp>
@@ -50,6 +51,25 @@ std::string agent_bin() {
 }
 
 std::string expected_mode() { return agent_mode() ? "agent" : "docker-exec"; }
+
+// The records: MemoryCapsuleRecords, or the server's store on SQLite (PW_CAPSULE_RECORDS=sqlite,
+// a fresh database file each), kept alive as long as the records are.
+std::shared_ptr<CapsuleRecords> new_records() {
+  if (env("PW_CAPSULE_RECORDS") != "sqlite") return make_memory_capsule_records();
+  static testing::TempDir xdg;
+  ::setenv("XDG_DATA_HOME", xdg.path().c_str(), 1);
+  if (env("PODWRANGLER_SECRET_KEY").empty()) ::setenv("PODWRANGLER_SECRET_KEY", "capsule-manager-suite-key", 1);
+  struct Keeper {
+    testing::TempDir dir;
+    std::unique_ptr<server::Store> store;
+    std::shared_ptr<CapsuleRecords> records;
+  };
+  auto k = std::make_shared<Keeper>();
+  k->store = server::open_store("sqlite:///" + k->dir.file("capsules.db"));
+  k->records = k->store->capsule_records();
+  CapsuleRecords* raw = k->records.get();
+  return std::shared_ptr<CapsuleRecords>(std::move(k), raw);
+}
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -131,7 +151,7 @@ struct Rig {
 
   explicit Rig(const std::function<void(ManagerSettings&)>& tweak = {}, std::shared_ptr<CapsuleRecords> shared = {},
                const std::string& data_dir = "") {
-    records = shared ? shared : std::shared_ptr<CapsuleRecords>(make_memory_capsule_records());
+    records = shared ? shared : new_records();
     backend = std::shared_ptr<CapsuleBackend>(make_docker_backend(env("PW_DOCKER_HOST")));
     ManagerSettings s;
     s.data_dir = data_dir.empty() ? dir.path().string() : data_dir;
@@ -365,7 +385,7 @@ TEST_SUITE("capsule_manager") {
     testing::TempDir dir;
     ManagerSettings s;
     s.data_dir = dir.path().string();
-    auto records = std::shared_ptr<CapsuleRecords>(make_memory_capsule_records());
+    auto records = new_records();
     auto backend = std::shared_ptr<CapsuleBackend>(make_docker_backend("unix://" + dir.path().string() + "/none.sock"));
     CapsuleManager m(s, backend, records);
     CHECK_THROWS_AS(m.reconcile(), EngineUnavailableError);
@@ -558,7 +578,7 @@ TEST_SUITE("capsule_manager") {
   }
 
   TEST_CASE("capsule_manager: concurrent get-or-create, in one process and across two, makes one capsule") {
-    auto shared = std::shared_ptr<CapsuleRecords>(make_memory_capsule_records());
+    auto shared = new_records();
     Rig a({}, shared);
     Rig b({}, shared, a.dir.path().string());
     CapsuleSpec s = a.spec();
@@ -757,7 +777,7 @@ TEST_SUITE("capsule_manager") {
   }
 
   TEST_CASE("capsule_manager: reconcile repairs drift both ways and reports it") {
-    auto records = std::shared_ptr<CapsuleRecords>(make_memory_capsule_records());
+    auto records = new_records();
     Rig rig({}, records);
     auto& m = *rig.m;
     auto missing = m.create(rig.spec());
@@ -821,7 +841,7 @@ TEST_SUITE("capsule_manager") {
   }
 
   TEST_CASE("capsule_manager: a restarted manager reconnects to running capsules") {
-    auto records = std::shared_ptr<CapsuleRecords>(make_memory_capsule_records());
+    auto records = new_records();
     testing::TempDir data;
     std::string id;
     {
@@ -880,7 +900,7 @@ TEST_SUITE("capsule_manager") {
 
   TEST_CASE("capsule_manager: the warm pool hands out a ready capsule and is refilled") {
     const std::string image = env("PW_CAPSULE_IMAGE");
-    auto records = std::shared_ptr<CapsuleRecords>(make_memory_capsule_records());
+    auto records = new_records();
     Rig rig([&](ManagerSettings& s) { s.warm_pool[image] = 2; }, records);
     auto& m = *rig.m;
     CapsuleFilter pool;
@@ -1012,7 +1032,6 @@ TEST_SUITE("capsule_manager") {
     CHECK(m.list(f).size() == 1);
   }
 
-#if __has_include(<podwrangler/capsules/agent_client.hpp>)
   TEST_CASE("capsule_manager: an agent that never answers falls back to docker exec; one that dies fails") {
     testing::TempDir bin;
     const std::string mute = bin.file("mute-agent"), dying = bin.file("dying-agent");
@@ -1050,5 +1069,4 @@ TEST_SUITE("capsule_manager") {
       CHECK(capsule_containers().empty());  // the container was removed
     }
   }
-#endif
 }
