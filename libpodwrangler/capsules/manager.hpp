@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +27,8 @@ struct ManagerSettings {
   std::chrono::milliseconds monitor_interval{1000};  // idle timer, health and pool pass
   std::chrono::milliseconds ready_timeout{15000};    // create --wait: until the agent answers
   int log_lines = 50;                                // kept when a capsule fails
+  // Destroyed capsules' rows (and their events) are purged by the monitor after this long.
+  std::chrono::milliseconds retention{std::chrono::hours(24 * 7)};
   // Warm pool: image → how many ready capsules to keep (empty = off).
   std::map<std::string, int> warm_pool;
   // Templates: name → spec (image and defaults). Settings file or API.
