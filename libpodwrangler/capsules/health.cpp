@@ -45,7 +45,7 @@ std::optional<std::int64_t> parse_time_ms(const std::string& t) {
   if (i < t.size() && t[i] == '.') {
     int scale = 100;
     for (++i; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) {
-      ms += (t[i] - '0') * scale;
+      ms += static_cast<decltype(ms)>(t[i] - '0') * scale;
       scale /= 10;
     }
   }
