@@ -143,7 +143,7 @@ class Spool final : public ByteSource {
     std::string d = dir && *dir ? dir : "/tmp";
     fd_ = ::open(d.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd_ < 0) {
-      std::string tmpl = d + "/pw-upload-XXXXXX";
+      std::string tmpl = d + "/pw-upload-" + std::string(6, 'X');  // mkostemp template
       fd_ = ::mkostemp(tmpl.data(), O_CLOEXEC);
       if (fd_ >= 0) ::unlink(tmpl.c_str());
     }
