@@ -983,18 +983,20 @@ TEST_CASE_TEMPLATE("replicas: a live lease's rows are left alone", B, BOTH_BACKE
   auto a = open_store(db.url);
   auto b = open_store(db.url);
   a->heartbeat("a:1:1:m", "", 30);
-  b->heartbeat("b:2:2:m", "", 0.3);  // short lease, renewed in time below
+  // A 1 s lease renewed every 100 ms: it never lapses even when a loaded machine (or ASan) delays
+  // a renewal behind the reaper's writes, yet without the renewals it would lapse halfway through.
+  b->heartbeat("b:2:2:m", "", 1.0);
   auto ra = a->begin_commands({{"p", "sleep 60", ""}}, "a:1:1:m");
   auto rb = b->begin_commands({{"p", "sleep 60", ""}}, "b:2:2:m");
-  // b renews every 100 ms while a reaps as fast as it can, for about a second.
+  // b renews every 100 ms while a reaps as fast as it can, for about two seconds.
   std::atomic<bool> stop{false};
   std::atomic<int> reaped{0};
   std::thread reaper([&] {
     while (!stop) reaped += static_cast<int>(a->reap_expired_replicas("a:1:1:m").size());
   });
-  for (int i = 0; i < 10; ++i) {
+  for (int i = 0; i < 20; ++i) {
     sleep_ms(100);
-    CHECK(b->heartbeat("b:2:2:m", "", 0.3));
+    CHECK(b->heartbeat("b:2:2:m", "", 1.0));
   }
   stop = true;
   reaper.join();

@@ -23,6 +23,23 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// False in an AddressSanitizer build: ASan keeps freed blocks in a quarantine (256 MiB by
+// default) and maps shadow memory, so a process's RSS there says nothing about what the code
+// holds. Memory bounds are asserted in the release build and only reported under ASan.
+constexpr bool rss_is_meaningful() {
+#if defined(__SANITIZE_ADDRESS__)
+  return false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  return false;
+#else
+  return true;
+#endif
+#else
+  return true;
+#endif
+}
+
 // A free TCP port on 127.0.0.1 (bound then released).
 int free_port();
 // Waits until something accepts TCP connections on 127.0.0.1:port.

@@ -491,8 +491,10 @@ TEST_SUITE("agent") {
     CHECK(sink.size() == size);
     CHECK(sink.hex() == sent_hash);
     // Neither side ever held the file: the client grew by far less than 100 MiB …
-    CHECK(rss_after_upload - rss0 < 32 * 1024);
-    CHECK(sink.max_rss_kb() - rss0 < 48 * 1024);
+    if (pw::testing::rss_is_meaningful()) {
+      CHECK(rss_after_upload - rss0 < 32 * 1024);
+      CHECK(sink.max_rss_kb() - rss0 < 48 * 1024);
+    }
     // … and neither did the agent (its peak over its whole life), which is small again now.
     const std::string apid = std::to_string(a.proc.pid());
     CHECK(status_kb(apid, "VmHWM") < 8 * 1024);

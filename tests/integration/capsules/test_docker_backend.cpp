@@ -595,7 +595,7 @@ TEST_SUITE("capsule_docker") {
     CHECK(st.type == "file");
     MESSAGE("100 MiB upload " << up_s << " s, download " << down_s << " s; peak RSS growth " << (peak - rss0) / 1024
                               << " MiB");
-    CHECK(peak - rss0 < 32 * 1024);  // KiB: far below the 100 MiB moved
+    if (pw::testing::rss_is_meaningful()) CHECK(peak - rss0 < 32 * 1024);  // KiB: far below the 100 MiB moved
   }
 
   TEST_CASE("capsule_docker: fallback channel: stat, list, mkdir, remove, download refusals") {
