@@ -6,6 +6,7 @@
 #include "embedded_server/store/command_status.hpp"
 
 #include <podwrangler/redact.hpp>
+#include <podwrangler/sigpipe.hpp>
 
 #include <httplib.h>
 #include <openssl/err.h>
@@ -26,6 +27,7 @@
 #include <cmath>
 #include <cstring>
 #include <exception>
+#include <vector>
 
 namespace pw::cli {
 
@@ -457,6 +459,7 @@ ApiReply ApiClient::call(const std::string& method, const std::string& path, con
     req.set_header("Content-Type", "application/json");
   }
   ERR_clear_error();
+  ScopedSigpipeBlock nopipe;  // a server that closes early is EPIPE here, not the end of the CLI
   auto start = std::chrono::steady_clock::now();
   auto res = client_->send(req);
   if (!res) {
@@ -502,7 +505,8 @@ nlohmann::json ApiClient::send(const std::string& method, const std::string& pat
 }
 
 bool ApiClient::post_stream(const std::string& path, const nlohmann::json& body,
-                            const std::function<bool(const nlohmann::json&)>& on_event) {
+                            const std::function<bool(const nlohmann::json&)>& on_event, Contract contract) {
+  if (!contract) contract = contract::stream_event;
   const std::string request = "POST " + path;
   httplib::Request req;
   req.method = "POST";
@@ -527,7 +531,7 @@ bool ApiClient::post_stream(const std::string& path, const nlohmann::json& body,
                      "unexpected answer from the API at " + shown_url_ + " (" + request +
                          "): a line of the event stream is not JSON",
                      "is it a podwrangler API of this version?");
-    expect(request, contract::stream_event(j));
+    expect(request, contract(j));
     return on_event(j);
   };
   req.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
@@ -556,6 +560,7 @@ bool ApiClient::post_stream(const std::string& path, const nlohmann::json& body,
     return true;
   };
   ERR_clear_error();
+  ScopedSigpipeBlock nopipe;  // a server that closes early is EPIPE here, not the end of the CLI
   auto res = client_->send(req);
   if (failure) {
     client_->stop();
@@ -580,6 +585,109 @@ bool ApiClient::post_stream(const std::string& path, const nlohmann::json& body,
   }
   if (!pending.empty() && pending != "\r") handle_line(pending);
   return true;
+}
+
+ApiReply ApiClient::put_stream(const std::string& path, std::uint64_t length,
+                               const std::function<std::size_t(char*, std::size_t)>& read,
+                               const std::string& content_type) {
+  const std::string request = "PUT " + path.substr(0, path.find('?'));
+  std::exception_ptr failure;
+  std::vector<char> chunk(64 * 1024);
+  auto provider = [&](size_t, size_t, httplib::DataSink& sink) -> bool {
+    try {
+      std::size_t n = read(chunk.data(), chunk.size());
+      if (n == 0) {
+        sink.done();
+        return true;
+      }
+      return sink.write(chunk.data(), n);
+    } catch (...) {
+      failure = std::current_exception();
+      return false;
+    }
+  };
+  httplib::Headers headers{{"Accept", "application/json"}};
+  ERR_clear_error();
+  ScopedSigpipeBlock nopipe;  // a server that closes early is EPIPE here, not the end of the CLI
+  const std::string target = base_.prefix + path;
+  auto res =
+      length == kUnknownLength
+          ? client_->Put(
+                target.c_str(), headers,
+                [&](size_t offset, httplib::DataSink& sink) { return provider(offset, 0, sink); }, content_type.c_str())
+          : client_->Put(target.c_str(), headers, static_cast<size_t>(length), provider, content_type.c_str());
+  if (failure) {
+    client_->stop();
+    std::rethrow_exception(failure);
+  }
+  if (!res) raise_transport(static_cast<int>(res.error()));
+  ApiReply reply;
+  reply.status = res->status;
+  reply.content_type = media_type(res->get_header_value("Content-Type"));
+  reply.body = check_envelope(request, res->status, reply.content_type, res->body, res->get_header_value("Location"));
+  return reply;
+}
+
+ApiReply ApiClient::get_stream(const std::string& path, const std::function<bool(const char*, std::size_t)>& on_data,
+                               const std::vector<std::string>& types) {
+  const std::string request = "GET " + path.substr(0, path.find('?'));
+  int status = 0;
+  std::string ctype, location, other_body;
+  bool stopped = false;
+  std::exception_ptr failure;
+  auto on_response = [&](const httplib::Response& r) {
+    status = r.status;
+    ctype = media_type(r.get_header_value("Content-Type"));
+    location = r.get_header_value("Location");
+    return true;
+  };
+  auto ours = [&] { return std::find(types.begin(), types.end(), ctype) != types.end(); };
+  auto on_content = [&](const char* data, size_t len) {
+    if (status != 200 || !ours()) {
+      if (other_body.size() < (1u << 20))
+        other_body.append(data, std::min<std::size_t>(len, (1u << 20) - other_body.size()));
+      return true;
+    }
+    try {
+      if (!on_data(data, len)) {
+        stopped = true;
+        return false;
+      }
+    } catch (...) {
+      failure = std::current_exception();
+      return false;
+    }
+    return true;
+  };
+  std::string accept;
+  for (const auto& t : types) accept += t + ", ";
+  httplib::Headers headers{{"Accept", accept + "application/json"}};
+  ERR_clear_error();
+  ScopedSigpipeBlock nopipe;  // a server that closes early is EPIPE here, not the end of the CLI
+  auto res = client_->Get((base_.prefix + path).c_str(), headers, on_response, on_content);
+  if (failure) {
+    client_->stop();
+    std::rethrow_exception(failure);
+  }
+  if (stopped) {
+    client_->stop();
+    return ApiReply{200, ctype, nullptr};
+  }
+  if (!res) {
+    if (status == 200)
+      throw CliError(exit_code::unavailable, "the download from the API at " + shown_url_ + " broke off (" + request +
+                                                 "): the file is incomplete");
+    raise_transport(static_cast<int>(res.error()));
+  }
+  ApiReply reply;
+  reply.status = res->status;
+  reply.content_type = ctype;
+  if (res->status == 200 && ours()) return reply;
+  reply.body = check_envelope(request, res->status, ctype, other_body.empty() ? res->body : other_body, location);
+  if (reply.status == 200)
+    expect(request,
+           "HTTP 200 with " + (ctype.empty() ? std::string("no content type") : ctype) + ", expected " + types.front());
+  return reply;
 }
 
 }  // namespace pw::cli

@@ -12,11 +12,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace httplib {
 class Client;
@@ -101,8 +103,24 @@ class ApiClient {
   // as it arrives (each checked with contract::stream_event); return false to stop reading
   // (the connection is closed). Error statuses throw like send(); a line that is not a JSON
   // event is a protocol error. Returns false when the reader stopped early.
+  // `contract` checks each event (default: the fan-out stream's, contract::stream_event).
   bool post_stream(const std::string& path, const nlohmann::json& body,
-                   const std::function<bool(const nlohmann::json&)>& on_event);
+                   const std::function<bool(const nlohmann::json&)>& on_event, Contract contract = nullptr);
+
+  // Raw bodies, streamed (capsule files): a file never sits in memory.
+  // PUT of `length` bytes pulled from `read` (fills up to n bytes, returns 0 at the end; it
+  // may throw to abandon the request); kUnknownLength sends the body chunked. The answer as
+  // call() returns it.
+  static constexpr std::uint64_t kUnknownLength = ~std::uint64_t{0};
+  ApiReply put_stream(const std::string& path, std::uint64_t length,
+                      const std::function<std::size_t(char*, std::size_t)>& read,
+                      const std::string& content_type = "application/octet-stream");
+  // GET whose 200 answer is a byte stream of one of `types` (its content_type says which),
+  // handed to `on_data` as it arrives (return false to stop). Any other answer is returned as
+  // call() returns it (on_data never sees it); a 200 of another type is a protocol error, and
+  // a stream cut short is an error (exit 69).
+  ApiReply get_stream(const std::string& path, const std::function<bool(const char*, std::size_t)>& on_data,
+                      const std::vector<std::string>& types = {"application/octet-stream"});
 
   // Throws the CliError for an error reply.
   [[noreturn]] void raise(const ApiReply& reply) const;

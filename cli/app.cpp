@@ -32,6 +32,7 @@ void build_app(CLI::App& app, CommandContext& ctx) {
   set_health_command(app, ctx);
   set_pod_command(app, ctx);
   set_exec_command(app, ctx);
+  set_capsule_command(app, ctx);
   set_serve_command(app, ctx);
   set_completion_command(app, ctx);
 

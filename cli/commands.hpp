@@ -25,6 +25,7 @@ class CommandContext;
 void set_health_command(CLI::App& app, CommandContext& ctx);      // health.cpp
 void set_pod_command(CLI::App& app, CommandContext& ctx);         // pod.cpp
 void set_exec_command(CLI::App& app, CommandContext& ctx);        // exec.cpp, run_many.cpp
+void set_capsule_command(CLI::App& app, CommandContext& ctx);     // capsule.cpp, capsule_exec.cpp, capsule_files.cpp
 void set_serve_command(CLI::App& app, CommandContext& ctx);       // serve.cpp
 void set_completion_command(CLI::App& app, CommandContext& ctx);  // completion.cpp
 

@@ -14,6 +14,9 @@ LocalServer::LocalServer() {
   // Commands still running at exit (after --fail-fast, or Ctrl-C) get half a second, then
   // are recorded as interrupted: the CLI does not linger.
   settings.shutdown_grace_s = 0.5;
+  // The capsule manager (engine connection, reconcile, monitor) only when a capsule command
+  // asks for it: `pod list` never waits for the engine.
+  settings.capsules_lazy = true;
   server_ = std::make_unique<pw::server::Server>(std::move(settings));
   port_ = server_->start_background();
 }

@@ -224,6 +224,22 @@ and
 (see
 .BR "podwrangler serve \-\-help" ).
 .TP
+.BR PODWRANGLER_DOCKER_HOST ", " PODWRANGLER_CAPSULES ", " PODWRANGLER_AGENT_PATH ", " PODWRANGLER_WARM_POOL ", " PODWRANGLER_MAX_UPLOAD_BYTES
+Capsule settings of
+.B serve
+and
+.BR \-\-local :
+the container engine (default
+.BR DOCKER_HOST ,
+else unix:///var/run/docker.sock),
+.B off
+to disable capsules (their commands then exit 69), the in\-capsule agent, capsules kept
+ready per image
+.RI ( image = N ,\&...),
+and the largest file
+.B capsule upload
+may send (default 4 GiB).
+.TP
 .BR XDG_DATA_HOME ", " HOME
 Where the default SQLite database and secret key live
 .RB ( $XDG_DATA_HOME/podwrangler ,

@@ -77,7 +77,11 @@ void set_serve_command(CLI::App& app, CommandContext& ctx) {
   c->footer(
       "PODWRANGLER_API_KEY, when set, is required as a Bearer token on every endpoint but\n"
       "GET /health. PODWRANGLER_SECRET_KEY encrypts stored pod URLs (default: a key file in\n"
-      "$XDG_DATA_HOME/podwrangler). API docs: http://HOST:PORT/docs.\n\n"
+      "$XDG_DATA_HOME/podwrangler). API docs: http://HOST:PORT/docs.\n"
+      "Capsules: PODWRANGLER_DOCKER_HOST (default DOCKER_HOST, else unix:///var/run/docker.sock),\n"
+      "PODWRANGLER_CAPSULES=off, PODWRANGLER_AGENT_PATH, PODWRANGLER_WARM_POOL=image=N,…,\n"
+      "PODWRANGLER_MAX_UPLOAD_BYTES (default 4 GiB). While the engine cannot be reached, capsule\n"
+      "requests answer 503 and everything else works.\n\n"
       "Examples:\n"
       "  podwrangler serve\n"
       "  podwrangler serve --port 0 --database-url sqlite:////var/lib/podwrangler/pods.db\n"

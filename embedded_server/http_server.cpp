@@ -1,5 +1,7 @@
 #include "embedded_server/http_server.hpp"
 
+#include "embedded_server/http_util.hpp"
+
 #include <podwrangler/loop_thread.hpp>
 
 #include <utility>
@@ -15,6 +17,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -70,7 +73,7 @@ std::string header_safe(std::string_view v) {
 }
 
 // Text for messages: control bytes shown as '?', at most 200 bytes.
-std::string shown(std::string_view s) {
+std::string shown_short(std::string_view s) {
   std::string out;
   for (char c : s.substr(0, 200)) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
   if (s.size() > 200) out += "…";
@@ -100,14 +103,31 @@ std::string escape_log_field(std::string_view s, std::size_t max_len) {
 // ---------------------------------------------------------------- Router
 
 void Router::add(std::string method, const std::string& pattern, Handler h) {
-  routes_.push_back(
-      Route{std::move(method), std::regex(pattern, std::regex::ECMAScript | std::regex::optimize), std::move(h)});
+  routes_.push_back(Route{std::move(method), std::regex(pattern, std::regex::ECMAScript | std::regex::optimize),
+                          std::move(h), nullptr});
+}
+
+void Router::add_stream(std::string method, const std::string& pattern, StreamHandler h) {
+  routes_.push_back(Route{std::move(method), std::regex(pattern, std::regex::ECMAScript | std::regex::optimize),
+                          nullptr, std::move(h)});
+}
+
+const StreamHandler* Router::find_stream(httplib::Request& req) const {
+  for (const auto& r : routes_) {
+    if (r.method != req.method) continue;
+    if (std::regex_match(req.path, req.matches, r.re)) {
+      if (r.stream) return &r.stream;
+      break;  // the first matching route takes whole bodies
+    }
+  }
+  req.matches = std::smatch();
+  return nullptr;
 }
 
 const Handler* Router::find(httplib::Request& req, std::string& allow) const {
   const std::string& want = req.method == "HEAD" ? std::string("GET") : req.method;
   for (const auto& r : routes_) {
-    if (r.method != want) continue;
+    if (r.method != want || r.stream) continue;
     if (std::regex_match(req.path, req.matches, r.re)) return &r.handler;
   }
   req.matches = std::smatch();
@@ -218,9 +238,15 @@ struct HttpServer::Impl {
     }
   }
 
-  void handle(httplib::Request& req, httplib::Response& res) {
+  void handle(httplib::Request& req, httplib::Response& res, const StreamHandler* stream = nullptr,
+              BodyReader* body = nullptr) {
     try {
       if (hooks.pre_routing && hooks.pre_routing(req, res)) return;
+      if (stream) {
+        (*stream)(req, res, *body);
+        if (res.status == -1) res.status = 200;
+        return;
+      }
       std::string allow;
       if (const Handler* h = router.find(req, allow)) {
         (*h)(req, res);
@@ -228,14 +254,15 @@ struct HttpServer::Impl {
         return;
       }
       if (allow.empty()) {
-        error(res, ErrorKind::route_not_found, "no such endpoint: " + shown(req.method) + " " + shown(req.path));
+        error(res, ErrorKind::route_not_found,
+              "no such endpoint: " + shown_short(req.method) + " " + shown_short(req.path));
       } else if (req.method == "OPTIONS") {
         res.status = 204;
         res.set_header("Allow", allow);
       } else {
         res.set_header("Allow", allow);
         error(res, ErrorKind::method_not_allowed,
-              shown(req.method) + " is not allowed on " + shown(req.path) + " (allowed: " + allow + ")");
+              shown_short(req.method) + " is not allowed on " + shown_short(req.path) + " (allowed: " + allow + ")");
       }
     } catch (...) {
       res.headers.clear();
@@ -443,6 +470,17 @@ struct HttpServer::Impl {
         co_await answer_and_close(c, &req, ErrorKind::bad_request, msg);
         co_return;
       }
+      {
+        auto q = req.target.find('?');
+        req.path = httplib::detail::decode_url(req.target.substr(0, q), false);
+        if (q != std::string::npos) httplib::detail::parse_query_text(req.target.substr(q + 1), req.params);
+      }
+      // A route that reads its body as a stream (uploads) gets it from here on.
+      if (const StreamHandler* sh = router.find_stream(req)) {
+        const bool more = co_await serve_streamed(c, buf, p, req, *sh, served, t0);
+        if (!more) co_return;
+        continue;
+      }
       if (auto cl = p.content_length(); cl && *cl > limits.max_body_bytes) {
         const std::string msg = body_too_large();
         co_await answer_and_close(c, &req, ErrorKind::payload_too_large, msg);
@@ -468,9 +506,6 @@ struct HttpServer::Impl {
       bool keep_alive = p.get().keep_alive();
       for (const auto& f : p.get()) req.headers.emplace(std::string(f.name_string()), std::string(f.value()));
       req.body = std::move(p.get().body());
-      auto q = req.target.find('?');
-      req.path = httplib::detail::decode_url(req.target.substr(0, q), false);
-      if (q != std::string::npos) httplib::detail::parse_query_text(req.target.substr(q + 1), req.params);
 
       httplib::Response res;
       auto work = [this, &req, &res] { handle(req, res); };
@@ -478,23 +513,7 @@ struct HttpServer::Impl {
 
       keep_alive = keep_alive && !stopping.load() && served + 1 < limits.keep_alive_max_count &&
                    !ieq(res.get_header_value("Connection"), "close");
-      const bool head_only = req.method == "HEAD";
-      bool ok = true;
-      if (res.content_provider_ && !head_only) {
-        const bool chunked = req.version == "HTTP/1.1";
-        if (!chunked) keep_alive = false;  // HTTP/1.0: the body ends with the connection
-        const std::string head = head_of(res, keep_alive, chunked, 0);
-        ok = co_await write_all(c, head, limits.write_timeout_s);
-        if (ok) ok = co_await stream_body(c, res, chunked);
-      } else {
-        std::string data = head_of(res, keep_alive, false, res.body.size());
-        if (!head_only) data += res.body;
-        ok = co_await write_all(c, data, limits.write_timeout_s);
-      }
-      if (hooks.logger) {
-        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        hooks.logger(req, res, secs);
-      }
+      const bool ok = co_await respond(c, req, res, keep_alive, t0);
       if (!ok) break;
       if (!keep_alive) {
         low.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -502,6 +521,136 @@ struct HttpServer::Impl {
       }
     }
     low.close();
+  }
+
+  // Writes the handler's response (streamed bodies chunk by chunk) and logs it; false when
+  // the client could not be written to.
+  template <class Stream>
+  Task<bool> respond(Conn<Stream>& c, httplib::Request& req, httplib::Response& res, bool& keep_alive,
+                     std::chrono::steady_clock::time_point t0) {
+    const bool head_only = req.method == "HEAD";
+    bool ok = true;
+    if (res.content_provider_ && !head_only) {
+      const bool chunked = req.version == "HTTP/1.1";
+      if (!chunked) keep_alive = false;  // HTTP/1.0: the body ends with the connection
+      const std::string head = head_of(res, keep_alive, chunked, 0);
+      ok = co_await write_all(c, head, limits.write_timeout_s);
+      if (ok) ok = co_await stream_body(c, res, chunked);
+    } else {
+      std::string data = head_of(res, keep_alive, false, res.body.size());
+      if (!head_only) data += res.body;
+      ok = co_await write_all(c, data, limits.write_timeout_s);
+    }
+    if (hooks.logger) {
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      hooks.logger(req, res, secs);
+    }
+    co_return ok;
+  }
+
+  // The body of a streamed request, read by the handler on its worker: each read() posts one
+  // async_read_some to the loop and waits for it. The connection's coroutine is suspended
+  // meanwhile (it waits for the handler), so the parser and buffer have one user at a time.
+  // No byte within the request timeout ends the request (a stalled client holds a worker no
+  // longer than that); the total is capped by max_upload_bytes while it is read.
+  template <class Stream>
+  struct StreamedBody final : BodyReader {
+    StreamedBody(Impl& s, Conn<Stream>& conn, beast::flat_buffer& b, http::request_parser<http::buffer_body>& parser,
+                 bool expect_100)
+        : self(s), c(conn), buf(b), p(parser), expect_continue(expect_100) {}
+    Impl& self;
+    Conn<Stream>& c;
+    beast::flat_buffer& buf;
+    http::request_parser<http::buffer_body>& p;
+    bool expect_continue;
+    bool failed = false;
+
+    std::size_t read(char* out, std::size_t n) override {
+      if (failed) throw HttpError(ErrorKind::bad_request, "the request body could not be read");
+      if (n == 0 || p.is_done()) return 0;
+      for (;;) {
+        std::promise<std::pair<boost::system::error_code, std::size_t>> done;
+        auto fut = done.get_future();
+        asio::post(self.loop_ex, [this, out, n, &done] {
+          auto start = [this, out, n, &done] {
+            auto& b = p.get().body();
+            b.data = out;
+            b.size = n;
+            b.more = true;
+            c.lowest().expires_after(ms(self.limits.request_timeout_s));
+            http::async_read_some(c.stream, buf, p, [this, n, &done](boost::system::error_code ec, std::size_t) {
+              std::size_t got = n - p.get().body().size;
+              if (ec == http::error::need_buffer) ec = {};
+              done.set_value({ec, got});
+            });
+          };
+          if (!expect_continue) {
+            start();
+            return;
+          }
+          expect_continue = false;
+          static constexpr std::string_view k100 = "HTTP/1.1 100 Continue\r\n\r\n";
+          c.lowest().expires_after(ms(self.limits.request_timeout_s));
+          asio::async_write(c.stream, asio::buffer(k100.data(), k100.size()),
+                            [start, &done](boost::system::error_code ec, std::size_t) {
+                              if (ec)
+                                done.set_value({ec, 0});
+                              else
+                                start();
+                            });
+        });
+        auto [ec, got] = fut.get();
+        if (ec) {
+          failed = true;
+          if (ec == http::error::body_limit) throw HttpError(ErrorKind::payload_too_large, self.upload_too_large());
+          throw HttpError(ErrorKind::bad_request, "the request body stopped before its end (" + ec.message() + ")");
+        }
+        if (got > 0 || p.is_done()) return got;
+      }
+    }
+  };
+
+  std::string upload_too_large() const {
+    return "request body is larger than " + std::to_string(limits.max_upload_bytes) +
+           " bytes (PODWRANGLER_MAX_UPLOAD_BYTES)";
+  }
+
+  // One request of a streamed-body route; false when the connection is done.
+  template <class Stream>
+  Task<bool> serve_streamed(Conn<Stream>& c, beast::flat_buffer& buf, http::request_parser<http::string_body>& p0,
+                            httplib::Request& req, const StreamHandler& handler, int served,
+                            std::chrono::steady_clock::time_point t0) {
+    http::request_parser<http::buffer_body> p(std::move(p0));
+    p.body_limit(limits.max_upload_bytes);
+    if (auto cl = p.content_length(); cl && *cl > limits.max_upload_bytes) {
+      const std::string msg = upload_too_large();
+      co_await answer_and_close(c, &req, ErrorKind::payload_too_large, msg);
+      co_return false;
+    }
+    for (const auto& f : p.get()) req.headers.emplace(std::string(f.name_string()), std::string(f.value()));
+    auto expect = p.get()[http::field::expect];
+    StreamedBody<Stream> body(*this, c, buf, p, ieq(std::string_view(expect.data(), expect.size()), "100-continue"));
+    bool keep_alive = p.get().keep_alive();
+
+    httplib::Response res;
+    auto work = [this, &req, &res, &handler, &body] { handle(req, res, &handler, &body); };
+    co_await on_worker(work);
+
+    // A body the handler did not read to its end (it refused the request first) leaves the
+    // connection in the middle of a message: it is closed after the answer.
+    const bool whole = p.is_done() && !body.failed;
+    keep_alive = keep_alive && whole && !stopping.load() && served + 1 < limits.keep_alive_max_count &&
+                 !ieq(res.get_header_value("Connection"), "close");
+    const bool ok = co_await respond(c, req, res, keep_alive, t0);
+    if (ok && keep_alive) co_return true;
+    if (ok && !whole && !body.failed) {
+      co_await linger_close(c);
+    } else {
+      boost::system::error_code ec;
+      c.lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+      c.lowest().close();
+    }
+    co_return false;
   }
 
   std::string body_too_large() const {

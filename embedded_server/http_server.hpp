@@ -24,6 +24,21 @@ namespace pw::server {
 
 using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
 
+// The body of a request whose route takes it as a stream (Router::PutStream): read on the
+// handler's thread while the client sends it, never held whole. The first read answers a
+// client's "Expect: 100-continue", so a handler that refuses the request before reading
+// (404, 422) spares the client from sending the body.
+class BodyReader {
+ public:
+  virtual ~BodyReader() = default;
+  // Up to n bytes into buf, waiting for the client; 0 once the body has ended. Throws
+  // HttpError: payload_too_large past the upload limit (HttpLimits::max_upload_bytes, chunked
+  // or not), bad_request when the client stops sending (the connection closed, or no byte
+  // within the request timeout).
+  virtual std::size_t read(char* buf, std::size_t n) = 0;
+};
+using StreamHandler = std::function<void(const httplib::Request&, httplib::Response&, BodyReader&)>;
+
 // Method + path-pattern table. Patterns are ECMAScript regular expressions matched against
 // the whole (percent-decoded) path; groups land in Request::matches.
 class Router {
@@ -33,33 +48,42 @@ class Router {
   void Put(const std::string& pattern, Handler h) { add("PUT", pattern, std::move(h)); }
   void Patch(const std::string& pattern, Handler h) { add("PATCH", pattern, std::move(h)); }
   void Delete(const std::string& pattern, Handler h) { add("DELETE", pattern, std::move(h)); }
+  // A PUT whose body the handler reads as a stream, under max_upload_bytes instead of
+  // max_body_bytes (uploads).
+  void PutStream(const std::string& pattern, StreamHandler h) { add_stream("PUT", pattern, std::move(h)); }
   void add(std::string method, const std::string& pattern, Handler h);
+  void add_stream(std::string method, const std::string& pattern, StreamHandler h);
 
   // The handler for req.method (HEAD uses GET's) on req.path, with req.matches filled;
   // nullptr when there is none. `allow` then lists the path's methods ("GET, HEAD,
   // OPTIONS"), empty for an unknown path.
   const Handler* find(httplib::Request& req, std::string& allow) const;
+  // The stream handler for req.method on req.path, with req.matches filled; nullptr when
+  // the route (if any) takes whole bodies. Asked once the headers are read.
+  const StreamHandler* find_stream(httplib::Request& req) const;
 
  private:
   struct Route {
     std::string method;
     std::regex re;
     Handler handler;
+    StreamHandler stream;  // set for the routes of add_stream (handler is then empty)
   };
   std::vector<Route> routes_;
 };
 
 struct HttpLimits {
-  std::size_t max_body_bytes = 1 << 20;          // decoded body, chunked or not → 413
-  std::size_t max_header_bytes = 32 << 10;       // request line + headers → 431
-  std::size_t max_target_bytes = 8 << 10;        // request target → 414
-  double request_timeout_s = 10.0;               // one deadline for a request's headers and body
-  double keep_alive_timeout_s = 5.0;             // idle time between requests on a connection
-  int keep_alive_max_count = 1000;               // requests per connection
-  double write_timeout_s = 30.0;                 // a response (or one streamed chunk) being written
-  std::size_t max_connections = 8192;            // open at once, all clients
-  std::size_t max_connections_per_client = 512;  // open at once from one address
-  int workers = 64;                              // handler threads
+  std::size_t max_body_bytes = 1 << 20;                 // decoded body, chunked or not → 413
+  std::size_t max_upload_bytes = std::size_t{4} << 30;  // a streamed body (Router::PutStream) → 413
+  std::size_t max_header_bytes = 32 << 10;              // request line + headers → 431
+  std::size_t max_target_bytes = 8 << 10;               // request target → 414
+  double request_timeout_s = 10.0;                      // one deadline for a request's headers and body
+  double keep_alive_timeout_s = 5.0;                    // idle time between requests on a connection
+  int keep_alive_max_count = 1000;                      // requests per connection
+  double write_timeout_s = 30.0;                        // a response (or one streamed chunk) being written
+  std::size_t max_connections = 8192;                   // open at once, all clients
+  std::size_t max_connections_per_client = 512;         // open at once from one address
+  int workers = 64;                                     // handler threads
 };
 
 struct HttpHooks {

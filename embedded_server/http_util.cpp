@@ -9,7 +9,6 @@
 #include <podwrangler/url.hpp>
 
 #include <httplib.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <charconv>
@@ -326,6 +325,35 @@ std::optional<std::string> query_param(const httplib::Request& req, std::string_
   return found;
 }
 
+std::vector<std::string> query_params(const httplib::Request& req, std::string_view name) {
+  std::vector<std::string> out;
+  auto q = req.target.find('?');
+  if (q == std::string::npos) return out;
+  std::string_view query(req.target);
+  query.remove_prefix(q + 1);
+  const std::string field(name);
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view item = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    auto eq = item.find('=');
+    std::string key;
+    try {
+      key = pw::percent_decode(item.substr(0, eq), true);
+    } catch (const std::invalid_argument&) {
+      continue;
+    }
+    if (key != name) continue;
+    try {
+      out.push_back(eq == std::string_view::npos ? std::string{} : pw::percent_decode(item.substr(eq + 1), true));
+    } catch (const std::invalid_argument&) {
+      throw validation_error(field, "malformed percent escape");
+    }
+    check_token_text(out.back(), field);
+  }
+  return out;
+}
+
 void reject_unknown_params(const httplib::Request& req, std::initializer_list<const char*> allowed) {
   auto q = req.target.find('?');
   if (q == std::string::npos) return;
@@ -396,21 +424,5 @@ std::optional<long> optional_int(const nlohmann::json& body, const char* field, 
 bool is_valid_utf8(std::string_view s) noexcept { return utf8::is_well_formed(s, utf8::Nul::allowed); }
 
 std::string utf8_lossy(std::string_view s) { return utf8::replace_invalid(s, utf8::Nul::allowed); }
-
-std::string base64_encode(std::string_view bytes) {
-  // EVP_EncodeBlock takes an int length and NUL-terminates: encode in chunks of a multiple
-  // of 3 bytes (so the pieces join into one padded encoding) into a scratch buffer.
-  constexpr std::size_t kChunk = std::size_t{3} * 256 * 1024;
-  std::string out;
-  out.reserve(4 * ((bytes.size() + 2) / 3));
-  std::vector<unsigned char> buf(4 * (kChunk / 3) + 1);
-  for (std::size_t pos = 0; pos < bytes.size(); pos += kChunk) {
-    std::size_t n = std::min(kChunk, bytes.size() - pos);
-    int len =
-        EVP_EncodeBlock(buf.data(), reinterpret_cast<const unsigned char*>(bytes.data() + pos), static_cast<int>(n));
-    out.append(reinterpret_cast<const char*>(buf.data()), static_cast<std::size_t>(len));
-  }
-  return out;
-}
 
 }  // namespace pw::server

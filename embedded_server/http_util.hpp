@@ -3,6 +3,7 @@
 // error answers, whose status and code come from the one error table (error_table.hpp).
 #include "embedded_server/httplib_fwd.hpp"
 
+#include <podwrangler/base64.hpp>
 #include <podwrangler/error_table.hpp>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pw::server {
 
@@ -78,6 +80,9 @@ Labels parse_selector(const std::string& text, const std::string& field = "selec
 // 422 naming the parameter when it is given twice, holds a malformed %-escape, a control
 // byte (NUL included) or a leading/trailing space: no query value we take can hold those.
 std::optional<std::string> query_param(const httplib::Request& req, std::string_view name);
+// Every value of a repeatable query parameter (label=a=b&label=c=d), in order, each checked
+// like query_param's.
+std::vector<std::string> query_params(const httplib::Request& req, std::string_view name);
 // 422 naming the first query parameter outside `allowed` (a misspelt `limt=5` is not
 // silently ignored).
 void reject_unknown_params(const httplib::Request& req, std::initializer_list<const char*> allowed);
@@ -105,7 +110,7 @@ std::optional<long> optional_int(const nlohmann::json& body, const char* field, 
 bool is_valid_utf8(std::string_view s) noexcept;
 // `s` with every byte that is not part of a well-formed sequence replaced by U+FFFD.
 std::string utf8_lossy(std::string_view s);
-// Standard base64 (RFC 4648 §4, '+' '/', '=' padding), OpenSSL's EVP_EncodeBlock.
-std::string base64_encode(std::string_view bytes);
+// pw::base64_encode (<podwrangler/base64.hpp>) for the `*_b64` fields.
+using pw::base64_encode;
 
 }  // namespace pw::server

@@ -15,13 +15,15 @@ class Router;
 
 class SessionPool;
 class ServerLoop;
+class CapsuleService;
 
 struct ServerState {
   Settings settings;
   std::unique_ptr<Store> store;
   ServerLoop* runtime = nullptr;  // io_context thread + in-flight command tracking
   SessionPool* pool = nullptr;
-  std::string server_id;  // "host:pid:start-ms", owner of the rows it starts
+  CapsuleService* capsules = nullptr;  // the capsule manager (capsule_service.hpp)
+  std::string server_id;               // "host:pid:start-ms", owner of the rows it starts
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 
@@ -32,6 +34,11 @@ void add_health_routes(Router& http, ServerState& ctx);
 void add_pod_routes(Router& http, ServerState& ctx);
 void add_exec_routes(Router& http, ServerState& ctx);
 void add_command_routes(Router& http, ServerState& ctx);
+// /api/v1/capsules: lifecycle (routes_capsules.cpp), exec, run and processes
+// (routes_capsules_exec.cpp), files (routes_capsules_files.cpp).
+void add_capsule_routes(Router& http, ServerState& ctx);
+void add_capsule_exec_routes(Router& http, ServerState& ctx);
+void add_capsule_file_routes(Router& http, ServerState& ctx);
 // GET /openapi.json, GET /docs and its assets (embedded at build time).
 void add_docs_routes(Router& http, ServerState& ctx);
 

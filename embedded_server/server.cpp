@@ -1,5 +1,6 @@
 #include "embedded_server/server.hpp"
 
+#include "embedded_server/capsule_service.hpp"
 #include "embedded_server/http_server.hpp"
 #include "embedded_server/http_util.hpp"
 #include "embedded_server/pool.hpp"
@@ -9,6 +10,7 @@
 
 #include <podwrangler/errors.hpp>
 #include <podwrangler/redact.hpp>
+#include <podwrangler/sigpipe.hpp>
 
 #include <httplib.h>
 #include <openssl/crypto.h>
@@ -85,6 +87,9 @@ struct Server::Impl {
     ctx.runtime = runtime.get();
     ctx.pool = pool.get();
     pool->start_reaper();
+    capsules = std::make_unique<CapsuleService>(ctx);
+    ctx.capsules = capsules.get();
+    capsules->start();
     make_http();
   }
 
@@ -94,6 +99,7 @@ struct Server::Impl {
     const auto& s = ctx.settings;
     HttpLimits limits;
     limits.max_body_bytes = s.max_body_bytes;
+    limits.max_upload_bytes = s.max_upload_bytes;
     limits.request_timeout_s = s.request_timeout_s;
     limits.keep_alive_timeout_s = s.keep_alive_timeout_s;
     limits.keep_alive_max_count = s.keep_alive_max_count;
@@ -134,6 +140,9 @@ struct Server::Impl {
     add_pod_routes(router, ctx);
     add_exec_routes(router, ctx);
     add_command_routes(router, ctx);
+    add_capsule_routes(router, ctx);
+    add_capsule_exec_routes(router, ctx);
+    add_capsule_file_routes(router, ctx);
     add_docs_routes(router, ctx);
     try {
       http = std::make_unique<HttpServer>(limits, std::move(router), std::move(hooks), s.tls_cert, s.tls_key);
@@ -169,7 +178,8 @@ struct Server::Impl {
       runtime->block_on([p = pool.get()]() { return p->close_all(); });
       runtime->wait_idle(std::chrono::steady_clock::now() + std::chrono::seconds(5));
     }
-    http->wait();  // every connection has ended
+    http->wait();      // every connection has ended
+    capsules->stop();  // the monitor; capsules themselves live on (their idle timers resume at the next start)
     try {
       runtime->block_on([p = pool.get()]() { return p->close_all(); });
     } catch (...) {
@@ -188,6 +198,7 @@ struct Server::Impl {
   // Destroyed in reverse order: the pool's sessions go while the loop object exists.
   std::unique_ptr<ServerLoop> runtime;
   std::unique_ptr<SessionPool> pool;
+  std::unique_ptr<CapsuleService> capsules;
   std::unique_ptr<HttpServer> http;
   int bound_port = 0;
   std::atomic<bool> stopped{false};
@@ -198,6 +209,10 @@ Server::~Server() = default;
 int Server::bind() { return impl_->bind(); }
 void Server::run() { impl_->run(); }
 int Server::start_background() {
+  // The server's threads start with SIGPIPE blocked (they inherit this mask): cpp-httplib
+  // answers with send() without MSG_NOSIGNAL, and a client that leaves mid-answer must be
+  // EPIPE for that worker, not the end of a host process (the CLI's --local, a test).
+  ScopedSigpipeBlock nopipe;
   int port = impl_->bind();
   impl_->http->start();
   return port;

@@ -76,7 +76,47 @@ Settings Settings::from_env() {
   if (const char* v = env("PODWRANGLER_MAX_CONNECTIONS_PER_CLIENT"))
     s.max_connections_per_client =
         static_cast<std::size_t>(parse_whole(v, "PODWRANGLER_MAX_CONNECTIONS_PER_CLIENT", 1, 1000000));
+  if (const char* v = env("PODWRANGLER_CAPSULES")) {
+    std::string t = v;
+    if (t == "on" || t == "1" || t == "true")
+      s.capsules_enabled = true;
+    else if (t == "off" || t == "0" || t == "false")
+      s.capsules_enabled = false;
+    else
+      throw PodConfigValidationError("PODWRANGLER_CAPSULES", "'" + t.substr(0, 32) + "' is not on or off");
+  }
+  if (const char* v = env("PODWRANGLER_DOCKER_HOST"))
+    s.docker_host = v;
+  else if (const char* d = env("DOCKER_HOST"))
+    s.docker_host = d;
+  if (const char* v = env("PODWRANGLER_AGENT_PATH")) s.agent_path = v;
+  if (const char* v = env("PODWRANGLER_WARM_POOL")) s.warm_pool = parse_warm_pool(v);
+  if (const char* v = env("PODWRANGLER_MAX_UPLOAD_BYTES"))
+    s.max_upload_bytes = static_cast<std::size_t>(parse_whole(v, "PODWRANGLER_MAX_UPLOAD_BYTES", 1024, 1LL << 40));
   return s;
+}
+
+std::map<std::string, int> parse_warm_pool(const std::string& text, const char* field) {
+  std::map<std::string, int> out;
+  if (text.empty()) return out;
+  for (std::size_t pos = 0; pos != std::string::npos;) {
+    std::size_t comma = text.find(',', pos);
+    std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    pos = comma == std::string::npos ? std::string::npos : comma + 1;
+    auto eq = item.find('=');
+    if (item.empty() || eq == std::string::npos || eq == 0)
+      throw PodConfigValidationError(field, "'" + item.substr(0, 64) + "' is not image=N (image=N,image2=M)");
+    std::string image = item.substr(0, eq);
+    for (char c : image) {
+      auto u = static_cast<unsigned char>(c);
+      if (u <= 0x20 || u == 0x7f)
+        throw PodConfigValidationError(field, "image '" + image.substr(0, 64) + "' holds a space or control byte");
+    }
+    int n = static_cast<int>(parse_whole(item.substr(eq + 1), field, 0, 100));
+    if (!out.emplace(image, n).second)
+      throw PodConfigValidationError(field, "image '" + image.substr(0, 64) + "' is given twice");
+  }
+  return out;
 }
 
 bool is_loopback_host(const std::string& host) {
@@ -110,6 +150,9 @@ void Settings::validate() const {
   if (!(pool_idle_ttl_s > 0)) throw PodConfigValidationError("pool_idle_ttl", "must be positive");
   if (!(shutdown_grace_s >= 0)) throw PodConfigValidationError("shutdown_grace", "must be >= 0");
   if (!database_url.empty()) (void)database_kind(database_url);
+  if (max_upload_bytes < 1024) throw PodConfigValidationError("max_upload_bytes", "must be at least 1024");
+  if (capsules_enabled && docker_host.empty())
+    throw PodConfigValidationError("PODWRANGLER_DOCKER_HOST", "must not be empty");
 }
 
 }  // namespace pw::server

@@ -4,6 +4,7 @@
 #include <podwrangler/secret.hpp>
 
 #include <cstddef>
+#include <map>
 #include <string>
 
 namespace pw::server {
@@ -30,11 +31,26 @@ struct Settings {
   double shutdown_grace_s = 30.0;  // running commands may finish within this on SIGTERM
   bool access_log = false;         // one line per request on stderr (never bodies or headers)
 
+  // Capsules (routes_capsules*.cpp, capsule_service.cpp).
+  bool capsules_enabled = true;  // PODWRANGLER_CAPSULES=on|off
+  // The engine: PODWRANGLER_DOCKER_HOST, else DOCKER_HOST, else the default socket.
+  std::string docker_host = "unix:///var/run/docker.sock";
+  std::string agent_path;                // PODWRANGLER_AGENT_PATH; "" = look next to the program
+  std::map<std::string, int> warm_pool;  // PODWRANGLER_WARM_POOL "image=N,…"; empty = off
+  // Streamed uploads (PUT /api/v1/capsules/{id}/files) are not held by the body limit above
+  // but by this one, counted while they are read: 413 past it.
+  std::size_t max_upload_bytes = std::size_t{4} << 30;
+  // Create the capsule manager at start (serve: reconcile at once) or on the first capsule
+  // request (the CLI's --local, so a `pod list` never waits for the engine).
+  bool capsules_lazy = false;
+
   // Defaults overlaid with PODWRANGLER_DATABASE_URL, PODWRANGLER_API_HOST,
   // PODWRANGLER_API_PORT, PODWRANGLER_API_KEY, PODWRANGLER_MAX_BODY_BYTES,
   // PODWRANGLER_REQUEST_TIMEOUT, PODWRANGLER_MAX_CONNECTIONS,
-  // PODWRANGLER_MAX_CONNECTIONS_PER_CLIENT. Throws PodConfigValidationError naming the
-  // variable for a bad value.
+  // PODWRANGLER_MAX_CONNECTIONS_PER_CLIENT, PODWRANGLER_CAPSULES, PODWRANGLER_DOCKER_HOST
+  // (DOCKER_HOST), PODWRANGLER_AGENT_PATH, PODWRANGLER_WARM_POOL,
+  // PODWRANGLER_MAX_UPLOAD_BYTES. Throws PodConfigValidationError naming the variable for a
+  // bad value.
   static Settings from_env();
   // Validates the combination (port range, TLS pair, auth vs address); throws
   // PodConfigValidationError naming the field.
@@ -42,5 +58,9 @@ struct Settings {
 };
 
 bool is_loopback_host(const std::string& host);
+
+// PODWRANGLER_WARM_POOL: "image=N,image2=M" (N 0-100; an image reference may hold ':' and
+// '/', not '=' or ','). Throws PodConfigValidationError naming `field`.
+std::map<std::string, int> parse_warm_pool(const std::string& text, const char* field = "PODWRANGLER_WARM_POOL");
 
 }  // namespace pw::server

@@ -1140,6 +1140,8 @@ void Agent::start_write(Conn& c, std::uint32_t ch, const proto::Args& a) {
   // A temporary file next to the target, renamed over it at the end: a failed upload
   // never leaves a half-written file under the real name.
   const std::string dir = dir_name(a.path);
+  // Missing parent directories are made (0755), as the engine's fallback channel makes them.
+  if (::stat(dir.c_str(), &st) != 0 && errno == ENOENT) make_dir(dir, true);
   const std::string unique(6, 'X');  // mkostemp's placeholder
   std::string tmpl = (dir == "/" ? std::string() : dir) + "/." + base_name(a.path) + ".pw-upload-" + unique;
   if (base_name(tmpl).size() > NAME_MAX) tmpl = (dir == "/" ? std::string() : dir) + "/.pw-upload-" + unique;

@@ -258,7 +258,22 @@ std::size_t extract_tar(ByteSource& src, const std::string& dest_dir) {
 
 namespace {
 
-void add_path(archive* a, SinkWriter& w, const fs::path& path, const std::string& name) {
+// Adds `path` (and what is below it) as `name`; returns the number of entries written.
+std::size_t add_path(archive* a, SinkWriter& w, const fs::path& path, const std::string& name);
+
+// The children of the directory `dir`, sorted, each added as prefix + its file name.
+std::size_t add_children(archive* a, SinkWriter& w, const fs::path& dir, const std::string& prefix) {
+  std::vector<fs::path> children;
+  std::error_code ec;
+  for (const auto& d : fs::directory_iterator(dir, ec)) children.push_back(d.path());
+  if (ec) throw CapsuleValidationError("path", "cannot list '" + dir.string() + "': " + ec.message());
+  std::sort(children.begin(), children.end());
+  std::size_t n = 0;
+  for (const auto& c : children) n += add_path(a, w, c, prefix + c.filename().string());
+  return n;
+}
+
+std::size_t add_path(archive* a, SinkWriter& w, const fs::path& path, const std::string& name) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) throw CapsuleNotFoundError(path.string(), "file");
   std::unique_ptr<archive_entry, void (*)(archive_entry*)> e(archive_entry_new(), archive_entry_free);
@@ -274,7 +289,7 @@ void add_path(archive* a, SinkWriter& w, const fs::path& path, const std::string
     fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) throw CapsuleValidationError("path", "cannot read '" + path.string() + "': " + std::strerror(errno));
   } else if (!S_ISDIR(st.st_mode)) {
-    return;  // devices, FIFOs and sockets are not archived
+    return 0;  // devices, FIFOs and sockets are not archived
   }
   struct Closer {
     int fd;
@@ -293,14 +308,7 @@ void add_path(archive* a, SinkWriter& w, const fs::path& path, const std::string
       if (archive_write_data(a, buf.data(), static_cast<std::size_t>(n)) < 0) w.check(a);
     }
   }
-  if (S_ISDIR(st.st_mode)) {
-    std::vector<fs::path> children;
-    std::error_code ec;
-    for (const auto& d : fs::directory_iterator(path, ec)) children.push_back(d.path());
-    if (ec) throw CapsuleValidationError("path", "cannot list '" + path.string() + "': " + ec.message());
-    std::sort(children.begin(), children.end());
-    for (const auto& c : children) add_path(a, w, c, name + "/" + c.filename().string());
-  }
+  return 1 + (S_ISDIR(st.st_mode) ? add_children(a, w, path, name + "/") : 0);
 }
 
 // The pull-style tar of one file: each read() writes the next piece of the file into
@@ -392,6 +400,17 @@ void write_tar(const std::string& path, ByteSink& sink) {
   WriteArchive a = w.open();
   add_path(a.get(), w, p, name);
   if (archive_write_close(a.get()) < ARCHIVE_WARN) w.check(a.get());
+}
+
+std::size_t write_tar_contents(const std::string& dir, ByteSink& sink) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) throw CapsuleNotFoundError(dir, "directory");
+  if (!S_ISDIR(st.st_mode)) throw CapsuleValidationError("path", "'" + dir + "' is not a directory");
+  SinkWriter w(&sink);
+  WriteArchive a = w.open();
+  std::size_t n = add_children(a.get(), w, fs::path(dir), "");
+  if (archive_write_close(a.get()) < ARCHIVE_WARN) w.check(a.get());
+  return n;
 }
 
 std::unique_ptr<ByteSource> single_file_tar(const std::string& name, std::uint64_t size, std::uint32_t mode,

@@ -34,6 +34,9 @@ std::size_t extract_tar(ByteSource& src, const std::string& dest_dir);
 // (symbolic links stored as links, never followed). Names start with path's last
 // component ("dir/a.txt"). CapsuleNotFoundError when `path` does not exist.
 void write_tar(const std::string& path, ByteSink& sink);
+// The same for what is inside the directory `dir`, with names relative to it ("a.txt",
+// "sub/b.bin"): `capsule upload` of a local directory. Returns the number of entries.
+std::size_t write_tar_contents(const std::string& dir, ByteSink& sink);
 
 // A tar of one regular file `name` (no '/') with `size` bytes read from `data`, produced
 // as it is read: the result is the tar's bytes as a ByteSource. Throws

@@ -28,7 +28,8 @@ class ExecChannel {
   virtual std::vector<ProcessInfo> processes() = 0;
   virtual void kill(int pid, int signal) = 0;
 
-  // Files. Paths are absolute inside the capsule.
+  // Files. Paths are absolute inside the capsule. An upload makes missing parent directories
+  // and replaces the file only once all of it has arrived.
   virtual void upload(const std::string& path, ByteSource& src, std::uint32_t mode = 0644) = 0;
   virtual void download(const std::string& path, ByteSink& sink) = 0;
   virtual FileStat stat(const std::string& path) = 0;

@@ -2,10 +2,10 @@
 #include <podwrangler/capsules/archive.hpp>
 #include <podwrangler/capsules/docker_backend.hpp>
 
+#include <podwrangler/base64.hpp>
 #include <podwrangler/errors.hpp>
 #include <podwrangler/url.hpp>
 
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -166,18 +166,6 @@ class Spool final : public ByteSource {
   std::uint64_t size_ = 0;
   std::uint64_t pos_ = 0;
 };
-
-std::string base64_decode(const std::string& in) {
-  if (in.empty()) return {};
-  std::string out(in.size() / 4 * 3 + 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  if (n < 0) return {};
-  std::size_t pad = 0;
-  for (auto it = in.rbegin(); it != in.rend() && *it == '='; ++it) ++pad;
-  out.resize(static_cast<std::size_t>(n) - std::min<std::size_t>(pad, static_cast<std::size_t>(n)));
-  return out;
-}
 
 // "2024-05-01T10:20:30.123456789Z" → seconds since the epoch (UTC); 0 when unreadable.
 std::int64_t parse_rfc3339(const std::string& s) {
@@ -614,7 +602,7 @@ FileStat DockerExecChannel::stat(const std::string& path) {
   auto it = r.headers.find("x-docker-container-path-stat");
   if (it == r.headers.end())
     throw EngineUnavailableError("the Docker engine at " + c.engine->describe() + " sent no path stat for " + path);
-  auto j = nlohmann::json::parse(base64_decode(it->second), nullptr, false);
+  auto j = nlohmann::json::parse(pw::base64_decode(it->second).value_or(""), nullptr, false);
   if (!j.is_object())
     throw EngineUnavailableError("the Docker engine at " + c.engine->describe() + " sent an unreadable path stat");
   FileStat st;

@@ -3,10 +3,10 @@
 #include "embedded_server/http_util.hpp"
 #include "embedded_server/routes.hpp"
 
+#include <podwrangler/base64.hpp>
 #include <podwrangler/model.hpp>
 
 #include <doctest/doctest.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include <cstdint>
@@ -24,18 +24,7 @@ std::string all_bytes() {
   return s;
 }
 
-std::string b64decode(const std::string& in) {
-  REQUIRE(in.size() % 4 == 0);
-  std::string out(in.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  REQUIRE(n >= 0);
-  std::size_t pad = 0;
-  if (!in.empty() && in.back() == '=') ++pad;
-  if (in.size() > 1 && in[in.size() - 2] == '=') ++pad;
-  out.resize(static_cast<std::size_t>(n) - pad);
-  return out;
-}
+std::string b64decode(const std::string& in) { return pw::base64_decode(in).value(); }
 
 int status_of(const std::function<void()>& f, std::string* field = nullptr) {
   try {

@@ -1,3 +1,4 @@
+#include <podwrangler/base64.hpp>
 #include <podwrangler/errors.hpp>
 #include <podwrangler/providers/kubernetes.hpp>
 #include <podwrangler/redact.hpp>
@@ -8,7 +9,6 @@
 #include <boost/asio/this_coro.hpp>
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -53,19 +53,10 @@ std::string read_text(const std::string& path) {
   return s;
 }
 
-std::string base64_decode(const std::string& in, const char* field) {
-  std::string clean;
-  for (char c : in)
-    if (!std::isspace(static_cast<unsigned char>(c))) clean.push_back(c);
-  std::string out(clean.size() / 4 * 3 + 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(clean.data()), static_cast<int>(clean.size()));
-  if (n < 0) throw PodConfigValidationError(field, "not valid base64");
-  std::size_t pad = 0;
-  if (!clean.empty() && clean.back() == '=') ++pad;
-  if (clean.size() > 1 && clean[clean.size() - 2] == '=') ++pad;
-  out.resize(static_cast<std::size_t>(n) - pad);
-  return out;
+std::string base64_field(const std::string& in, const char* field) {
+  auto bytes = pw::base64_decode(in);
+  if (!bytes) throw PodConfigValidationError(field, "not valid base64");
+  return std::move(*bytes);
 }
 
 bool dns_label(std::string_view s, std::size_t max) {
@@ -329,7 +320,7 @@ KubeAccess KubernetesProvider::load_kubeconfig(const std::string& path, const st
     a.server = cl["server"].as<std::string>();
     std::filesystem::path dir = std::filesystem::path(path).parent_path();
     if (cl["certificate-authority-data"])
-      a.tls.ca_pem = base64_decode(cl["certificate-authority-data"].as<std::string>(), "certificate-authority-data");
+      a.tls.ca_pem = base64_field(cl["certificate-authority-data"].as<std::string>(), "certificate-authority-data");
     else if (cl["certificate-authority"]) {
       std::filesystem::path ca = cl["certificate-authority"].as<std::string>();
       a.tls.ca_file = (ca.is_relative() ? dir / ca : ca).string();

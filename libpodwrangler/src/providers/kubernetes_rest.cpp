@@ -1,6 +1,7 @@
 // KubernetesProvider::list_pods: the REST side (cpp-httplib, in its own translation unit).
 #include <podwrangler/errors.hpp>
 #include <podwrangler/providers/kubernetes.hpp>
+#include <podwrangler/sigpipe.hpp>
 #include <podwrangler/url.hpp>
 
 #include <utility>
@@ -45,18 +46,6 @@ bool running(const nlohmann::json& pod) {
   return false;
 }
 
-// SIGPIPE blocked in this thread for the lifetime of the object.
-struct SigpipeBlocked {
-  sigset_t old{};
-  SigpipeBlocked() {
-    sigset_t pipe;
-    sigemptyset(&pipe);
-    sigaddset(&pipe, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe, &old);
-  }
-  ~SigpipeBlocked() { pthread_sigmask(SIG_SETMASK, &old, nullptr); }
-};
-
 // cpp-httplib blocks: its calls run here, never on the caller's io_context thread.
 // OpenSSL is initialised first so that its atexit cleanup runs after the pool has joined.
 // cpp-httplib writes with send() without MSG_NOSIGNAL, and through OpenSSL's socket BIO: a
@@ -67,7 +56,7 @@ struct SigpipeBlocked {
 boost::asio::thread_pool& blocking_pool() {
   static bool ssl_ready = OPENSSL_init_ssl(0, nullptr) == 1;
   static boost::asio::thread_pool pool = [] {
-    SigpipeBlocked blocked;
+    ScopedSigpipeBlock blocked;
     return boost::asio::thread_pool(2);
   }();
   (void)ssl_ready;

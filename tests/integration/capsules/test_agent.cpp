@@ -586,8 +586,12 @@ TEST_SUITE("agent") {
       for ([[maybe_unused]] const auto& e : fs::directory_iterator(a.dir.path())) ++n;
       return n == 3;  // run/, agent.log, atomic.txt
     }));
+    // Missing parents are made; a parent that is a file is refused.
     StringSource missing_dir("x");
-    CHECK_THROWS_AS(ch->upload(a.dir.file("no/such/dir/f"), missing_dir), pw::CapsuleNotFoundError);
+    ch->upload(a.dir.file("no/such/dir/f"), missing_dir);
+    CHECK(pw::testing::read_file(a.dir.file("no/such/dir/f")) == "x");
+    StringSource under_file("x");
+    CHECK_THROWS_AS(ch->upload(path + "/f", under_file), pw::PodClientError);
     StringSource to_dir("x");
     CHECK_THROWS_AS(ch->upload(a.dir.path().string(), to_dir), pw::CapsuleValidationError);
     StringSource relative("x");

@@ -133,6 +133,28 @@ TEST_CASE("extract_tar: a directory written by write_tar comes back whole") {
   CHECK_THROWS_AS(write_tar((tmp.path / "missing").string(), tar), CapsuleNotFoundError);
 }
 
+TEST_CASE("write_tar_contents: names relative to the directory, links kept, the tree comes back whole") {
+  TempDir tmp;
+  fs::path src = tmp.path / "src";
+  fs::create_directories(src / "sub" / "deeper");
+  std::ofstream(src / "a.txt") << "alpha";
+  std::ofstream(src / "sub" / "deeper" / "b.bin") << std::string("b\0b", 3);
+  ::chmod((src / "a.txt").c_str(), 0750);
+  fs::create_symlink("../a.txt", src / "sub" / "to-a");
+  StringSink tar;
+  CHECK(write_tar_contents(src.string(), tar) == 5);  // a.txt, sub, sub/deeper, sub/deeper/b.bin, sub/to-a
+  fs::path dest = tmp.path / "dest";
+  ChunkedSource in(tar.data);
+  CHECK(extract_tar(in, dest.string()) == 5);
+  CHECK(slurp(dest / "a.txt") == "alpha");
+  CHECK(slurp(dest / "sub" / "deeper" / "b.bin") == std::string("b\0b", 3));
+  CHECK(fs::read_symlink(dest / "sub" / "to-a") == "../a.txt");
+  CHECK((fs::status(dest / "a.txt").permissions() & fs::perms::owner_exec) != fs::perms::none);
+  CHECK_FALSE(fs::exists(dest / "src"));
+  CHECK_THROWS_AS(write_tar_contents((tmp.path / "missing").string(), tar), CapsuleNotFoundError);
+  CHECK_THROWS_AS(write_tar_contents((src / "a.txt").string(), tar), CapsuleValidationError);
+}
+
 TEST_CASE("security: extract_tar refuses '..', absolute names, links out and writes through links") {
   TempDir tmp;
   fs::path dest = tmp.path / "dest";
