@@ -440,7 +440,9 @@ struct HttpServer::Impl {
       auto t0 = std::chrono::steady_clock::now();
       http::request_parser<http::string_body> p;
       p.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
-      p.body_limit(limits.max_body_bytes);
+      // Beast refuses a Content-Length above the body limit while it reads the header, before
+      // the route is known: the larger of the two limits here, the route's own once it is.
+      p.body_limit(std::max<std::uint64_t>(limits.max_body_bytes, limits.max_upload_bytes));
       // One deadline for the whole request, headers and body (not per read).
       low.expires_after(ms(limits.request_timeout_s));
       c.idle = true;
@@ -481,6 +483,7 @@ struct HttpServer::Impl {
         if (!more) co_return;
         continue;
       }
+      p.body_limit(limits.max_body_bytes);
       if (auto cl = p.content_length(); cl && *cl > limits.max_body_bytes) {
         const std::string msg = body_too_large();
         co_await answer_and_close(c, &req, ErrorKind::payload_too_large, msg);

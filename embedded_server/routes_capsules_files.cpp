@@ -98,9 +98,23 @@ void download(ServerState& ctx, const httplib::Request& req, httplib::Response& 
   std::string id = path_capsule_id(req);
   auto m = shared_capsule_manager(ctx);
   capsules::FileStat st = m->stat(id, path);  // 404 before the answer starts
-  if (st.type == "dir")
-    throw validation_error("path", "'" + shown(path) + "' is a directory (list it with files/list)");
   res.status = 200;
+  if (st.type == "dir") {
+    // A directory: a tar of what is below it, each file streamed into the archive.
+    res.set_chunked_content_provider("application/x-tar", [m, id, path](size_t, httplib::DataSink& sink) {
+      try {
+        if (!write_capsule_tar(*m, id, path, [&sink](std::string_view d) { return sink.write(d.data(), d.size()); }))
+          return false;  // the client left
+      } catch (const std::exception& e) {
+        std::cerr << "podwrangler serve: download of the directory " << redact_text(path) << " from " << id
+                  << " failed: " << redact_text(e.what()) << "\n";
+        return false;
+      }
+      sink.done();
+      return true;
+    });
+    return;
+  }
   res.set_header("X-Capsule-File-Size", std::to_string(st.size));
   res.set_chunked_content_provider("application/octet-stream", [m, id, path](size_t, httplib::DataSink& sink) {
     ResponseSink out(sink);
