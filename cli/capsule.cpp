@@ -89,15 +89,19 @@ void add_spec_options(CLI::App* cmd, SpecOptions& o, bool with_timeout) {
                     "background processes and open streams are not idleness")
         ->check(CLI::Range(0LL, 30LL * 86400))
         ->type_name("SECONDS");
-  cmd->add_option("--env,-e", o.env, "An environment variable (repeatable)")->type_name("KEY=VALUE");
+  cmd->add_option("--env,-e", o.env, "An environment variable (repeatable)")->type_name("KEY=VALUE")
+      ->allow_extra_args(false);
   cmd->add_option("--mount", o.mounts, "Bind mount (repeatable); HOST must exist on the engine's host")
-      ->type_name("HOST:PATH[:ro]");
+      ->type_name("HOST:PATH[:ro]")
+      ->allow_extra_args(false);
   cmd->add_option("--port,-p", o.ports, "Publish a container port on 127.0.0.1 (repeatable)")
       ->check(CLI::Range(1, 65535))
-      ->type_name("PORT");
+      ->type_name("PORT")
+      ->allow_extra_args(false);
   cmd->add_option("--network", o.network, "none (the default: no network), bridge, or a network's name")
       ->type_name("NETWORK");
-  cmd->add_option("--label,-l", o.labels, "A label (repeatable)")->type_name("KEY=VALUE");
+  cmd->add_option("--label,-l", o.labels, "A label (repeatable)")->type_name("KEY=VALUE")
+      ->allow_extra_args(false);
   cmd->add_option("--owner", o.owner, "Who the capsule belongs to")->type_name("NAME");
   cmd->add_option("--session", o.session, "The owner's session (with --owner, the key of get-or-create)")
       ->type_name("NAME");
@@ -597,7 +601,8 @@ void set_capsule_command(CLI::App& app, CommandContext& ctx) {
   c->add_option("--owner", list->owner, "Only this owner's")->type_name("NAME");
   c->add_option("--session", list->session, "Only this session's")->type_name("NAME");
   c->add_option("--label,-l", list->labels, "Only capsules with this label (repeat to require several)")
-      ->type_name("KEY=VALUE");
+      ->type_name("KEY=VALUE")
+      ->allow_extra_args(false);
   c->add_option("--limit,-n", list->limit, "At most this many (1-1000)")->check(CLI::Range(1, 1000))->type_name("N");
   c->footer(
       "Output: table (ID STATE IMAGE OWNER EXEC AGE LABELS), plain (tab-separated id, state, image,\n"

@@ -344,9 +344,11 @@ void set_exec_command(CLI::App& app, CommandContext& ctx) {
       ->type_name("COMMAND");
   auto* aliases = c->add_option("--aliases,-a", many->aliases, "Comma-separated aliases")
                       ->delimiter(',')
-                      ->type_name(kAliasListType);
+                      ->type_name(kAliasListType)
+                      ->allow_extra_args(false);  // one value per occurrence: the command may follow
   auto* labels = c->add_option("--label,-l", many->labels, "Pods with this label (repeat to require several)")
-                     ->type_name("KEY=VALUE");
+                     ->type_name("KEY=VALUE")
+                     ->allow_extra_args(false);
   auto* all = c->add_flag("--all", many->all, "Every registered pod");
   aliases->excludes(labels)->excludes(all);
   labels->excludes(all);

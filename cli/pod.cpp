@@ -230,7 +230,8 @@ void set_pod_command(CLI::App& app, CommandContext& ctx) {
   auto list = std::make_shared<ListOptions>();
   auto* c = pod->add_subcommand("list", "List registered pods (ordered by alias)");
   c->add_option("--label,-l", list->labels, "Only pods with this label (repeat to require several)")
-      ->type_name("KEY=VALUE");
+      ->type_name("KEY=VALUE")
+      ->allow_extra_args(false);
   c->footer(
       "Output: table (ALIAS PROVIDER LABELS URL), plain (tab-separated alias, provider, url, "
       "labels), json (array of pods), ndjson (one pod per line).\n\n"
@@ -256,7 +257,7 @@ void set_pod_command(CLI::App& app, CommandContext& ctx) {
       ->type_name("URL");
   c->add_option("--provider,-p", add->provider, "plaintty, local, docker or kubernetes (default: from the URL scheme)")
       ->type_name("PROVIDER");
-  c->add_option("--label,-l", add->labels, "A label (repeatable)")->type_name("KEY=VALUE");
+  c->add_option("--label,-l", add->labels, "A label (repeatable)")->type_name("KEY=VALUE")->allow_extra_args(false);
   c->footer(
       "The URL's token is stored encrypted and always shown as token=***.\n\n"
       "Examples:\n"
@@ -272,8 +273,9 @@ void set_pod_command(CLI::App& app, CommandContext& ctx) {
   c->add_option("--url", update->url, "New URL")->type_name("URL");
   c->add_option("--provider,-p", update->provider, "New provider")->type_name("PROVIDER");
   c->add_option("--label,-l", update->labels, "Set a label (repeatable; other labels are kept)")
-      ->type_name("KEY=VALUE");
-  c->add_option("--unlabel", update->unlabels, "Remove a label (repeatable)")->type_name("KEY");
+      ->type_name("KEY=VALUE")
+      ->allow_extra_args(false);
+  c->add_option("--unlabel", update->unlabels, "Remove a label (repeatable)")->type_name("KEY")->allow_extra_args(false);
   c->add_flag("--clear-labels", update->clear_labels, "Remove every label first");
   c->footer(
       "Examples:\n"

@@ -74,7 +74,7 @@ cli_flow() {
   expect "$tag: --gather prints the output once" test "$(grep -c '^same$' <<<"$OUT")" -eq 1
   expect "$tag: run-many summary line" has "2 ok / 0 failed / 0 timed out / 0 unreachable" "$OUT"
   # shellcheck disable=SC2016  # expanded by the pod's shell
-  run "${P[@]}" exec run-many 'basename $PWD' --aliases web-1,db-1
+  run "${P[@]}" exec run-many --aliases web-1,db-1 'basename $PWD'  # options before the command
   expect "$tag: run-many prefixes lines with the alias" test "$(grep -E '^(web-1|db-1): ' <<<"$OUT" | sort | tr '\n' ' ')" = "db-1: db web-1: web "
   # shellcheck disable=SC2016  # expanded by the pod's shell
   run "${P[@]}" exec run-many '[ "$(basename $PWD)" = db ] && exit 4; echo fine' --all
