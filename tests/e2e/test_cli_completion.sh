@@ -97,7 +97,8 @@ names=() lines=() want_zsh=() want_fish=()
 case_() { names+=("$1"); lines+=("$2"); want_zsh+=("$3"); want_fish+=("$4"); }
 case_ "commands: po<TAB>" "podwrangler po" "pod" "pod"
 case_ "commands: <TAB>" "podwrangler " \
-  "health pod exec serve completion" "completion exec health pod serve"
+  "health pod exec capsule serve completion" "capsule completion exec health pod serve"
+case_ "capsule subcommands: ex<TAB>" "podwrangler capsule ex" "exec" "exec"
 case_ "pod subcommands" "podwrangler pod " \
   "list show add update remove" "add list remove show update"
 case_ "an option of exec run" "podwrangler exec run --t" "--timeout" "--timeout"
