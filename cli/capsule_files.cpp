@@ -556,8 +556,8 @@ void add_capsule_file_commands(CLI::App* g, CommandContext& ctx) {
       "PODWRANGLER_MAX_UPLOAD_BYTES). Parent directories are created. A directory travels as a\n"
       "tar archive (directories and regular files; symbolic links are refused) and fills REMOTE.\n\n"
       "Examples:\n"
-      "  podwrangler capsule upload cap-0123456789abcdef ./data.csv /work/\n"
-      "  podwrangler capsule upload cap-0123456789abcdef ./src /work/src\n"
+      "  podwrangler capsule upload cap-0123456789abcdef ./data.csv /home/user/\n"
+      "  podwrangler capsule upload cap-0123456789abcdef ./src /home/user/src\n"
       "  tar cz src | podwrangler capsule upload cap-0123456789abcdef - /tmp/src.tgz");
   set_action(c, ctx, up, capsule_upload);
 
@@ -576,8 +576,8 @@ void add_capsule_file_commands(CLI::App* g, CommandContext& ctx) {
       "absolute names, '..', symbolic links leading out and writes through links are refused\n"
       "(exit 65). With - the archive itself goes to standard output.\n\n"
       "Examples:\n"
-      "  podwrangler capsule download cap-0123456789abcdef /work/out.csv .\n"
-      "  podwrangler capsule download cap-0123456789abcdef /work/results ./results\n"
+      "  podwrangler capsule download cap-0123456789abcdef /home/user/out.csv .\n"
+      "  podwrangler capsule download cap-0123456789abcdef /home/user/results ./results\n"
       "  podwrangler capsule download cap-0123456789abcdef /var/log/app.log - | tail");
   set_action(c, ctx, down, capsule_download);
 
@@ -599,7 +599,7 @@ void add_capsule_file_commands(CLI::App* g, CommandContext& ctx) {
   c->add_option("id", mk->id, "The capsule's id")->required()->type_name(kCapsuleType);
   c->add_option("path", mk->path, "Absolute path inside the capsule")->required()->type_name("PATH");
   c->add_flag("--no-parents", mk->flag, "Fail when the parent does not exist");
-  c->footer("Example:\n  podwrangler capsule mkdir cap-0123456789abcdef /work/out");
+  c->footer("Example:\n  podwrangler capsule mkdir cap-0123456789abcdef /home/user/out");
   set_action(c, ctx, mk, capsule_mkdir);
 
   auto rm = std::make_shared<PathOptions>();
@@ -608,8 +608,8 @@ void add_capsule_file_commands(CLI::App* g, CommandContext& ctx) {
   c->add_option("path", rm->path, "Absolute path inside the capsule")->required()->type_name("PATH");
   c->add_flag("--recursive,-r", rm->flag, "Remove a directory and everything in it");
   c->footer(
-      "Examples:\n  podwrangler capsule rm cap-0123456789abcdef /work/tmp.txt\n"
-      "  podwrangler capsule rm -r cap-0123456789abcdef /work/build");
+      "Examples:\n  podwrangler capsule rm cap-0123456789abcdef /home/user/tmp.txt\n"
+      "  podwrangler capsule rm -r cap-0123456789abcdef /home/user/build");
   set_action(c, ctx, rm, capsule_rm);
 
   add_path_command(g, ctx, "stat", "Show a file's type, size, mode and time inside a capsule",

@@ -471,20 +471,20 @@ TEST_SUITE("capsule_api") {
       REQUIRE(res);
       return res->status;
     };
-    CHECK(upload("/work/deep/a.bin", false) == 201);
-    CHECK(upload("/work/b.bin", true) == 201);
-    auto r = api.get(files + "/stat?path=/work/deep/a.bin");
+    CHECK(upload("/data/deep/a.bin", false) == 201);
+    CHECK(upload("/data/b.bin", true) == 201);
+    auto r = api.get(files + "/stat?path=/data/deep/a.bin");
     REQUIRE_MESSAGE(r.status == 200, r.raw);
     CHECK(r.body["size"] == data.size());
     CHECK(r.body["type"] == "file");
     CHECK(r.body["mode"] == 0755);
-    auto x = exec(api, c.id, {{"cmd", "sha256sum /work/deep/a.bin /work/b.bin | cut -d' ' -f1"}});
+    auto x = exec(api, c.id, {{"cmd", "sha256sum /data/deep/a.bin /data/b.bin | cut -d' ' -f1"}});
     CHECK(x["stdout"] == sha256_hex(data) + "\n" + sha256_hex(data) + "\n");
 
     // Download, streamed back.
     std::string got;
     std::string ctype;
-    auto res = api.raw().Get((files + "?path=/work/b.bin").c_str(),
+    auto res = api.raw().Get((files + "?path=/data/b.bin").c_str(),
                              [&](const httplib::Response& resp) {
                                ctype = resp.get_header_value("Content-Type");
                                return resp.status == 200;
@@ -500,20 +500,20 @@ TEST_SUITE("capsule_api") {
     CHECK(sha256_hex(got) == sha256_hex(data));
 
     // mkdir, list, rm.
-    r = api.post(files + "/mkdir", {{"path", "/work/new/dir"}});
+    r = api.post(files + "/mkdir", {{"path", "/data/new/dir"}});
     REQUIRE_MESSAGE(r.status == 201, r.raw);
     CHECK(r.body["type"] == "dir");
-    r = api.get(files + "/list?path=/work");
+    r = api.get(files + "/list?path=/data");
     REQUIRE(r.status == 200);
     std::set<std::string> names;
     for (const auto& f : r.body) names.insert(f["name"].get<std::string>());
     CHECK(names == std::set<std::string>{"deep", "b.bin", "new"});
-    r = api.get(files + "/list?path=/work&depth=3");
+    r = api.get(files + "/list?path=/data&depth=3");
     CHECK(r.body.size() == 5);  // deep, deep/a.bin, b.bin, new, new/dir
-    CHECK(api.del(files + "?path=/work/b.bin").status == 204);
-    expect_error(api.get(files + "/stat?path=/work/b.bin"), 404, "capsule_not_found");
-    CHECK(api.del(files + "?path=/work/new&recursive=true").status == 204);
-    expect_error(api.get(files + "/stat?path=/work/new"), 404, "capsule_not_found");
+    CHECK(api.del(files + "?path=/data/b.bin").status == 204);
+    expect_error(api.get(files + "/stat?path=/data/b.bin"), 404, "capsule_not_found");
+    CHECK(api.del(files + "?path=/data/new&recursive=true").status == 204);
+    expect_error(api.get(files + "/stat?path=/data/new"), 404, "capsule_not_found");
 
     // Directories as tar archives, both ways.
     r = api.send("PUT", files + "?path=/tree", make_tar({{"d/", ""}, {"d/x.txt", "ex"}, {"top.txt", "top"}}),
@@ -544,8 +544,8 @@ TEST_SUITE("capsule_api") {
     expect_error(api.get(files + "/stat?path=relative"), 422, "validation_error", "path");
     expect_error(api.get(files + "/stat"), 422, "validation_error", "path");
     expect_error(api.get(files + "/stat?path=/a%00b"), 422, "validation_error", "path");
-    expect_error(api.get(files + "/list?path=/work&depth=0"), 422, "validation_error", "depth");
-    expect_error(api.del(files + "?path=/work&recursive=yes"), 422, "validation_error", "recursive");
+    expect_error(api.get(files + "/list?path=/data&depth=0"), 422, "validation_error", "depth");
+    expect_error(api.del(files + "?path=/data&recursive=yes"), 422, "validation_error", "recursive");
     expect_error(api.send("PUT", files + "?path=/x&mode=999", "x", "application/octet-stream"), 422, "validation_error",
                  "mode");
     expect_error(
