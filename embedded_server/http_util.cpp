@@ -295,36 +295,6 @@ void check_token_text(std::string_view value, const std::string& field) {
     throw validation_error(field, "must not start or end with a space (got '" + shown(value) + "')");
 }
 
-std::optional<std::string> query_param(const httplib::Request& req, std::string_view name) {
-  auto q = req.target.find('?');
-  if (q == std::string::npos) return std::nullopt;
-  std::string_view query(req.target);
-  query.remove_prefix(q + 1);
-  const std::string field(name);
-  std::optional<std::string> found;
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    std::string_view item = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    auto eq = item.find('=');
-    std::string key;
-    try {
-      key = pw::percent_decode(item.substr(0, eq), true);
-    } catch (const std::invalid_argument&) {
-      continue;  // some other parameter's malformed name: not ours
-    }
-    if (key != name) continue;
-    if (found) throw validation_error(field, "given more than once");
-    try {
-      found = eq == std::string_view::npos ? std::string{} : pw::percent_decode(item.substr(eq + 1), true);
-    } catch (const std::invalid_argument&) {
-      throw validation_error(field, "malformed percent escape");
-    }
-    check_token_text(*found, field);
-  }
-  return found;
-}
-
 std::vector<std::string> query_params(const httplib::Request& req, std::string_view name) {
   std::vector<std::string> out;
   auto q = req.target.find('?');
@@ -341,7 +311,7 @@ std::vector<std::string> query_params(const httplib::Request& req, std::string_v
     try {
       key = pw::percent_decode(item.substr(0, eq), true);
     } catch (const std::invalid_argument&) {
-      continue;
+      continue;  // some other parameter's malformed name: not ours
     }
     if (key != name) continue;
     try {
@@ -352,6 +322,13 @@ std::vector<std::string> query_params(const httplib::Request& req, std::string_v
     check_token_text(out.back(), field);
   }
   return out;
+}
+
+std::optional<std::string> query_param(const httplib::Request& req, std::string_view name) {
+  std::vector<std::string> all = query_params(req, name);
+  if (all.empty()) return std::nullopt;
+  if (all.size() > 1) throw validation_error(std::string(name), "given more than once");
+  return std::move(all.front());
 }
 
 void reject_unknown_params(const httplib::Request& req, std::initializer_list<const char*> allowed) {
