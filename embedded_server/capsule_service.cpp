@@ -22,7 +22,8 @@ std::shared_ptr<capsules::CapsuleBackend> make_capsule_backend(const std::string
   return capsules::make_docker_backend(docker_host);
 }
 
-CapsuleService::CapsuleService(ServerState& ctx) : ctx_(ctx) {}
+CapsuleService::CapsuleService(ServerState& ctx)
+    : ctx_(ctx), templates_(load_capsule_templates(ctx.settings.capsule_templates_file)) {}
 
 CapsuleService::~CapsuleService() { stop(); }
 
@@ -77,6 +78,8 @@ std::shared_ptr<capsules::CapsuleManager> CapsuleService::connect_locked() {
     ms.data_dir = data_dir();
     ms.agent_path = ctx_.settings.agent_path;
     ms.warm_pool = ctx_.settings.warm_pool;
+    ms.templates = templates_.specs;
+    for (const auto& [name, n] : templates_.warm) ms.warm_pool[name] = n;  // keyed by template
     auto m = std::make_shared<capsules::CapsuleManager>(std::move(ms), backend_, make_capsule_records(ctx_));
     m->start_monitor();
     manager_ = m;

@@ -4,6 +4,8 @@
 // monitor thread. Made at start when capsules are on; while the engine cannot be reached
 // the capsule routes answer 503 engine_unavailable and every other route works, and the
 // next capsule request after the engine is back (at most one attempt per second) makes it.
+#include "embedded_server/capsule_templates.hpp"
+
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -21,6 +23,8 @@ struct ServerState;
 
 class CapsuleService {
  public:
+  // Reads the templates file of the settings: a bad one is a PodConfigValidationError here,
+  // at start, not a surprise at the first create.
   explicit CapsuleService(ServerState& ctx);
   ~CapsuleService();  // stop()
   CapsuleService(const CapsuleService&) = delete;
@@ -43,6 +47,7 @@ class CapsuleService {
   std::shared_ptr<capsules::CapsuleManager> connect_locked();
 
   ServerState& ctx_;
+  CapsuleTemplates templates_;
   std::mutex mu_;
   std::shared_ptr<capsules::CapsuleBackend> backend_;
   std::shared_ptr<capsules::CapsuleManager> manager_;

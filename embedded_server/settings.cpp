@@ -91,6 +91,7 @@ Settings Settings::from_env() {
     s.docker_host = d;
   if (const char* v = env("PODWRANGLER_AGENT_PATH")) s.agent_path = v;
   if (const char* v = env("PODWRANGLER_WARM_POOL")) s.warm_pool = parse_warm_pool(v);
+  if (const char* v = env("PODWRANGLER_CAPSULE_TEMPLATES")) s.capsule_templates_file = v;
   if (const char* v = env("PODWRANGLER_MAX_UPLOAD_BYTES"))
     s.max_upload_bytes = static_cast<std::size_t>(parse_whole(v, "PODWRANGLER_MAX_UPLOAD_BYTES", 1024, 1LL << 40));
   return s;

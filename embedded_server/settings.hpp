@@ -37,6 +37,7 @@ struct Settings {
   std::string docker_host = "unix:///var/run/docker.sock";
   std::string agent_path;                // PODWRANGLER_AGENT_PATH; "" = look next to the program
   std::map<std::string, int> warm_pool;  // PODWRANGLER_WARM_POOL "image=N,…"; empty = off
+  std::string capsule_templates_file;    // PODWRANGLER_CAPSULE_TEMPLATES: TOML (capsule_templates.hpp)
   // Streamed uploads (PUT /api/v1/capsules/{id}/files) are not held by the body limit above
   // but by this one, counted while they are read: 413 past it.
   std::size_t max_upload_bytes = std::size_t{4} << 30;

@@ -274,6 +274,52 @@ TEST_SUITE("capsule_api") {
     CHECK(ids_of(r) == std::set<std::string>{c.id});
   }
 
+  TEST_CASE("templates from the server's templates file: defaults, the request's values win, a warm pool") {
+    TempDir dir;
+    const std::string file = dir.file("templates.toml");
+    std::ofstream(file) << "[templates.small]\nimage = \"" << image() << "\"\nmemory_mb = 96\ntimeout_sec = 1234\n"
+                        << "env = { FROM_TEMPLATE = \"yes\" }\nlabels = { kind = \"small\" }\nwarm = 1\n";
+    const std::string pool = "/api/v1/capsules?label=podwrangler.pool=small";
+    {
+      auto srv = capsule_server([&](server::Settings& s) { s.capsule_templates_file = file; });
+      auto api = srv->client();
+      Cleanup cleanup{api, {}};
+      // `warm = 1`: the server keeps one ready capsule of the template (not among the user's).
+      CHECK(wait_until([&] { return api.get(pool).body.size() == 1; }, std::chrono::seconds(60)));
+      CHECK(api.get("/api/v1/capsules").body.empty());
+      auto r = api.post("/api/v1/capsules", {{"template", "small"}, {"owner", "tess"}});
+      REQUIRE_MESSAGE(r.status == 201, r.raw);
+      cleanup.ids.push_back(r.body["id"].get<std::string>());
+      CHECK(r.body["origin"] == "warm");
+      CHECK(r.body["spec"]["template"] == "small");
+      CHECK(r.body["spec"]["image"] == image());
+      CHECK(r.body["spec"]["owner"] == "tess");
+      CHECK(r.body["spec"]["timeout_sec"] == 1234);  // the template's
+      CHECK(r.body["spec"]["labels"]["kind"] == "small");
+      CHECK(r.body["limits"]["memory_bytes"] == 96LL << 20);
+      CHECK(exec(api, r.body["id"].get<std::string>(), {{"cmd", "echo $FROM_TEMPLATE"}})["stdout"] == "yes\n");
+      // A value of the request wins; one fixed at creation bypasses the pool and says so.
+      r = api.post("/api/v1/capsules", {{"template", "small"}, {"memory_mb", 160}});
+      REQUIRE_MESSAGE(r.status == 201, r.raw);
+      cleanup.ids.push_back(r.body["id"].get<std::string>());
+      CHECK(r.body["origin"] == "bypassed: limits");
+      CHECK(r.body["spec"]["memory_mb"] == 160);
+      CHECK(r.body["limits"]["memory_bytes"] == 160LL << 20);
+      CHECK(r.body["spec"]["timeout_sec"] == 1234);
+      expect_error(api.post("/api/v1/capsules", {{"template", "large"}}), 404, "capsule_not_found");
+    }
+    // A server without the template empties its pool.
+    {
+      auto srv = capsule_server();
+      auto api = srv->client();
+      CHECK(wait_until([&] { return api.get(pool).body.empty(); }, std::chrono::seconds(60)));
+    }
+    // A server with a bad templates file does not start; the error names the setting.
+    std::ofstream(file) << "[templates.bad]\nimage = \"x\"\nmemory_mb = 1\n";
+    CHECK_THROWS_WITH_AS(capsule_server([&](server::Settings& s) { s.capsule_templates_file = file; }),
+                         doctest::Contains("PODWRANGLER_CAPSULE_TEMPLATES"), PodConfigValidationError);
+  }
+
   TEST_CASE("get-or-create and destroy all of an owner") {
     auto srv = capsule_server();
     auto api = srv->client();
