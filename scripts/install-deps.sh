@@ -14,6 +14,8 @@ PACKAGES=(
   # real components the tests start
   websocketd openssl util-linux procps iproute2 docker.io postgresql-15
   python3 python3-kubernetes python3-jsonschema jq tmux bsdextrautils busybox-static
+  # the musl capsule image (no glibc): musl's loader and musl-gcc for its test program
+  musl musl-tools
   # the Swagger UI page test (headless)
   chromium
   # benchmarks

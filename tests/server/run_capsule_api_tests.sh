@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The capsule API (tests/server/test_api_capsules.cpp) against a private dockerd
-# (tests/fixtures/dockerd.sh) with a busybox image imported from local files. Afterwards no
-# capsule container may be left on that daemon.
+# (tests/fixtures/dockerd.sh) with a busybox image and a musl image (no glibc) imported from
+# local files. Afterwards no capsule container may be left on that daemon. The suite stops and
+# restarts that dockerd in place (tests/integration/capsules/dockerd_ctl.sh).
 #   tests/server/run_capsule_api_tests.sh BUILD_DIR [doctest options…]
 set -euo pipefail
 build=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
@@ -10,10 +11,14 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/fixtures/dockerd.sh
 source "$here/../fixtures/dockerd.sh"
 work=$(mktemp -d /tmp/pw-capi.XXXXXX)
-trap 'pw_dockerd_stop || true; rm -rf "$work"' EXIT
+# A dockerd restarted by the suite has a new pid: the one to end is the pidfile's.
+trap 'if [[ -s ${PW_DOCKERD_DIR:-/nonexistent}/dockerd.pid ]]; then PW_DOCKERD_PID=$(<"$PW_DOCKERD_DIR/dockerd.pid"); fi
+      pw_dockerd_stop || true; rm -rf "$work"' EXIT
 pw_dockerd_start "$work/d"
 pw_dockerd_image pw-test-busybox:1
-export PW_DOCKER_HOST PW_CAPSULE_IMAGE=pw-test-busybox:1
+pw_dockerd_musl_image pw-test-musl:1 "$here/../fixtures/musl_hello.c"
+export PW_DOCKER_HOST PW_DOCKER_CLI PW_DOCKERD_DIR PW_CAPSULE_IMAGE=pw-test-busybox:1
+export PW_CAPSULE_MUSL_IMAGE=pw-test-musl:1 PW_CAPSULE_DOCKERD_CTL=$here/../integration/capsules/dockerd_ctl.sh
 # The in-capsule agent from this build tree, when it is built (else the manager falls back
 # to the engine's exec, and says so in each capsule's exec_mode).
 agent=$(find "$build" -name pw-agent -type f -perm -u+x 2>/dev/null | head -1)

@@ -11,6 +11,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <doctest/doctest.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include <cstdlib>
@@ -765,6 +766,253 @@ TEST_SUITE("capsule_api") {
     expect_error(api.get("/api/v1/capsules"), 503, "engine_unavailable");
     std::filesystem::create_symlink(real.substr(7), link);
     CHECK(wait_until([&] { return api.get("/api/v1/capsules").status == 200; }, std::chrono::seconds(15)));
+  }
+}
+
+// ---- the engine under capsules: a musl image, a large file both ways, dockerd restarted -------
+
+namespace {
+
+std::string musl_image() { return env_or_fail("PW_CAPSULE_MUSL_IMAGE"); }
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char ch : s) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return out + "'";
+}
+
+// Stops or starts the run script's private dockerd in place (dockerd_ctl.sh: same data root,
+// containerd kept, running containers stopped by the daemon as it exits).
+int dockerd_ctl(const std::string& what) {
+  return sh("bash " + shell_quote(env_or_fail("PW_CAPSULE_DOCKERD_CTL")) + " " + what + " >&2");
+}
+
+// Brings a stopped dockerd back whatever the test's outcome, so the next tests and the run
+// script's checks have their engine.
+struct DockerdBack {
+  bool down = false;
+  ~DockerdBack() {
+    if (down) dockerd_ctl("start");
+  }
+};
+
+// An incremental SHA-256 (OpenSSL EVP), hex.
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void add(const char* data, std::size_t n) { EVP_DigestUpdate(ctx_, data, n); }
+  std::string hex() {
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, d, &len);
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+      out += digits[d[i] >> 4];
+      out += digits[d[i] & 15];
+    }
+    return out;
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+}  // namespace
+
+TEST_SUITE("capsule_api_engine") {
+  TEST_CASE("a musl image without glibc: the agent runs there, a musl program runs, files both ways") {
+    REQUIRE_MESSAGE(std::getenv("PODWRANGLER_AGENT_PATH") != nullptr,
+                    "no pw-agent in the build tree: build the pw-agent target");
+    auto srv = capsule_server();
+    auto api = srv->client();
+    Cleanup cleanup{api, {}};
+    auto c = create(api, {{"image", musl_image()}});
+    cleanup.ids.push_back(c.id);
+    CHECK(c.body["state"] == "running");
+    // The static agent was injected and answers: no fallback to docker exec.
+    CHECK_MESSAGE(c.body["exec_mode"] == "agent", c.body.dump());
+
+    // The image has musl's loader and no glibc anywhere.
+    auto x = exec(api, c.id,
+                  {{"cmd", "ls /lib; find / -xdev \\( -name 'libc.so*' -o -name 'ld-linux*' \\) -print | wc -l"}});
+    CHECK(x["exit_code"] == 0);
+    CHECK(x["stdout"] == "ld-musl-x86_64.so.1\n0\n");
+
+    // The program linked against musl runs, its C library being musl's loader.
+    x = exec(api, c.id, {{"argv", {"musl_hello", "from", "the API"}}});
+    CHECK_MESSAGE(x["exit_code"] == 0, x.dump());
+    const std::string out = x["stdout"];
+    CHECK(out.rfind("hello from musl: from the API\n", 0) == 0);
+    CHECK_MESSAGE(out.find("mapped: /lib/ld-musl-x86_64.so.1\n") != std::string::npos, out);
+    CHECK(out.find("libc.so.6") == std::string::npos);
+    // … also through the image's shell (busybox), with the capsule's environment.
+    x = exec(api, c.id, {{"cmd", "musl_hello \"$GREETING\" | head -1"}, {"env", {{"GREETING", "hi"}}}});
+    CHECK(x["stdout"] == "hello from musl: hi\n");
+
+    // Files: an upload, seen inside, downloaded back unchanged.
+    const std::string files = "/api/v1/capsules/" + c.id + "/files";
+    std::string data(300 * 1024, '\0');
+    std::mt19937_64 rng(7);
+    for (auto& ch : data) ch = static_cast<char>(rng());
+    auto r = api.send("PUT", files + "?path=/data/blob.bin&mode=600", data, "application/octet-stream");
+    REQUIRE_MESSAGE(r.status == 201, r.raw);
+    CHECK(r.body["size"] == data.size());
+    CHECK(r.body["mode"] == 0600);
+    x = exec(api, c.id, {{"cmd", "sha256sum /data/blob.bin | cut -d' ' -f1"}});
+    CHECK(x["stdout"] == sha256_hex(data) + "\n");
+    exec(api, c.id, {{"cmd", "musl_hello made > /data/made.txt"}});
+    r = api.get(files + "?path=/data/blob.bin");
+    REQUIRE(r.status == 200);
+    CHECK(r.raw.size() == data.size());
+    CHECK(r.raw == data);
+    r = api.get(files + "?path=/data/made.txt");
+    REQUIRE(r.status == 200);
+    CHECK(r.raw.rfind("hello from musl: made\n", 0) == 0);
+
+    // Destroyed: the capsule is gone from the engine (the run script checks no container is
+    // left) and shows as destroyed.
+    r = api.del("/api/v1/capsules/" + c.id);
+    REQUIRE_MESSAGE(r.status == 200, r.raw);
+    CHECK(r.body["state"] == "destroyed");
+    r = api.get("/api/v1/capsules/" + c.id);
+    CHECK(r.status == 200);
+    CHECK(r.body["state"] == "destroyed");
+    expect_error(api.post("/api/v1/capsules/" + c.id + "/exec", {{"cmd", "true"}}), 409, "capsule_conflict");
+  }
+
+  TEST_CASE("files: 100 MiB streamed up and down, the same bytes, memory bounded") {
+    auto srv = capsule_server();
+    auto api = srv->client();
+    Cleanup cleanup{api, {}};
+    auto c = create(api);
+    cleanup.ids.push_back(c.id);
+    const std::string target = "/api/v1/capsules/" + c.id + "/files?path=/tmp/big.bin";
+    constexpr std::size_t kSize = 100u << 20;
+    constexpr std::size_t kChunk = 256u << 10;
+    // Pseudo-random bytes made as they are sent (the client never holds the file either).
+    std::mt19937_64 rng(2024);
+    std::vector<std::uint64_t> words(kChunk / 8);
+    Sha256 sent_hash;
+    std::size_t sent = 0;
+    bool in_order = true;
+    reset_peak();
+    const long long before = peak_rss();
+    auto res = api.raw().Put(
+        target.c_str(), kSize,
+        [&](size_t offset, size_t, httplib::DataSink& sink) {
+          if (offset != sent) in_order = false;
+          for (auto& w : words) w = rng();
+          const std::size_t n = std::min(kChunk, kSize - offset);
+          const auto* bytes = reinterpret_cast<const char*>(words.data());
+          sent_hash.add(bytes, n);
+          sent += n;
+          return sink.write(bytes, n);
+        },
+        "application/octet-stream");
+    REQUIRE_MESSAGE(res, "PUT failed: " << httplib::to_string(res.error()) << " after " << sent << " bytes");
+    REQUIRE_MESSAGE(res->status == 201, res->body);
+    REQUIRE(in_order);
+    REQUIRE(sent == kSize);
+    const std::string up = sent_hash.hex();
+    auto st = api.get("/api/v1/capsules/" + c.id + "/files/stat?path=/tmp/big.bin");
+    CHECK(st.body["size"] == kSize);
+    // The capsule holds exactly those bytes.
+    auto x = exec(api, c.id, {{"cmd", "sha256sum /tmp/big.bin | cut -d' ' -f1"}, {"timeout_sec", 120}});
+    CHECK(x["stdout"] == up + "\n");
+
+    // Downloaded back, hashed as it arrives.
+    Sha256 got_hash;
+    std::size_t got = 0;
+    std::string ctype;
+    auto dl = api.raw().Get(
+        target.c_str(),
+        [&](const httplib::Response& resp) {
+          ctype = resp.get_header_value("Content-Type");
+          return resp.status == 200;
+        },
+        [&](const char* d, size_t n) {
+          got_hash.add(d, n);
+          got += n;
+          return true;
+        });
+    REQUIRE_MESSAGE(dl, "GET failed: " << httplib::to_string(dl.error()) << " after " << got << " bytes");
+    CHECK(dl->status == 200);
+    CHECK(ctype == "application/octet-stream");
+    CHECK(got == kSize);
+    CHECK(got_hash.hex() == up);
+
+    const long long grew = peak_rss() - before;
+    MESSAGE("100 MiB upload and download: peak RSS of the test process (client and server) grew by " << grew / 1024
+                                                                                                     << " KiB");
+    // Holding the file once, on either side, would be 100 MiB.
+    if (pw::testing::rss_is_meaningful()) CHECK(grew < (48LL << 20));
+  }
+
+  TEST_CASE("dockerd stopped and restarted: 503 while down, the rest works, capsules usable after") {
+    auto srv = capsule_server();
+    auto api = srv->client();
+    Cleanup cleanup{api, {}};
+    auto c = create(api);
+    cleanup.ids.push_back(c.id);
+    CHECK(exec(api, c.id, {{"cmd", "echo kept > /tmp/kept"}})["exit_code"] == 0);
+    const std::string base = "/api/v1/capsules/" + c.id;
+
+    DockerdBack back;
+    REQUIRE(dockerd_ctl("stop") == 0);
+    back.down = true;
+
+    // Every call that needs the engine: 503 engine_unavailable, saying so.
+    auto unavailable = [&](const Reply& r) {
+      CAPTURE(r.raw);
+      expect_error(r, 503, "engine_unavailable");
+      const std::string msg = r.body.value("message", "");
+      // It names the engine it cannot reach.
+      CHECK(msg.find(docker_host()) != std::string::npos);
+    };
+    unavailable(api.post(base + "/exec", {{"cmd", "cat /tmp/kept"}}));
+    unavailable(api.post("/api/v1/capsules", {{"image", image()}}));
+    unavailable(api.send("PUT", base + "/files?path=/tmp/new.txt", "new", "application/octet-stream"));
+    unavailable(api.get(base + "/files?path=/tmp/kept"));
+    unavailable(api.get(base + "/files/stat?path=/tmp/kept"));
+    unavailable(api.post("/api/v1/capsules/run", {{"image", image()}, {"argv", {"true"}}}));
+    // The server's other routes are not affected.
+    CHECK(api.get("/health").status == 200);
+    CHECK(api.post("/api/v1/pods/", {{"alias", "p1"}, {"url", "local://p1"}}).status == 201);
+    auto pods = api.get("/api/v1/pods/");
+    CHECK(pods.status == 200);
+    CHECK(pods.body.size() == 1);
+
+    REQUIRE(dockerd_ctl("start") == 0);
+    back.down = false;
+
+    // The capsule's container was stopped with the daemon: the first exec that reaches the
+    // engine starts it again and says so; its files are kept.
+    Reply r;
+    CHECK(wait_until(
+        [&] {
+          r = api.post(base + "/exec", {{"cmd", "cat /tmp/kept"}});
+          return r.status != 503;
+        },
+        std::chrono::seconds(30)));
+    REQUIRE_MESSAGE(r.status == 200, r.raw);
+    CHECK(r.body["stdout"] == "kept\n");
+    CHECK(r.body["recovered"] == "restarted");
+    auto again = exec(api, c.id, {{"argv", {"echo", "again"}}});
+    CHECK(again["stdout"] == "again\n");
+    CHECK(again["recovered"] == "");
+    auto shown = api.get(base);
+    REQUIRE(shown.status == 200);
+    CHECK(shown.body["state"] == "running");
+
+    // New capsules can be made again.
+    auto fresh = create(api);
+    cleanup.ids.push_back(fresh.id);
+    CHECK(fresh.body["state"] == "running");
+    CHECK(exec(api, fresh.id, {{"argv", {"echo", "new"}}})["stdout"] == "new\n");
   }
 }
 
