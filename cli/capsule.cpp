@@ -89,7 +89,8 @@ void add_spec_options(CLI::App* cmd, SpecOptions& o, bool with_timeout) {
                     "background processes and open streams are not idleness")
         ->check(CLI::Range(0LL, 30LL * 86400))
         ->type_name("SECONDS");
-  cmd->add_option("--env,-e", o.env, "An environment variable (repeatable)")->type_name("KEY=VALUE")
+  cmd->add_option("--env,-e", o.env, "An environment variable (repeatable)")
+      ->type_name("KEY=VALUE")
       ->allow_extra_args(false);
   cmd->add_option("--mount", o.mounts, "Bind mount (repeatable); HOST must exist on the engine's host")
       ->type_name("HOST:PATH[:ro]")
@@ -100,8 +101,7 @@ void add_spec_options(CLI::App* cmd, SpecOptions& o, bool with_timeout) {
       ->allow_extra_args(false);
   cmd->add_option("--network", o.network, "none (the default: no network), bridge, or a network's name")
       ->type_name("NETWORK");
-  cmd->add_option("--label,-l", o.labels, "A label (repeatable)")->type_name("KEY=VALUE")
-      ->allow_extra_args(false);
+  cmd->add_option("--label,-l", o.labels, "A label (repeatable)")->type_name("KEY=VALUE")->allow_extra_args(false);
   cmd->add_option("--owner", o.owner, "Who the capsule belongs to")->type_name("NAME");
   cmd->add_option("--session", o.session, "The owner's session (with --owner, the key of get-or-create)")
       ->type_name("NAME");

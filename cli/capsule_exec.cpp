@@ -261,7 +261,8 @@ int capsule_kill(CommandContext& ctx, const KillOptions& o) {
 void add_capsule_exec_commands(CLI::App* g, CommandContext& ctx) {
   auto exec = std::make_shared<ExecOptions>();
   auto* c = g->add_subcommand("exec", "Run a command in a capsule; its exit status becomes ours");
-  c->add_option("--env,-e", exec->env, "An environment variable for the command (repeatable)")->type_name("KEY=VALUE")
+  c->add_option("--env,-e", exec->env, "An environment variable for the command (repeatable)")
+      ->type_name("KEY=VALUE")
       ->allow_extra_args(false);
   c->add_option("--cwd", exec->cwd, "Working directory (absolute, inside the capsule)")->type_name("DIR");
   c->add_option("--timeout,-t", exec->timeout, "Seconds before the command is killed (server default 30)")

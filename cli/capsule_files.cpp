@@ -1,7 +1,6 @@
 // podwrangler capsule upload|download|ls|mkdir|rm|stat
 #include "cli/capsule.hpp"
 
-
 #include "cli/cli_error.hpp"
 #include "cli/commands.hpp"
 #include "cli/context.hpp"

@@ -275,7 +275,9 @@ void set_pod_command(CLI::App& app, CommandContext& ctx) {
   c->add_option("--label,-l", update->labels, "Set a label (repeatable; other labels are kept)")
       ->type_name("KEY=VALUE")
       ->allow_extra_args(false);
-  c->add_option("--unlabel", update->unlabels, "Remove a label (repeatable)")->type_name("KEY")->allow_extra_args(false);
+  c->add_option("--unlabel", update->unlabels, "Remove a label (repeatable)")
+      ->type_name("KEY")
+      ->allow_extra_args(false);
   c->add_flag("--clear-labels", update->clear_labels, "Remove every label first");
   c->footer(
       "Examples:\n"

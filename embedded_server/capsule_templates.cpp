@@ -52,7 +52,8 @@ CapsuleTemplates parse_capsule_templates(const std::string& toml_text, const std
   }
   CapsuleTemplates out;
   for (const auto& [key, node] : doc) {
-    if (key.str() != "templates") bad(source, "unknown section [" + std::string(key.str()) + "] (only [templates.NAME])");
+    if (key.str() != "templates")
+      bad(source, "unknown section [" + std::string(key.str()) + "] (only [templates.NAME])");
     const auto* all = node.as_table();
     if (!all) bad(source, "templates must be tables: [templates.NAME]");
     for (const auto& [name_key, tnode] : *all) {

@@ -74,8 +74,12 @@ void list(ServerState& ctx, const httplib::Request& req, httplib::Response& res)
   }
   for (const auto& item : query_params(req, "label")) {
     if (item.empty()) throw validation_error("label", "must be key=value");
-    for (const auto& [k, v] : parse_selector(item, "label"))
-      if (!f.labels.emplace(k, v).second) throw validation_error("label", "label key '" + shown(k) + "' given twice");
+    for (const auto& [k, v] : parse_selector(item, "label")) {
+      // The same key=value twice asks the same; two values of one key can never both match.
+      auto [at, fresh] = f.labels.emplace(k, v);
+      if (!fresh && at->second != v)
+        throw validation_error("label", "label key '" + shown(k) + "' given twice with different values");
+    }
   }
   if (auto limit = query_param(req, "limit")) f.limit = static_cast<int>(parse_integer(*limit, "limit", 1, 1000));
   send_json(res, 200, capsule_array(capsule_manager(ctx).list(f)));

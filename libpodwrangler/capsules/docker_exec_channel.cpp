@@ -6,7 +6,6 @@
 #include <podwrangler/errors.hpp>
 #include <podwrangler/url.hpp>
 
-
 #include <algorithm>
 #include <atomic>
 #include <cerrno>

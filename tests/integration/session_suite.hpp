@@ -191,21 +191,25 @@ inline void timeout_keeps_shell_suite(const std::function<BlockingSession(Sessio
   SessionOptions opts;
   opts.command_timeout = 10;
   BlockingSession s = make(opts);
+  // How long past its timeout a command may take to be ended: far below the 30 s these
+  // commands would run, with room for a loaded machine (the interrupt, then SIGKILL after
+  // a short grace). How fast it is, is measured by bench/, not asserted here.
+  constexpr double kPromptly = 5.0;
   s.connect();
   s.run("cd /tmp; X=1");
   auto state = [&] { return s.run("pwd; echo $X").output; };
-  CHECK(time_out(s, "sleep 30", true) < 1.0);
+  CHECK(time_out(s, "sleep 30", true) < kPromptly);
   CHECK(state() == "/tmp\n1\n");
   // A command that ignores SIGINT: SIGKILL after a short grace.
-  CHECK(time_out(s, "trap '' INT; sleep 30", true) < 1.0);
+  CHECK(time_out(s, "trap '' INT; sleep 30", true) < kPromptly);
   CHECK(state() == "/tmp\n1\n");
   s.run("trap - INT");
-  CHECK(time_out(s, "sh -c 'trap \"\" INT; sleep 30; echo never'", true) < 1.0);
+  CHECK(time_out(s, "sh -c 'trap \"\" INT; sleep 30; echo never'", true) < kPromptly);
   CHECK(state() == "/tmp\n1\n");
   if (builtin_loops) {
-    CHECK(time_out(s, "while :; do :; done", true) < 1.0);
+    CHECK(time_out(s, "while :; do :; done", true) < kPromptly);
     CHECK(state() == "/tmp\n1\n");
-    CHECK(time_out(s, "while :; do sleep 1; done", true) < 1.0);
+    CHECK(time_out(s, "while :; do sleep 1; done", true) < kPromptly);
     CHECK(state() == "/tmp\n1\n");
   }
   s.close();

@@ -7,6 +7,7 @@
 #include "embedded_server/settings.hpp"
 
 #include <podwrangler/base64.hpp>
+#include <podwrangler/errors.hpp>
 
 #include <archive.h>
 #include <archive_entry.h>

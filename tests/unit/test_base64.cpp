@@ -7,8 +7,13 @@
 
 TEST_CASE("base64: the RFC 4648 test vectors both ways") {
   const std::pair<std::string, std::string> vectors[] = {
-      {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},          {"foo", "Zm9v"},
-      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+      {"", ""},
+      {"f", "Zg=="},
+      {"fo", "Zm8="},
+      {"foo", "Zm9v"},
+      {"foob", "Zm9vYg=="},
+      {"fooba", "Zm9vYmE="},
+      {"foobar", "Zm9vYmFy"},
   };
   for (const auto& [plain, coded] : vectors) {
     CAPTURE(plain);
@@ -31,6 +36,6 @@ TEST_CASE("base64: every byte value and a payload larger than one encoder chunk 
 TEST_CASE("base64: line breaks and spaces are skipped; anything else that is not base64 is refused") {
   CHECK(pw::base64_decode("Zm9v\nYmFy\r\n") == "foobar");
   CHECK(pw::base64_decode(" Zm9v YmE= ") == "fooba");
-  CHECK_FALSE(pw::base64_decode("Zm9").has_value());     // not a whole group
+  CHECK_FALSE(pw::base64_decode("Zm9").has_value());       // not a whole group
   CHECK_FALSE(pw::base64_decode("Zm9v!mFy").has_value());  // a byte outside the alphabet
 }
