@@ -61,7 +61,7 @@ int host_cpus() noexcept;
 
 struct CapsuleManager::Impl {
   struct Entry {
-    std::mutex op;
+    std::timed_mutex op;  // one change at a time (timed: a hand-out waits briefly for the monitor)
     std::mutex ch_mu;
     std::shared_ptr<ExecChannel> channel;         // under ch_mu
     std::atomic<std::int64_t> last_active_ms{0};  // the newest activity seen by this process

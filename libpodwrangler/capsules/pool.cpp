@@ -37,6 +37,9 @@ CapsuleSpec CapsuleManager::Impl::pool_base(const std::string& key) const {
 
 namespace {
 
+// How long a hand-out waits for a pool capsule that the monitor is busy with.
+constexpr int kHandOutWaitMs = 2000;
+
 // What a request needs that a pool capsule cannot give ("" = nothing).
 std::string incompatibility(const CapsuleSpec& want, const CapsuleSpec& base) {
   if (want.image != base.image) return "image";
@@ -72,7 +75,9 @@ std::optional<CapsuleRecord> CapsuleManager::Impl::pool_take(const CapsuleSpec& 
   // The oldest first: it has waited longest.
   for (auto it = candidates.rbegin(); it != candidates.rend(); ++it) {
     auto e = entry(it->id);
-    std::unique_lock op(e->op, std::try_to_lock);
+    // The monitor may be syncing this capsule right now: wait a little for it rather than
+    // serve the request cold. Another hand-out that took it is seen below (not paused).
+    std::unique_lock op(e->op, std::chrono::milliseconds(kHandOutWaitMs));
     if (!op.owns_lock()) continue;
     CapsuleRecord rec;
     try {

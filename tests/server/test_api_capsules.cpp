@@ -287,7 +287,12 @@ TEST_SUITE("capsule_api") {
       auto api = srv->client();
       Cleanup cleanup{api, {}};
       // `warm = 1`: the server keeps one ready capsule of the template (not among the user's).
-      CHECK(wait_until([&] { return api.get(pool).body.size() == 1; }, std::chrono::seconds(60)));
+      CHECK(wait_until(
+          [&] {
+            auto b = api.get(pool).body;
+            return b.size() == 1 && b[0]["state"] == "paused";  // ready: paused with its agent up
+          },
+          std::chrono::seconds(60)));
       CHECK(api.get("/api/v1/capsules").body.empty());
       auto r = api.post("/api/v1/capsules", {{"template", "small"}, {"owner", "tess"}});
       REQUIRE_MESSAGE(r.status == 201, r.raw);
