@@ -831,6 +831,18 @@ void bench_memory(Rig& rig) {
                       "-", true});
 }
 
+// Destroys every capsule still recorded (a phase that failed half-way, the warm pool's).
+void sweep(Rig& rig) {
+  auto m = rig.manager("sweep");
+  for (const auto& r : rig.records->list(pw::capsules::CapsuleFilter{})) {
+    try {
+      m->destroy(r.id);
+    } catch (const std::exception& ex) {
+      std::fprintf(stderr, "warning: destroy %s: %s\n", r.id.c_str(), ex.what());
+    }
+  }
+}
+
 int to_int(const std::string& s, const char* flag) {
   try {
     return std::stoi(s);
@@ -905,6 +917,10 @@ int main(int argc, char** argv) {
     if (o.only.count("memory")) bench_memory(rig);
   } catch (const std::exception& ex) {
     std::fprintf(stderr, "pw_bench_capsules: %s\n", ex.what());
+    try {
+      sweep(rig);
+    } catch (const std::exception&) {  // the run script removes what is left and fails
+    }
     return 1;
   }
 
