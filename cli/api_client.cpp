@@ -592,7 +592,7 @@ ApiReply ApiClient::put_stream(const std::string& path, std::uint64_t length,
                                const std::string& content_type) {
   const std::string request = "PUT " + path.substr(0, path.find('?'));
   std::exception_ptr failure;
-  std::vector<char> chunk(64 * 1024);
+  std::vector<char> chunk(std::size_t{64} * 1024);
   auto provider = [&](size_t, size_t, httplib::DataSink& sink) -> bool {
     try {
       std::size_t n = read(chunk.data(), chunk.size());
@@ -613,9 +613,9 @@ ApiReply ApiClient::put_stream(const std::string& path, std::uint64_t length,
   auto res =
       length == kUnknownLength
           ? client_->Put(
-                target.c_str(), headers,
-                [&](size_t offset, httplib::DataSink& sink) { return provider(offset, 0, sink); }, content_type.c_str())
-          : client_->Put(target.c_str(), headers, static_cast<size_t>(length), provider, content_type.c_str());
+                target, headers, [&](size_t offset, httplib::DataSink& sink) { return provider(offset, 0, sink); },
+                content_type)
+          : client_->Put(target, headers, static_cast<size_t>(length), provider, content_type);
   if (failure) {
     client_->stop();
     std::rethrow_exception(failure);
@@ -664,7 +664,7 @@ ApiReply ApiClient::get_stream(const std::string& path, const std::function<bool
   httplib::Headers headers{{"Accept", accept + "application/json"}};
   ERR_clear_error();
   ScopedSigpipeBlock nopipe;  // a server that closes early is EPIPE here, not the end of the CLI
-  auto res = client_->Get((base_.prefix + path).c_str(), headers, on_response, on_content);
+  auto res = client_->Get(base_.prefix + path, headers, on_response, on_content);
   if (failure) {
     client_->stop();
     std::rethrow_exception(failure);

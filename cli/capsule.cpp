@@ -310,7 +310,7 @@ void print_capsule(CommandContext& ctx, const nlohmann::json& c) {
   std::string caps = "drop ";
   for (const auto& cap : field::array(limits, "cap_drop"))
     caps += (caps == "drop " ? "" : ",") + cap.get<std::string>();
-  kv.emplace_back("limits", std::string("cpus ") + cpus + ", memory " + std::to_string(mem / (1024 * 1024)) +
+  kv.emplace_back("limits", std::string("cpus ") + cpus + ", memory " + std::to_string(mem / (1024LL * 1024)) +
                                 " MiB, pids " + field::text(limits, "pids_limit") + ", privileged " +
                                 (field::boolean(limits, "privileged").value_or(false) ? "yes" : "no") +
                                 ", no-new-privileges " +

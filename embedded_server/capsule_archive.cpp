@@ -64,7 +64,7 @@ class EntrySink final : public capsules::ByteSink {
 
 struct Reader {
   capsules::ByteSource* src;
-  std::vector<char> buf = std::vector<char>(64 * 1024);
+  std::vector<char> buf = std::vector<char>(std::size_t{64} * 1024);
 };
 
 la_ssize_t read_cb(archive*, void* client, const void** out) {

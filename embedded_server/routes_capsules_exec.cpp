@@ -12,6 +12,7 @@
 
 #include <httplib.h>
 
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -28,7 +29,7 @@ const std::vector<std::string_view> kExecFields = {"argv", "cmd", "env", "cwd", 
 nlohmann::json exit_event(const CapsuleExecResult& r) {
   return {{"event", "exit"},
           {"exit_code", r.result.exit_code},
-          {"duration_ms", static_cast<std::int64_t>(r.result.duration_s * 1000.0 + 0.5)},
+          {"duration_ms", static_cast<std::int64_t>(std::llround(r.result.duration_s * 1000.0))},
           {"timed_out", r.result.timed_out},
           {"resumed", r.resumed},
           {"recovered", r.recovered}};
