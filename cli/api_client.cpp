@@ -610,12 +610,11 @@ ApiReply ApiClient::put_stream(const std::string& path, std::uint64_t length,
   ERR_clear_error();
   ScopedSigpipeBlock nopipe;  // a server that closes early is EPIPE here, not the end of the CLI
   const std::string target = base_.prefix + path;
-  auto res =
-      length == kUnknownLength
-          ? client_->Put(
-                target, headers, [&](size_t offset, httplib::DataSink& sink) { return provider(offset, 0, sink); },
-                content_type)
-          : client_->Put(target, headers, static_cast<size_t>(length), provider, content_type);
+  auto res = length == kUnknownLength
+                 ? client_->Put(
+                       target, headers,
+                       [&](size_t offset, httplib::DataSink& sink) { return provider(offset, 0, sink); }, content_type)
+                 : client_->Put(target, headers, static_cast<size_t>(length), provider, content_type);
   if (failure) {
     client_->stop();
     std::rethrow_exception(failure);

@@ -21,8 +21,8 @@ namespace pw::cli {
 
 namespace {
 
-constexpr double kServerDefaultTimeout = 30.0;  // the API's default timeout_sec
-constexpr std::size_t kMaxStdin = std::size_t{512} * 1024;   // the request must fit the server's body limit (1 MiB)
+constexpr double kServerDefaultTimeout = 30.0;              // the API's default timeout_sec
+constexpr std::size_t kMaxStdin = std::size_t{512} * 1024;  // the request must fit the server's body limit (1 MiB)
 
 void write_raw(FILE* f, const std::string& bytes) {
   std::fwrite(bytes.data(), 1, bytes.size(), f);
