@@ -295,7 +295,11 @@ TEST_SUITE("capsule_docker") {
     for (const auto& c : be->list_capsule_containers()) CHECK(c.container_id != plain);
     auto ch = be->exec_channel(cap.container);
     // PID 1's output is the container's log (written by the engine as it comes).
-    run(*ch, {"sh", "-c", "echo to-stderr > /proc/1/fd/2; for i in 1 2 3 4 5; do echo line $i; done > /proc/1/fd/1"});
+    // The engine copies stdout and stderr separately, so their relative order in the log is
+    // not kept: the stderr line is waited for before the stdout lines are written.
+    run(*ch, {"sh", "-c", "echo to-stderr > /proc/1/fd/2"});
+    CHECK(testing::wait_until([&] { return be->logs(cap.container, 1) == std::vector<std::string>{"to-stderr"}; }));
+    run(*ch, {"sh", "-c", "for i in 1 2 3 4 5; do echo line $i; done > /proc/1/fd/1"});
     CHECK(testing::wait_until([&] {
       return be->logs(cap.container, 2) == std::vector<std::string>{"line 4", "line 5"};
     }));
